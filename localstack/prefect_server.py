@@ -1,0 +1,124 @@
+"""The Prefect server of the local stack (its database on the stack's PostgreSQL) and a process
+worker that runs the deployments from ``prefect.yaml``.
+
+PostgreSQL rather than SQLite: on SQLite, concurrency-slot acquisition stalls on "database is
+locked" for seconds; on PostgreSQL it takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from floe.errors import StackError
+from localstack.processes import ManagedProcess
+from localstack.settings import StackSettings
+
+PREFECT_DATABASE = "prefect"
+
+
+def prefect_cli() -> str:
+    path = Path(sys.executable).parent / "prefect"
+    if not path.exists():
+        raise StackError(f"prefect CLI not found next to {sys.executable}; run 'make install'")
+    return str(path)
+
+
+def client_env(settings: StackSettings) -> dict[str, str]:
+    """Environment for any Prefect client talking to this stack's server."""
+    return {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_HOME": str(settings.state_dir / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+    }
+
+
+class LocalPrefect:
+    def __init__(self, settings: StackSettings, project_dir: Path) -> None:
+        self.settings = settings
+        self.project_dir = project_dir
+        self.server = ManagedProcess("prefect-server", settings.state_dir)
+        self.worker = ManagedProcess("prefect-worker", settings.state_dir)
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, **client_env(self.settings)}
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.settings.pg_url(
+            PREFECT_DATABASE, "postgresql+asyncpg"
+        )
+        env["PREFECT_UI_API_URL"] = self.settings.prefect_api_url
+        return env
+
+    def start(self) -> None:
+        argv = [
+            prefect_cli(),
+            "server",
+            "start",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.prefect_port),
+        ]
+        self.server.start(argv, env=self._env(), cwd=self.project_dir)
+        self.server.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
+        self._ensure_work_pool()
+        if self.settings.start_worker:
+            worker_argv = [
+                prefect_cli(),
+                "worker",
+                "start",
+                "--pool",
+                self.settings.work_pool,
+                "--type",
+                "process",
+            ]
+            worker_env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+            self.worker.start(worker_argv, env=worker_env, cwd=self.project_dir)
+
+    def _ensure_work_pool(self) -> None:
+        env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+        inspect = subprocess.run(
+            [prefect_cli(), "work-pool", "inspect", self.settings.work_pool],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if inspect.returncode == 0:
+            return
+        created = subprocess.run(
+            [prefect_cli(), "work-pool", "create", self.settings.work_pool, "--type", "process"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise StackError(
+                f"could not create Prefect work pool '{self.settings.work_pool}': {created.stdout}"
+            )
+
+    def healthy(self) -> bool:
+        return httpx.get(f"{self.settings.prefect_api_url}/health", timeout=3).status_code == 200
+
+    def stop(self) -> None:
+        self.worker.stop(grace_seconds=10)
+        self.server.stop(grace_seconds=15)
+
+
+def deploy_all(project_dir: Path) -> None:
+    """``prefect deploy --all`` for the project's prefect.yaml (the work pool must exist)."""
+    result = subprocess.run(
+        [prefect_cli(), "--no-prompt", "deploy", "--all"],
+        cwd=project_dir,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"prefect deploy failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")

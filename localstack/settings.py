@@ -1,0 +1,59 @@
+"""Settings of the local stack: ports, state directory and credentials, from ``FLOE_STACK_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack lives and which ports it takes. Every field has an env override."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOE_STACK_", extra="ignore")
+
+    dir: Path = Field(default=Path(".floe/stack"), description="State directory: data, logs, pids")
+    host: str = "127.0.0.1"
+    pg_port: int = Field(default=55432, ge=1024, le=65535)
+    kafka_port: int = Field(default=19092, ge=1024, le=65535)
+    connect_port: int = Field(default=18083, ge=1024, le=65535)
+    prefect_port: int = Field(default=14200, ge=1024, le=65535)
+    pg_user: str = "floe"
+    pg_password: SecretStr = SecretStr("floe-local")
+    pg_bin: Path = Field(default=Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL 15 binaries")
+    java: str = "java"
+    jetty_security_jar: Path | None = Field(
+        default=None, description="org.eclipse.jetty:jetty-security:12.0.x jar; searched for when unset"
+    )
+    work_pool: str = "floe"
+    start_worker: bool = Field(default=True, description="Start a Prefect process worker for deployments")
+    health_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir.resolve()
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.host}:{self.connect_port}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}"
+
+    def pg_url(self, database: str, driver: str = "postgresql") -> str:
+        pw = self.pg_password.get_secret_value()
+        return f"{driver}://{self.pg_user}:{pw}@{self.host}:{self.pg_port}/{database}"

@@ -1,0 +1,1 @@
+"""Reconciliation of source and Iceberg tables with Soda Core (SodaCL) checks."""

@@ -1,0 +1,164 @@
+"""Compare each source table's row count with its Iceberg table's, through a Soda scan.
+
+The Iceberg side is handed to Soda as a DuckDB connection holding the table's key columns (the
+row count needs nothing else); the source side is Soda's own PostgreSQL data source. Soda's
+telemetry is switched off through its global config file, which must be chosen before
+``soda.scan`` is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jinja2
+import yaml
+
+from floe.config import PipelineConfig, PostgresSource
+from iceberg.catalog import load_table, open_catalog
+
+log = logging.getLogger("floe.reconcile")
+
+ICEBERG_DATA_SOURCE = "iceberg"
+_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), undefined=jinja2.StrictUndefined
+)
+
+
+@dataclass
+class ReconcileResult:
+    """Outcome of one table's reconciliation; ``passed`` is None when the check could not run."""
+
+    table: str
+    source_table: str
+    source_count: int | None
+    iceberg_count: int | None
+    passed: bool | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _scan_class() -> type:
+    config = Path(tempfile.gettempdir()) / "floe-soda-config.yml"
+    if not config.exists():
+        config.write_text(
+            "send_anonymous_usage_stats: false\nuser_cookie_id: 00000000-0000-0000-0000-000000000000\n"
+        )
+    from soda.common.config_helper import ConfigHelper
+
+    ConfigHelper.get_instance(str(config))
+    from soda.scan import Scan
+
+    logging.getLogger("soda.scan").setLevel(logging.CRITICAL)
+    return Scan
+
+
+def _data_source_name(source: PostgresSource) -> str:
+    return f"src_{source.name}"
+
+
+def _source_configuration(source: PostgresSource) -> str:
+    """Soda's configuration for the source database. Holds the password: never log it."""
+    config = {
+        f"data_source {_data_source_name(source)}": {
+            "type": "postgres",
+            "host": source.host,
+            "port": source.port,
+            "username": source.user,
+            "password": source.password.get_secret_value(),
+            "database": source.database,
+        }
+    }
+    return yaml.safe_dump(config)
+
+
+def _check_name(target: str) -> str:
+    return f"floe_row_count_{target}"
+
+
+def reconcile(config: PipelineConfig, tables: list[str] | None = None) -> list[ReconcileResult]:
+    """Reconcile the chosen tables (all by default), one Soda scan per source."""
+    chosen = [config.find_table(t) for t in tables] if tables else config.tables()
+    catalog = open_catalog(config.iceberg)
+    scan_class = _scan_class()
+    results: list[ReconcileResult] = []
+    for source in {id(s): s for s, _ in chosen}.values():
+        source_tables = [t for s, t in chosen if s is source]
+        connection = duckdb.connect()
+        checks, pending = [], {}
+        for table in source_tables:
+            target = table.target_name
+            if not (_SAFE_NAME.match(target) and all(_SAFE_NAME.match(p) for p in table.name.split("."))):
+                results.append(
+                    ReconcileResult(target, table.name, None, None, None, "unsupported table name")
+                )
+                continue
+            iceberg_table = load_table(catalog, config.iceberg.namespace, target)
+            if iceberg_table is None:
+                results.append(
+                    ReconcileResult(target, table.name, None, None, False, "Iceberg table not created yet")
+                )
+                continue
+            key = [
+                iceberg_table.schema().find_column_name(i)
+                for i in iceberg_table.schema().identifier_field_ids
+            ]
+            connection.register(target, iceberg_table.scan(selected_fields=tuple(key)).to_arrow())
+            checks.append(
+                _TEMPLATES.get_template("row_count.yml").render(
+                    target=target,
+                    source_table=table.name,
+                    source_data_source=_data_source_name(source),
+                    check_name=_check_name(target),
+                )
+            )
+            pending[_check_name(target)] = table
+        if checks:
+            results.extend(_run_scan(scan_class, source, connection, "\n".join(checks), pending))
+        connection.close()
+    return results
+
+
+def _run_scan(
+    scan_class: type,
+    source: PostgresSource,
+    connection: duckdb.DuckDBPyConnection,
+    sodacl: str,
+    pending: dict,
+) -> list[ReconcileResult]:
+    scan = scan_class()
+    scan.set_scan_definition_name(f"floe_reconcile_{source.name}")
+    scan.set_data_source_name(ICEBERG_DATA_SOURCE)
+    scan.add_duckdb_connection(connection, data_source_name=ICEBERG_DATA_SOURCE)
+    scan.add_configuration_yaml_str(_source_configuration(source))
+    scan.add_sodacl_yaml_str(sodacl)
+    scan.execute()
+    outcome = scan.get_scan_results()
+    by_name = {check["name"]: check for check in outcome.get("checks", [])}
+    errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
+    results = []
+    for name, table in pending.items():
+        check = by_name.get(name)
+        if check is None or check.get("outcome") is None:
+            reason = errors[0] if errors else "check did not run"
+            results.append(ReconcileResult(table.target_name, table.name, None, None, None, reason))
+            continue
+        diagnostics = check.get("diagnostics", {})
+        results.append(
+            ReconcileResult(
+                table=table.target_name,
+                source_table=table.name,
+                source_count=diagnostics.get("otherRowCount"),
+                iceberg_count=diagnostics.get("rowCount"),
+                passed=check["outcome"] == "pass",
+            )
+        )
+    return results
