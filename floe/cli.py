@@ -79,7 +79,7 @@ def stack_down() -> None:
     from localstack.settings import StackSettings
     from localstack.stack import LocalStack
 
-    dropped = LocalStack(StackSettings(), PROJECT_DIR).down()
+    dropped = LocalStack(StackSettings().recorded(), PROJECT_DIR).down()
     typer.echo(f"local stack is down; dropped replication slots: {', '.join(dropped) or 'none'}")
 
 
@@ -89,7 +89,7 @@ def stack_status() -> None:
     from localstack.settings import StackSettings
     from localstack.stack import LocalStack
 
-    statuses = LocalStack(StackSettings(), PROJECT_DIR).status()
+    statuses = LocalStack(StackSettings().recorded(), PROJECT_DIR).status()
     for s in statuses:
         state = "healthy" if s.healthy else ("unhealthy" if s.pid else "stopped")
         typer.echo(f"{s.name:<15} {state:<10} pid={s.pid or '-':<8} {s.address:<28} log={s.log_file}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -107,7 +107,8 @@ class PostgresSource(_Model):
         return f"postgresql+psycopg2://{self.user}:{pw}@{self.host}:{self.port}/{self.database}"
 
 
-Source = Annotated[PostgresSource, Field(discriminator="kind")]
+# MongoDB sources join this as a union discriminated by ``kind`` (default "postgres").
+Source = PostgresSource
 
 
 class KafkaConfig(_Model):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -16,6 +19,8 @@ from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.merge import MergeResult
 from soda_checks.reconcile import ReconcileResult, reconcile
 
+log = logging.getLogger("floe.replicate")
+_TOTALS = ("events", "inserted", "updated", "deleted")
 _TASK = {"cache_policy": NONE, "persist_result": False}
 
 
@@ -65,3 +70,24 @@ def replicate(
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
     return rows
+
+
+def replicate_until_caught_up(config_path: str | Path, timeout: float) -> list[dict[str, Any]]:
+    """Run cycles until one finds nothing new and every table reconciles, or *timeout* passes.
+
+    Returns the last cycle's rows with ``events``/``inserted``/``updated``/``deleted`` summed
+    over all cycles, so the summary tells what the whole catch-up did.
+    """
+    deadline = time.monotonic() + timeout
+    totals: dict[str, dict[str, int]] = {}
+    while True:
+        rows = replicate(config_path=str(config_path))
+        for row in rows:
+            table = totals.setdefault(row["table"], dict.fromkeys(_TOTALS, 0))
+            for name in _TOTALS:
+                table[name] += row[name]
+        quiet = all(row["events"] == 0 for row in rows)
+        if (quiet and all(row["reconciliation"] == "pass" for row in rows)) or time.monotonic() > deadline:
+            if not quiet:
+                log.warning("tables did not catch up within %.0fs", timeout)
+            return [{**row, **totals[row["table"]]} for row in rows]

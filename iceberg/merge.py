@@ -48,7 +48,7 @@ class MergeResult:
 
 def _storage(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Extension arrays (uuid) have no compute kernels; compare their storage instead."""
-    if isinstance(column.type, pa.ExtensionType):
+    if isinstance(column.type, pa.BaseExtensionType):
         if isinstance(column, pa.ChunkedArray):
             return pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
         return column.storage
@@ -101,7 +101,7 @@ def _prune_filter(
 ) -> BooleanExpression:
     """A key-range filter on the first key column, for file pruning by manifest statistics."""
     first = key[0]
-    if isinstance(table_schema_types[first], pa.ExtensionType) or keys.num_rows == 0:
+    if isinstance(table_schema_types[first], pa.BaseExtensionType) or keys.num_rows == 0:
         return AlwaysTrue()
     bounds = pc.min_max(keys[first])
     low, high = bounds["min"].as_py(), bounds["max"].as_py()

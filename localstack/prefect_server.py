@@ -35,6 +35,7 @@ def client_env(settings: StackSettings) -> dict[str, str]:
         "PREFECT_HOME": str(settings.state_dir / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     }
 
 

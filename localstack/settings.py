@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_RECORDED = ("host", "pg_port", "kafka_port", "connect_port", "prefect_port", "pg_user", "work_pool")
 
 
 class StackSettings(BaseSettings):
@@ -29,6 +32,21 @@ class StackSettings(BaseSettings):
     work_pool: str = "floe"
     start_worker: bool = Field(default=True, description="Start a Prefect process worker for deployments")
     health_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    def record(self) -> None:
+        """Remember the ports this state directory's stack runs on, for later down/status."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.recorded_file.write_text(json.dumps({name: getattr(self, name) for name in _RECORDED}))
+
+    def recorded(self) -> StackSettings:
+        """These settings with the ports the stack in this state directory was started with."""
+        if not self.recorded_file.exists():
+            return self
+        return self.model_copy(update=json.loads(self.recorded_file.read_text()))
+
+    @property
+    def recorded_file(self) -> Path:
+        return self.state_dir / "stack.json"
 
     @property
     def state_dir(self) -> Path:

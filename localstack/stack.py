@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class LocalStack:
 
     def up(self) -> None:
         """Start every component, waiting for each to be healthy before the next."""
+        self.settings.record()
         log.info("starting PostgreSQL on port %s", self.settings.pg_port)
         self.postgres.start()
         for database in (PREFECT_DATABASE, CATALOG_DATABASE):
@@ -58,8 +60,11 @@ class LocalStack:
 
     def down(self) -> list[str]:
         """Stop everything in reverse order; drop the replication slots; return the dropped slots."""
+        began = time.monotonic()
         self.prefect.stop()
+        log.info("stopped Prefect (%.1fs)", time.monotonic() - began)
         self.connect.stop()
+        log.info("stopped Kafka Connect (%.1fs)", time.monotonic() - began)
         dropped: list[str] = []
         if self.postgres.process.pid() is not None:
             try:
@@ -68,17 +73,20 @@ class LocalStack:
                 log.warning("could not drop replication slots: %s", exc)
         self.broker.stop()
         self.postgres.stop()
+        log.info("stopped the broker and PostgreSQL (%.1fs)", time.monotonic() - began)
         return dropped
 
     def _components(self) -> list[tuple[ManagedProcess, object, str]]:
         s = self.settings
-        return [
+        components = [
             (self.postgres.process, self.postgres.healthy, f"{s.host}:{s.pg_port}"),
             (self.broker.process, self.broker.healthy, s.kafka_bootstrap),
             (self.connect.process, self.connect.healthy, s.connect_url),
             (self.prefect.server, self.prefect.healthy, s.prefect_ui_url),
-            (self.prefect.worker, lambda: True, f"work pool {s.work_pool}"),
         ]
+        if s.start_worker:
+            components.append((self.prefect.worker, lambda: True, f"work pool {s.work_pool}"))
+        return components
 
     def status(self) -> list[ComponentStatus]:
         result = []

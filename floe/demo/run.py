@@ -7,7 +7,6 @@ live changes, so a second run shows change data capture on top of the first.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from cdc.deploy import apply_connectors
@@ -42,21 +41,6 @@ def apply_workload(stack: LocalStack, database: str) -> None:
         conn.close()
 
 
-def replicate_until_caught_up(config_path: Path, timeout: float = CATCH_UP_SECONDS) -> list[dict]:
-    """Run replicate cycles until a cycle finds nothing new and every table reconciles."""
-    from flows.replicate import replicate
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = replicate(config_path=str(config_path))
-        quiet = all(row["events"] == 0 for row in rows)
-        if quiet and all(row["reconciliation"] == "pass" for row in rows):
-            return rows
-        if time.monotonic() > deadline:
-            log.warning("tables did not catch up within %.0fs", timeout)
-            return rows
-
-
 def _demo_database(config: PipelineConfig) -> str:
     return config.sources[0].database
 
@@ -74,7 +58,9 @@ def run_demo(config_path: Path, project_dir: Path) -> int:
     for name, state in apply_connectors(config).items():
         log.info("connector %s: %s", name, state)
     apply_workload(stack, database)
-    rows = replicate_until_caught_up(config_path)
+    from flows.replicate import replicate_until_caught_up
+
+    rows = replicate_until_caught_up(config_path, CATCH_UP_SECONDS)
     deploy_all(project_dir)
     print(
         "\nFloe demo: PostgreSQL database",

@@ -1,0 +1,73 @@
+"""Row-by-row, value-by-value comparison of a PostgreSQL table with its Iceberg table."""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from typing import Any
+
+from psycopg2.extensions import connection as PgConnection
+from pyiceberg.table import Table
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _column_kinds(conn: PgConnection, schema: str, table: str) -> dict[str, str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            (schema, table),
+        )
+        return dict(cur.fetchall())
+
+
+def _normalise(kind: str, value: Any, from_iceberg: bool) -> Any:
+    """Bring both sides to one Python representation per PostgreSQL type."""
+    if value is None:
+        return None
+    if kind in ("json", "jsonb"):
+        return json.loads(value) if from_iceberg or isinstance(value, str) else value
+    if kind == "real":
+        return _float32(value)
+    if kind == "uuid":
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+    if kind == "bytea":
+        return bytes(value)
+    return value
+
+
+def source_rows(conn: PgConnection, source_table: str, key: list[str]) -> list[dict[str, Any]]:
+    schema, table = source_table.split(".")
+    kinds = _column_kinds(conn, schema, table)
+    with conn.cursor() as cur:
+        cur.execute(f'SELECT * FROM "{schema}"."{table}"')
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = [{k: _normalise(kinds[k], v, False) for k, v in row.items()} for row in rows]
+    return sorted(rows, key=lambda r: tuple(r[k] for k in key))
+
+
+def iceberg_rows(table: Table, kinds: dict[str, str], key: list[str]) -> list[dict[str, Any]]:
+    rows = table.scan().to_arrow().to_pylist()
+    rows = [{k: _normalise(kinds.get(k, ""), v, True) for k, v in row.items() if k in kinds} for row in rows]
+    return sorted(rows, key=lambda r: tuple(r[k] for k in key))
+
+
+def assert_same_rows(conn: PgConnection, source_table: str, table: Table) -> int:
+    """Fail with the first differing row; return the number of rows compared."""
+    schema_name, table_name = source_table.split(".")
+    key = [table.schema().find_column_name(i) for i in table.schema().identifier_field_ids]
+    expected = source_rows(conn, source_table, key)
+    actual = iceberg_rows(table, _column_kinds(conn, schema_name, table_name), key)
+    assert len(actual) == len(expected), (
+        f"{source_table}: {len(expected)} source rows, {len(actual)} in Iceberg"
+    )
+    for want, got in zip(expected, actual, strict=True):
+        assert got == want, (
+            f"{source_table} row {[want[k] for k in key]} differs:\nsource  {want}\niceberg {got}"
+        )
+    return len(expected)

@@ -1,0 +1,35 @@
+"""The deployments of prefect.yaml, registered and run by the stack's process worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+
+from localstack.prefect_server import deploy_all
+from localstack.stack import LocalStack
+from tests.conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.stack
+
+
+async def _pause_schedules() -> list[str]:
+    """Keep the interval schedule of the demo pipeline from firing inside the test stack."""
+    async with get_client() as client:
+        deployments = await client.read_deployments()
+        for deployment in deployments:
+            await client.pause_deployment(deployment.id)
+        return sorted(f"{d.name}:{d.work_pool_name}" for d in deployments)
+
+
+def test_deployments_register_and_the_worker_runs_reconcile(stack: LocalStack, config_path):
+    deploy_all(PROJECT_DIR)
+    assert asyncio.run(_pause_schedules()) == ["reconcile:floe", "replicate:floe"]
+    flow_run = run_deployment(
+        "reconcile/reconcile",
+        parameters={"config_path": str(config_path), "tables": ["orders"]},
+        timeout=180,
+    )
+    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state

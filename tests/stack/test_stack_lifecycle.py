@@ -1,0 +1,52 @@
+"""``floe stack status`` and ``floe stack down`` on the session's real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from floe.cli import app
+from localstack.stack import LocalStack
+
+pytestmark = pytest.mark.stack
+
+
+def _processes_mentioning(*needles: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(needle in cmdline for needle in needles):
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
+def test_status_reports_every_component_healthy(stack: LocalStack):
+    result = CliRunner().invoke(app, ["stack", "status"])
+    assert result.exit_code == 0, result.output
+    for component in ("postgres", "kafka", "connect", "prefect-server", "prefect-worker"):
+        assert f"{component} " in result.output
+    assert "unhealthy" not in result.output and "stopped" not in result.output
+
+
+@pytest.mark.stops_stack
+def test_down_leaves_no_process_and_no_replication_slot(stack: LocalStack):
+    slot_dir = stack.postgres.data_dir / "pg_replslot"
+    with stack.postgres.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_create_logical_replication_slot('floe_lifecycle_probe', 'pgoutput')")
+    assert any(slot_dir.iterdir())
+    result = CliRunner().invoke(app, ["stack", "down"])
+    assert result.exit_code == 0, result.output
+    assert "floe_lifecycle_probe" in result.output
+    assert list(slot_dir.iterdir()) == []
+    state = str(stack.settings.state_dir)
+    listener = f"tcp://{stack.settings.host}:{stack.settings.kafka_port}"
+    assert _processes_mentioning(state, listener) == []
+    status = CliRunner().invoke(app, ["stack", "status"])
+    assert status.exit_code == 1 and "healthy " not in status.output

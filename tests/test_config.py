@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from floe.config import load_config
+from floe.errors import ConfigError
+
+VALID = """
+sources:
+  - name: shop
+    database: shop
+    user: floe
+    password: ${TEST_FLOE_SECRET}
+    port: ${TEST_FLOE_PORT:-5433}
+    tables: [public.orders, {name: sales.orders, target: sales_orders}]
+kafka: {bootstrap_servers: "127.0.0.1:9092"}
+connect: {url: "http://127.0.0.1:8083"}
+iceberg:
+  catalog_uri: "sqlite:///cat.db"
+  warehouse: warehouse
+  namespace: shop
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "floe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_interpolates_env_and_resolves_warehouse(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "s3cret-value")
+    config = load_config(write(tmp_path, VALID))
+    source = config.sources[0]
+    assert source.port == 5433
+    assert source.password.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(config)
+    assert config.iceberg.warehouse == (tmp_path / "warehouse").as_uri()
+    assert [t.target_name for _, t in config.tables()] == ["orders", "sales_orders"]
+    assert source.topic_for(source.tables[1]) == "floe.shop.sales.orders"
+    assert source.slot == "floe_shop"
+
+
+def test_missing_env_var_names_the_key_and_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEST_FLOE_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.password: environment variable TEST_FLOE_SECRET"):
+        load_config(write(tmp_path, VALID))
+
+
+def test_invalid_value_names_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "x")
+    monkeypatch.setenv("TEST_FLOE_PORT", "not-a-port")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.port: Input should be a valid integer"):
+        load_config(write(tmp_path, VALID))
+
+
+def test_duplicate_targets_are_rejected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "x")
+    text = VALID.replace("{name: sales.orders, target: sales_orders}", "sales.orders")
+    with pytest.raises(ConfigError, match="'orders' is the target of both"):
+        load_config(write(tmp_path, text))
+
+
+def test_unqualified_table_and_unknown_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "x")
+    text = VALID.replace("public.orders,", "orders,").replace(
+        "namespace: shop", "namespace: shop\n  colour: red"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    message = str(error.value)
+    assert "must be schema.table" in message
+    assert "iceberg.colour: Extra inputs are not permitted" in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,26 @@
+from pydantic import SecretStr
+
+from cdc.connectors import render_postgres
+from floe.config import PostgresSource, TableRef
+
+
+def test_postgres_connector_properties():
+    source = PostgresSource(
+        name="shop",
+        database="shop",
+        user="floe",
+        password=SecretStr("pw"),
+        tables=[TableRef(name="public.orders"), TableRef(name="sales.order_lines")],
+        connector_overrides={"max.batch.size": "1024"},
+    )
+    config = render_postgres(source)
+    assert config["table.include.list"] == r"public\.orders,sales\.order_lines"
+    assert config["plugin.name"] == "pgoutput"
+    assert config["publication.autocreate.mode"] == "filtered"
+    assert config["slot.name"] == "floe_shop" and config["publication.name"] == "floe_shop"
+    assert config["topic.prefix"] == "floe.shop"
+    assert config["value.converter.schemas.enable"] == "true"
+    assert config["column.propagate.source.type"] == ".*"
+    assert config["skipped.operations"] == "none"
+    assert config["max.batch.size"] == "1024"
+    assert config["database.password"] == "pw"

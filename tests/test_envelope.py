@@ -1,0 +1,87 @@
+"""Decoding of real Debezium PostgreSQL events (recorded from the local stack)."""
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from cdc.envelope import KafkaRecord, TopicDecoder
+from floe.changes import OP_COLUMN
+from floe.errors import DecodeError
+from tests.conftest import FIXTURES
+
+
+def records(table: str) -> list[KafkaRecord]:
+    found = []
+    for line in (FIXTURES / "debezium" / "postgres_events.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        if item["topic"].endswith(f".{table}"):
+            key = item["key"].encode() if item["key"] else None
+            value = item["value"].encode() if item["value"] else None
+            found.append(KafkaRecord(item["topic"], item["partition"], item["offset"], key, value))
+    return found
+
+
+def test_types_follow_the_source_declaration():
+    batch = TopicDecoder("customers", "shop", "public.customers").decode(records("customers"))
+    schema = batch.data.schema
+    assert batch.key == ["id"]
+    assert schema.field("id").type == pa.int32()
+    assert schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("birth_date").type == pa.date32()
+    assert isinstance(schema.field("external_id").type, pa.UuidType)
+    assert schema.field("tags").type == pa.list_(pa.string())
+    assert batch.column("profile").logical == "json"
+    assert batch.column("email").source_type == "VARCHAR(200)"
+    row = batch.data.to_pylist()[0]
+    assert row["id"] == 1
+    assert row["created_at"] == dt.datetime(2023, 1, 1, 0, 37, 13, 123456, tzinfo=dt.UTC)
+    assert row["birth_date"] == dt.date(1971, 9, 7)  # 1950-01-01 + 7919 days, as seeded
+    assert row["external_id"] == uuid.UUID("f772b9fc-56bb-badf-3173-56b02e65ddff")
+    assert json.loads(row["profile"]) == {"tier": "silver", "newsletter": False}
+    assert row["tags"] == ["tag1", "tag1"]
+    assert batch.position["snapshot"] in ("first", "first_in_data_collection", "true")
+
+
+def test_numeric_time_bytes_and_arrays():
+    batch = TopicDecoder("products", "shop", "public.products").decode(records("products"))
+    schema = batch.data.schema
+    assert schema.field("price").type == pa.decimal128(12, 2)
+    assert schema.field("opens_at").type == pa.time64("us")
+    assert schema.field("listed_at").type == pa.timestamp("us")
+    assert schema.field("thumbnail").type == pa.binary()
+    assert schema.field("ratings").type == pa.list_(pa.int32())
+    assert schema.field("stock").type == pa.int16()
+    # An unconstrained NUMERIC added later stays exact as text.
+    assert schema.field("extra").type == pa.string()
+    rows = batch.data.to_pylist()
+    assert [r[OP_COLUMN] for r in rows] == ["r", "r", "u", "c"]
+    first = rows[0]
+    assert first["price"] == Decimal("372.47")
+    assert first["opens_at"] == dt.time(8, 1, 0, 500000)
+    assert first["listed_at"] == dt.datetime(2024, 3, 2, 12, 30)
+    assert first["thumbnail"] == bytes.fromhex("c4ca4238a0b923820dcc509a6f75849b")
+    assert first["ratings"] == [2, 4]
+    assert rows[0]["extra"] is None and rows[3]["extra"] == "12345678901234567890.123456789"
+    assert batch.offsets == {"floe.shop.public.products": {0: 202}}
+
+
+def test_deletes_carry_the_key_and_tombstones_are_skipped():
+    batch = TopicDecoder("order_lines", "shop", "public.order_lines").decode(records("order_lines"))
+    assert batch.key == ["order_id", "line_no"]
+    rows = batch.data.to_pylist()
+    assert [r[OP_COLUMN] for r in rows] == ["r", "d"]
+    assert rows[1]["order_id"] == 1 and rows[1]["line_no"] == 2 and rows[1]["quantity"] is None
+    assert batch.skipped == 1
+    assert batch.offsets["floe.shop.public.order_lines"][0] == 6002
+
+
+def test_unparseable_event_names_table_topic_and_offset():
+    bad = KafkaRecord("floe.shop.public.orders", 0, 41, b'{"id":1}', b'{"schema": nonsense')
+    with pytest.raises(
+        DecodeError, match=r"table orders \(topic floe.shop.public.orders, partition 0, offset 41\)"
+    ):
+        TopicDecoder("orders", "shop", "public.orders").decode([bad])
