@@ -140,8 +140,14 @@ def replicate(
     try:
         interval = load_config(config).replicate.follow_interval_seconds
         while True:
-            rows = replicate_flow(config_path=str(config), tables=tables)
-            typer.echo(format_rows(rows))
+            try:
+                rows = replicate_flow(config_path=str(config), tables=tables)
+                typer.echo(format_rows(rows))
+            except FloeError as exc:
+                if once:
+                    raise
+                # Following keeps going: the failing table is retried next cycle, others advance.
+                logging.getLogger("floe.replicate").error("cycle failed: %s", exc)
             if once:
                 return
             time.sleep(interval)

@@ -13,6 +13,7 @@ from prefect.cache_policies import NONE
 
 from floe.changes import ChangeBatch
 from floe.config import load_config
+from floe.errors import FloeError
 from floe.replication import Replicator
 from flows.report import format_rows, table_rows
 from iceberg.checkpoint import Checkpoint, read_checkpoint
@@ -20,6 +21,12 @@ from iceberg.merge import MergeResult
 from soda_checks.reconcile import ReconcileResult, reconcile
 
 log = logging.getLogger("floe.replicate")
+
+
+class ReplicationFailed(FloeError):
+    """At least one table failed to merge in a cycle; the other tables were committed."""
+
+
 _TOTALS = ("events", "inserted", "updated", "deleted")
 _TASK = {"cache_policy": NONE, "persist_result": False}
 
@@ -61,14 +68,26 @@ def replicate(
     with Replicator(config, tables) as replicator:
         checkpoints = read_checkpoints(replicator)
         batches = consume_changes(replicator, checkpoints)
-        merges = {name: merge_table(replicator, batch, checkpoints[name]) for name, batch in batches.items()}
-        replicator.commit_for_monitoring(batches)
+        merges, failures = {}, {}
+        for name, batch in batches.items():
+            # One table's failure must not stop the others: each commits on its own.
+            state = merge_table(replicator, batch, checkpoints[name], return_state=True)
+            outcome = state.result(raise_on_failure=False)
+            if isinstance(outcome, BaseException):
+                failures[name] = str(outcome)
+            else:
+                merges[name] = outcome
+        replicator.commit_for_monitoring({name: batches[name] for name in merges})
         names = list(replicator.targets)
         after = {name: read_checkpoint(replicator.load(name)) for name in names}
     checks = reconcile_tables(config_path, names) if reconcile_after else []
-    rows = table_rows(names, merges, after, checks)
+    rows = table_rows(names, merges, after, checks, failures)
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
+    if failures:
+        raise ReplicationFailed(
+            "; ".join(f"table {name} was not merged: {message}" for name, message in failures.items())
+        )
     return rows
 
 

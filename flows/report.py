@@ -22,6 +22,7 @@ def table_rows(
     merges: dict[str, MergeResult],
     checkpoints: dict[str, Checkpoint],
     checks: list[ReconcileResult],
+    failures: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per table: what this cycle changed, where the table stands, whether it reconciles."""
     by_table = {check.table: check for check in checks}
@@ -40,6 +41,7 @@ def table_rows(
                 "source_rows": check.source_count if check else None,
                 "iceberg_rows": check.iceberg_count if check else None,
                 "reconciliation": _outcome(check),
+                "error": (failures or {}).get(table, ""),
             }
         )
     return rows
@@ -60,6 +62,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         "iceberg_rows",
         "reconciliation",
     ]
+    if any(row.get("error") for row in rows):
+        columns.append("error")
     cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from pyiceberg.expressions import EqualTo
+from typer.testing import CliRunner
 
 from cdc.connect_client import ConnectClient
+from floe.cli import app
 from floe.config import PipelineConfig
 from flows.reconcile import reconcile
-from flows.replicate import replicate_until_caught_up
+from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import open_catalog
 from localstack.stack import LocalStack
 from tests.stack.compare import assert_same_rows
@@ -97,6 +104,34 @@ def test_reconciliation_fails_with_both_counts_after_a_row_vanishes(config_path,
     assert failed["source_count"] == failed["iceberg_count"] + 1
 
 
+def test_cycle_publishes_a_table_artifact(config_path):
+    replicate(config_path=str(config_path))
+    artifact = asyncio.run(_latest_artifact("floe-replicate"))
+    assert {row["table"] for row in json.loads(artifact.data)} == {
+        "customers",
+        "products",
+        "orders",
+        "order_lines",
+    }
+    assert "change events merged" in artifact.description
+
+
+async def _latest_artifact(key: str):
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return found[0]
+
+
+def test_connectors_cli_shows_running_connector(config_path):
+    result = CliRunner().invoke(app, ["connectors", "status", "--config", str(config_path)])
+    assert result.exit_code == 0, result.output
+    assert "floe-e2e: RUNNING (task 0 RUNNING)" in result.output
+
+
 def test_connector_lifecycle_and_connect_errors(stack, config):
     name = config.sources[0].connector_name
     with ConnectClient(stack.settings.connect_url) as client:
@@ -106,6 +141,8 @@ def test_connector_lifecycle_and_connect_errors(stack, config):
             time.sleep(0.5)
         assert client.status(name)["connector"]["state"] == "PAUSED"
         client.resume(name)
+        assert client.wait_running(name)["connector"]["state"] == "RUNNING"
+        client.restart(name)
         assert client.wait_running(name)["connector"]["state"] == "RUNNING"
         errors = client.validate(
             "io.debezium.connector.postgresql.PostgresConnector",
