@@ -2,22 +2,36 @@
 
 Each message repeats its schema. Parsing it every time would cost more than the data, so the
 schema part of the raw bytes is used as a cache key and only the payload is parsed per message.
+An event that cannot be decoded, or whose value does not fit its column, is quarantined with the
+reason; the other events of the batch go on.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from cdc.position import SNAPSHOT_LAST, is_snapshot, postgres_position
 from cdc.types import Converter, map_field
-from floe.changes import DELETE, OP_COLUMN, SEQ_COLUMN, TRUNCATE, UPSERT_OPS, ChangeBatch, Column
-from floe.errors import DecodeError
+from floe.changes import (
+    DELETE,
+    META_FIELDS,
+    TRUNCATE,
+    UPSERT_OPS,
+    ChangeBatch,
+    Column,
+    Quarantined,
+)
 
 _PAYLOAD_MARK = b',"payload":'
 SKIPPED_OPS = ("m",)  # logical decoding messages carry no row
+# Debezium's stand-in for an unchanged TOASTed value that the WAL did not carry.
+UNAVAILABLE = "__debezium_unavailable_value"
+_UNAVAILABLE_FORMS = (UNAVAILABLE, base64.b64encode(UNAVAILABLE.encode()).decode(), [UNAVAILABLE])
 
 
 @dataclass(frozen=True)
@@ -34,18 +48,66 @@ class KafkaRecord:
 @dataclass(frozen=True)
 class _Compiled:
     columns: list[tuple[Column, Converter]]
+    toastable: tuple[str, ...]
+
+
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
+
+
+class _Poison(Exception):
+    """An event that cannot be applied; the message is the quarantine reason."""
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
     """(schema bytes, payload bytes) of a JSON-converter envelope ``{"schema":..,"payload":..}``.
 
     Inside JSON strings quotes are escaped, so the first unescaped ``,"payload":`` is the
-    top-level key; anything unexpected falls back to a full parse by the caller.
+    top-level key.
     """
     index = raw.find(_PAYLOAD_MARK)
     if not raw.startswith(b'{"schema":') or index < 0:
         raise ValueError("not a schema-carrying JSON envelope")
     return raw[10:index], raw[index + len(_PAYLOAD_MARK) : raw.rindex(b"}")]
+
+
+def _toastable(column: Column) -> bool:
+    kind = column.type
+    return pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_list(kind)
+
+
+class _Rows:
+    """Column-wise accumulation of decoded events, aligned with the records they came from."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, tuple[Column, Converter]] = {}
+        self.values: dict[str, list[Any]] = {}
+        self.meta: dict[str, list[Any]] = {f.name: [] for f in META_FIELDS}
+        self.records: list[KafkaRecord] = []
+
+    def add_columns(self, compiled: _Compiled) -> None:
+        for column, converter in compiled.columns:
+            if column.name not in self.columns:
+                self.values[column.name] = [None] * len(self.records)
+            self.columns[column.name] = (column, converter)
+
+    def append(
+        self, record: KafkaRecord, op: str, row: dict, position: int, unavailable: list[str] | None
+    ) -> None:
+        for name, column_values in self.values.items():
+            column_values.append(row.get(name))
+        for name, value in zip(
+            self.meta, (op, len(self.records), position, record.partition, unavailable), strict=True
+        ):
+            self.meta[name].append(value)
+        self.records.append(record)
+
+    def drop(self, indices: set[int]) -> None:
+        def keep(values: list[Any]) -> list[Any]:
+            return [v for i, v in enumerate(values) if i not in indices]
+
+        self.values = {name: keep(values) for name, values in self.values.items()}
+        self.meta = {name: keep(values) for name, values in self.meta.items()}
+        self.records = keep(self.records)
 
 
 class TopicDecoder:
@@ -58,12 +120,7 @@ class TopicDecoder:
         self._value_schemas: dict[bytes, _Compiled] = {}
         self._key_names: dict[bytes, list[str]] = {}
 
-    def _where(self, record: KafkaRecord) -> str:
-        return (
-            f"table {self.table} (topic {record.topic}, partition {record.partition}, offset {record.offset})"
-        )
-
-    def _parse(self, record: KafkaRecord, raw: bytes, cache: dict[bytes, Any], compile_schema: Any) -> tuple:
+    def _parse(self, raw: bytes, cache: dict[bytes, Any], compile_schema: Any) -> tuple:
         try:
             schema_bytes, payload_bytes = _split(raw)
             compiled = cache.get(schema_bytes)
@@ -71,81 +128,110 @@ class TopicDecoder:
                 compiled = cache[schema_bytes] = compile_schema(orjson.loads(schema_bytes))
             return compiled, orjson.loads(payload_bytes)
         except (ValueError, KeyError, TypeError) as exc:
-            raise DecodeError(
-                f"cannot decode the change event of {self._where(record)}: {exc}. Floe expects Debezium "
-                "events written by the JSON converter with schemas.enable=true"
+            raise _Poison(
+                f"cannot decode the change event ({exc}); Floe expects Debezium events written by the JSON "
+                "converter with schemas.enable=true"
             ) from exc
 
     @staticmethod
     def _compile_value(schema: dict[str, Any]) -> _Compiled:
         fields = {f["field"]: f for f in schema["fields"]}
         row_schema = fields.get("after") or fields["before"]
-        return _Compiled([map_field(f) for f in row_schema["fields"]])
+        columns = [map_field(f) for f in row_schema["fields"]]
+        return _Compiled(columns, tuple(c.name for c, _ in columns if _toastable(c)))
 
     @staticmethod
     def _compile_key(schema: dict[str, Any]) -> list[str]:
         return [f["field"] for f in schema["fields"]]
 
+    def _check_table(self, source: dict[str, Any]) -> None:
+        schema, table = source.get("schema"), source.get("table")
+        if schema and table and f"{schema}.{table}" != self.source_table:
+            raise _Poison(
+                f"event of table {schema}.{table} arrived for {self.source_table}; check the topic routing"
+            )
+
     def decode(self, records: list[KafkaRecord]) -> ChangeBatch:
-        columns: dict[str, tuple[Column, Converter]] = {}
-        values: dict[str, list[Any]] = {}
-        ops: list[str] = []
+        rows = _Rows()
         offsets: dict[str, dict[int, int]] = {}
+        quarantined: list[Quarantined] = []
         key: list[str] = []
         position: dict[str, Any] = {}
         skipped = 0
+        snapshot_completed: int | None = None
         for record in records:
             offsets.setdefault(record.topic, {})[record.partition] = record.offset + 1
             if record.value is None:  # tombstone after a delete
                 skipped += 1
                 continue
-            compiled, payload = self._parse(record, record.value, self._value_schemas, self._compile_value)
-            op = payload.get("op")
-            if op in SKIPPED_OPS:
-                skipped += 1
+            try:
+                compiled, payload = self._parse(record.value, self._value_schemas, self._compile_value)
+                op = payload.get("op")
+                if op in SKIPPED_OPS:
+                    skipped += 1
+                    continue
+                if op not in (*UPSERT_OPS, DELETE, TRUNCATE):
+                    raise _Poison(f"unknown operation {op!r}")
+                source = payload.get("source") or {}
+                self._check_table(source)
+                key_payload: dict[str, Any] = {}
+                if record.key is not None:
+                    key, key_payload = self._parse(record.key, self._key_names, self._compile_key)
+                event_position = postgres_position(source)
+            except _Poison as exc:
+                quarantined.append(self._quarantine(record, str(exc)))
                 continue
-            if op not in (*UPSERT_OPS, DELETE, TRUNCATE):
-                raise DecodeError(f"unknown operation {op!r} in {self._where(record)}")
-            if record.key is not None:
-                key, key_payload = self._parse(record, record.key, self._key_names, self._compile_key)
-            else:
-                key_payload = {}
-            for column, converter in compiled.columns:
-                if column.name not in columns:
-                    values[column.name] = [None] * len(ops)
-                columns[column.name] = (column, converter)
+            rows.add_columns(compiled)
             if op in UPSERT_OPS:
                 row = payload.get("after") or {}
             elif op == DELETE:
                 row = key_payload or payload.get("before") or {}
             else:
                 row = {}
-            for name, column_values in values.items():
-                column_values.append(row.get(name))
-            ops.append(op)
-            source = payload.get("source") or {}
+            unavailable = [name for name in compiled.toastable if row.get(name) in _UNAVAILABLE_FORMS]
+            if unavailable:
+                row = {**row, **dict.fromkeys(unavailable)}
+            rows.append(record, op, row, event_position, unavailable or None)
             position = {k: source.get(k) for k in ("lsn", "txId", "ts_ms", "snapshot") if k in source}
-        arrays, fields = [], []
-        for name, (column, converter) in columns.items():
-            try:
-                arrays.append(converter(values[name]))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as exc:
-                raise DecodeError(
-                    f"column {name} ({column.source_type}) of table {self.table} holds a value that does not "
-                    f"fit {column.type}: {exc}"
-                ) from exc
-            fields.append(pa.field(name, column.type, nullable=True))
-        arrays.append(pa.array(ops, pa.string()))
-        arrays.append(pa.array(range(len(ops)), pa.int64()))
-        fields += [pa.field(OP_COLUMN, pa.string(), False), pa.field(SEQ_COLUMN, pa.int64(), False)]
+            if is_snapshot(source) and source.get("snapshot") in SNAPSHOT_LAST:
+                snapshot_completed = event_position
+        data = self._to_arrow(rows, quarantined)
         return ChangeBatch(
             table=self.table,
             source=self.source,
             source_table=self.source_table,
             key=key,
-            columns=[column for column, _ in columns.values()],
-            data=pa.Table.from_arrays(arrays, schema=pa.schema(fields)),
+            columns=[column for column, _ in rows.columns.values()],
+            data=data,
             offsets=offsets,
             position=position,
             skipped=skipped,
+            quarantined=quarantined,
+            snapshot_completed=snapshot_completed,
         )
+
+    def _quarantine(self, record: KafkaRecord, error: str) -> Quarantined:
+        return Quarantined(
+            self.table, record.topic, record.partition, record.offset, record.key, record.value, error
+        )
+
+    def _to_arrow(self, rows: _Rows, quarantined: list[Quarantined]) -> pa.Table:
+        """Convert column-wise; events with a value that does not fit are quarantined."""
+        bad: dict[int, str] = {}
+        for name, (column, converter) in rows.columns.items():
+            try:
+                converter(rows.values[name])
+            except _CONVERSION_ERRORS:
+                for index, value in enumerate(rows.values[name]):
+                    try:
+                        converter([value])
+                    except _CONVERSION_ERRORS as exc:
+                        where = f"column {name} ({column.source_type})"
+                        bad.setdefault(index, f"{where} cannot hold {value!r} as {column.type}: {exc}")
+        if bad:
+            quarantined.extend(self._quarantine(rows.records[i], reason) for i, reason in bad.items())
+            rows.drop(set(bad))
+        arrays = [converter(rows.values[name]) for name, (_, converter) in rows.columns.items()]
+        fields = [pa.field(name, column.type) for name, (column, _) in rows.columns.items()]
+        arrays += [pa.array(rows.meta[f.name], type=f.type) for f in META_FIELDS]
+        return pa.Table.from_arrays(arrays, schema=pa.schema([*fields, *META_FIELDS]))

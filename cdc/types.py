@@ -90,7 +90,24 @@ def _source_type(params: dict[str, str]) -> str:
 
 
 def map_field(schema: dict[str, Any], name: str | None = None) -> tuple[Column, Converter]:
-    """Map one Debezium field schema to a Column and the converter for its values."""
+    """Map one Debezium field schema to a Column and the converter for its values.
+
+    The column's default (what existing rows hold when the column is added) is converted too.
+    """
+    column, converter = _map_field(schema, name)
+    raw_default = schema.get("default")
+    if raw_default is not None:
+        try:
+            default = converter([raw_default]).to_pylist()[0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError):
+            default = None
+        column = Column(
+            column.name, column.type, column.nullable, column.source_type, column.logical, default
+        )
+    return column, converter
+
+
+def _map_field(schema: dict[str, Any], name: str | None = None) -> tuple[Column, Converter]:
     col_name = name if name is not None else schema.get("field", "")
     params = schema.get("parameters") or {}
     nullable = bool(schema.get("optional", True))

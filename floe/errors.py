@@ -37,9 +37,5 @@ class ConnectUnavailable(ConnectError, Transient):
     """Kafka Connect could not be reached or is rebalancing."""
 
 
-class DecodeError(FloeError, Terminal):
-    """A change event could not be decoded; names the topic, partition and offset."""
-
-
 class SchemaMappingError(FloeError, Terminal):
     """A source type has no faithful Iceberg type, or a change Iceberg cannot follow."""

@@ -15,29 +15,57 @@ from pyiceberg.table import Table
 
 OFFSETS_KEY = "floe.offsets"
 POSITION_KEY = "floe.source-position"
+WATERMARKS_KEY = "floe.watermarks"
 
 
 @dataclass
 class Checkpoint:
-    """Next stream offset per stream and partition, and the source position of the last change."""
+    """Per stream and partition: the next offset to read and the highest source position applied
+    (the watermark below which an event is a replay); and the source position of the last change."""
 
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)
     position: dict[str, Any] = field(default_factory=dict)
+    watermarks: dict[str, dict[int, int]] = field(default_factory=dict)
     snapshot_id: int | None = None
 
-    def merged_with(self, offsets: dict[str, dict[int, int]], position: dict[str, Any]) -> Checkpoint:
-        combined = {stream: dict(parts) for stream, parts in self.offsets.items()}
+    def merged_with(
+        self,
+        offsets: dict[str, dict[int, int]],
+        position: dict[str, Any],
+        watermarks: dict[str, dict[int, int]],
+    ) -> Checkpoint:
+        combined = _copy(self.offsets)
         for stream, parts in offsets.items():
             combined.setdefault(stream, {}).update(parts)
-        return Checkpoint(combined, position or self.position)
+        marks = _copy(self.watermarks)
+        for stream, parts in watermarks.items():
+            for partition, mark in parts.items():
+                current = marks.setdefault(stream, {}).get(partition)
+                marks[stream][partition] = mark if current is None else max(current, mark)
+        return Checkpoint(combined, position or self.position, marks)
 
     def properties(self) -> dict[str, str]:
         return {
-            OFFSETS_KEY: orjson.dumps(
-                {stream: {str(p): o for p, o in parts.items()} for stream, parts in self.offsets.items()}
-            ).decode(),
+            OFFSETS_KEY: _dump(self.offsets),
             POSITION_KEY: orjson.dumps(self.position).decode(),
+            WATERMARKS_KEY: _dump(self.watermarks),
         }
+
+
+def _copy(nested: dict[str, dict[int, int]]) -> dict[str, dict[int, int]]:
+    return {stream: dict(parts) for stream, parts in nested.items()}
+
+
+def _dump(nested: dict[str, dict[int, int]]) -> str:
+    # Positions exceed 64 bits, so numbers are kept as strings.
+    as_text = {stream: {str(p): str(v) for p, v in parts.items()} for stream, parts in nested.items()}
+    return orjson.dumps(as_text).decode()
+
+
+def _load(raw: str | None) -> dict[str, dict[int, int]]:
+    if not raw:
+        return {}
+    return {s: {int(p): int(v) for p, v in parts.items()} for s, parts in orjson.loads(raw).items()}
 
 
 def read_checkpoint(table: Table | None) -> Checkpoint:
@@ -46,13 +74,11 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
         return Checkpoint()
     snapshot = table.current_snapshot()
     while snapshot is not None:
-        raw = snapshot.summary.get(OFFSETS_KEY)
-        if raw is not None:
-            offsets = {
-                s: {int(p): int(o) for p, o in parts.items()} for s, parts in orjson.loads(raw).items()
-            }
-            position = orjson.loads(snapshot.summary.get(POSITION_KEY) or "{}")
-            return Checkpoint(offsets, position, snapshot.snapshot_id)
+        summary = snapshot.summary
+        if summary.get(OFFSETS_KEY) is not None:
+            position = orjson.loads(summary.get(POSITION_KEY) or "{}")
+            watermarks = _load(summary.get(WATERMARKS_KEY))
+            return Checkpoint(_load(summary.get(OFFSETS_KEY)), position, watermarks, snapshot.snapshot_id)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return Checkpoint()

@@ -2,18 +2,22 @@
 
 pyiceberg's ``Table.upsert`` binds an ``In(key, [...])`` filter (tens of microseconds per key)
 and compares whole rows; its cost grows with the table. This merge instead:
-1. keeps the last change per key (by order in the batch); a truncate drops everything before it,
+1. reduces the batch to the last change per key by source position (``iceberg.changeset``),
 2. plans only the data files whose key range can hold a changed key (manifest statistics),
-3. removes the changed keys from those files with an Arrow hash lookup and rewrites them,
+3. matches changed keys against those files with Arrow hash joins; a stored row whose source
+   position is newer than the incoming change is kept, so replays never regress a row,
 4. writes the new row versions, and commits deleted + added files, the schema changes and the
    checkpoint properties in a single snapshot.
+A truncate, a completed re-snapshot or a new column with a default read every file instead.
 The private pyiceberg helpers used here (``_dataframe_to_data_files``,
 ``_check_pyarrow_schema_compatible``) are the ones ``Table.append`` itself uses.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,10 +26,21 @@ from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterTha
 from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.table import Table
 
-from floe.changes import DELETE, OP_COLUMN, SEQ_COLUMN, TRUNCATE, UPSERT_OPS, ChangeBatch
+from floe.changes import (
+    DELETE,
+    OP_COLUMN,
+    PARTITION_COLUMN,
+    POS_COLUMN,
+    UNAVAILABLE_COLUMN,
+    UPSERT_OPS,
+    ChangeBatch,
+)
 from floe.errors import FloeError, Transient
+from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
-from iceberg.schema import evolve
+from iceberg.schema import POSITION_FIELD, Evolution, evolve
+
+log = logging.getLogger("floe.merge")
 
 
 class ConcurrentWriteError(FloeError, Transient):
@@ -39,6 +54,8 @@ class MergeResult:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    replayed: int = 0
+    quarantined: int = 0
     truncated: bool = False
     files_rewritten: int = 0
     files_added: int = 0
@@ -46,47 +63,8 @@ class MergeResult:
     snapshot_id: int | None = None
 
 
-def _storage(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Extension arrays (uuid) have no compute kernels; compare their storage instead."""
-    if isinstance(column.type, pa.BaseExtensionType):
-        if isinstance(column, pa.ChunkedArray):
-            return pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
-        return column.storage
-    return column
-
-
-def _keys_only(table: pa.Table, key: list[str]) -> pa.Table:
-    return pa.table({name: _storage(table[name]) for name in key})
-
-
-def last_change_per_key(data: pa.Table, key: list[str]) -> tuple[pa.Table, bool]:
-    """Rows after the last truncate, reduced to the last change per key; and whether a truncate
-    was seen (then the table's existing rows are all gone)."""
-    truncates = pc.equal(data[OP_COLUMN], TRUNCATE)
-    truncated = pc.any(truncates).as_py() or False
-    if truncated:
-        last = pc.max(pc.filter(data[SEQ_COLUMN], truncates)).as_py()
-        data = data.filter(pc.greater(data[SEQ_COLUMN], last))
-    if data.num_rows == 0:
-        return data, truncated
-    keyed = _keys_only(data, key).append_column(SEQ_COLUMN, data[SEQ_COLUMN])
-    latest = keyed.group_by(key, use_threads=False).aggregate([(SEQ_COLUMN, "max")])
-    return data.filter(pc.is_in(data[SEQ_COLUMN], value_set=latest[f"{SEQ_COLUMN}_max"])), truncated
-
-
-def key_mask(rows: pa.Table, keys: pa.Table, key: list[str]) -> pa.ChunkedArray | pa.Array:
-    """True for each row of *rows* whose key appears in *keys*."""
-    if len(key) == 1:
-        values = _storage(keys[key[0]])
-        value_set = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        return pc.is_in(_storage(rows[key[0]]), value_set=value_set)
-    indexed = _keys_only(rows, key).append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
-    hits = indexed.join(_keys_only(keys, key), keys=key, join_type="left semi", use_threads=False)
-    return pc.is_in(indexed["__row"], value_set=hits["__row"].combine_chunks())
-
-
 def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
-    """Columns in the table's order and types; columns the batch lacks become nulls."""
+    """Columns in the table's order and types; columns the data lacks become nulls."""
     arrays = []
     for target_field in target:
         if target_field.name in data.column_names:
@@ -96,12 +74,9 @@ def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=target)
 
 
-def _prune_filter(
-    keys: pa.Table, key: list[str], table_schema_types: dict[str, pa.DataType]
-) -> BooleanExpression:
+def _prune_filter(keys: pa.Table, first: str) -> BooleanExpression:
     """A key-range filter on the first key column, for file pruning by manifest statistics."""
-    first = key[0]
-    if isinstance(table_schema_types[first], pa.BaseExtensionType) or keys.num_rows == 0:
+    if isinstance(keys.schema.field(first).type, pa.BaseExtensionType) or keys.num_rows == 0:
         return AlwaysTrue()
     bounds = pc.min_max(keys[first])
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
@@ -110,8 +85,21 @@ def _prune_filter(
     return And(GreaterThanOrEqual(first, low), LessThanOrEqual(first, high))
 
 
+def _watermarks(batch: ChangeBatch) -> dict[str, dict[int, int]]:
+    """Highest source position per stream and partition in the batch (one stream per table)."""
+    if batch.data.num_rows == 0 or len(batch.offsets) != 1:
+        return {}
+    stream = next(iter(batch.offsets))
+    grouped = (
+        batch.data.select([PARTITION_COLUMN, POS_COLUMN])
+        .group_by(PARTITION_COLUMN)
+        .aggregate([(POS_COLUMN, "max")])
+    )
+    return {stream: {p: int(m) for p, m in zip(*grouped.to_pydict().values(), strict=True)}}
+
+
 def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
-    """Merge *batch* into *table* in one commit that also records *checkpoint*.
+    """Merge *batch* into *table* in one commit that also records the advanced *checkpoint*.
 
     *checkpoint* is the one the batch was consumed from. If the table has moved on since, the
     batch is stale and is refused; the table is created with commit retries off, so that a commit
@@ -125,7 +113,7 @@ def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> Mer
             "cycle reads from the new offsets"
         )
     try:
-        return _merge(table, batch, checkpoint)
+        return _Merge(table, batch, checkpoint).run()
     except (CommitFailedException, ValidationException) as exc:
         raise ConcurrentWriteError(
             f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
@@ -133,74 +121,170 @@ def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> Mer
         ) from exc
 
 
-def _merge(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
-    result = MergeResult(table=batch.table, events=batch.size)
-    latest, result.truncated = last_change_per_key(batch.data, batch.key)
-    upsert_mask = pc.is_in(latest[OP_COLUMN], value_set=pa.array(UPSERT_OPS))
-    with table.transaction() as tx:
-        result.schema_changes = evolve(tx, batch.table, batch.columns)
-        metadata = tx.table_metadata
-        target = metadata.schema().as_arrow()
-        upserts = _conform(latest.filter(upsert_mask), target)
-        changed_keys = _conform(latest, target).select(batch.key)
-        deletes = latest.filter(pc.equal(latest[OP_COLUMN], DELETE))
+class _Merge:
+    """One merge: the reduced changes matched against the table's files."""
 
-        removed_files, kept_parts, removed_keys = [], [], []
-        snapshot = table.current_snapshot()
-        if snapshot is not None and (result.truncated or changed_keys.num_rows):
-            row_filter = (
-                AlwaysTrue()
-                if result.truncated
-                else _prune_filter(changed_keys, batch.key, {f.name: f.type for f in target})
+    def __init__(self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> None:
+        self.table, self.batch, self.checkpoint = table, batch, checkpoint
+        stream = next(iter(batch.offsets), None)
+        self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(stream, {}) if stream else {})
+        self.result = MergeResult(
+            table=batch.table,
+            events=batch.size,
+            replayed=self.reduced.replayed,
+            quarantined=len(batch.quarantined),
+            truncated=self.reduced.truncated_at is not None,
+        )
+        floors = [p for p in (self.reduced.truncated_at, batch.snapshot_completed) if p is not None]
+        # Stored rows positioned below the floor are gone at the source (truncated, or missing
+        # from a completed re-snapshot).
+        self.floor = max(floors) if floors else None
+
+    def run(self) -> MergeResult:
+        latest = self.reduced.latest
+        if self.batch.snapshot_completed is not None:
+            latest = latest.filter(
+                pc.greater_equal(latest[POS_COLUMN], position_scalar(self.batch.snapshot_completed))
             )
-            for task in table.scan(row_filter=row_filter).plan_files():
-                if result.truncated:
-                    removed_files.append(task.file)
-                    continue
-                existing = _conform(
-                    ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
+        with self.table.transaction() as tx:
+            evolution = evolve(tx, self.batch.table, self.batch.columns)
+            self.result.schema_changes = evolution.changes
+            metadata = tx.table_metadata
+            target = metadata.schema().as_arrow()
+            incoming = _conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
+            removed, kept, replaced = self._match_files(metadata, target, incoming, evolution)
+            rejected = set(replaced.pop("__rejected"))
+            upserts = self._accepted_upserts(latest, incoming, rejected, replaced)
+            self.result.replayed += len(rejected)
+            new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
+            _check_pyarrow_schema_compatible(
+                metadata.schema(), new_rows.schema, format_version=metadata.format_version
+            )
+            self._commit(tx, metadata, removed, new_rows)
+        snapshot = self.table.current_snapshot()
+        self.result.snapshot_id = snapshot.snapshot_id if snapshot else None
+        return self.result
+
+    def _candidates(self, incoming: pa.Table, full_scan: bool) -> list[Any]:
+        if self.table.current_snapshot() is None:
+            return []
+        if full_scan:
+            return list(self.table.scan().plan_files())
+        if incoming.num_rows == 0:
+            return []
+        return list(self.table.scan(row_filter=_prune_filter(incoming, self.batch.key[0])).plan_files())
+
+    def _match_files(
+        self, metadata: Any, target: pa.Schema, incoming: pa.Table, evolution: Evolution
+    ) -> tuple[list[Any], list[pa.Table], dict[str, Any]]:
+        """Files to replace, the rows of them to keep, and per incoming row the row it replaces."""
+        key = self.batch.key
+        removed, kept = [], []
+        replaced: dict[str, Any] = {"__rejected": [], "incoming": [], "existing": []}
+        full_scan = self.floor is not None or bool(evolution.defaults)
+        for task in self._candidates(incoming, full_scan):
+            existing = _conform(
+                ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
+            )
+            drop = pa.array([False] * existing.num_rows)
+            if self.floor is not None:
+                below = pc.less(
+                    pc.fill_null(existing[POSITION_FIELD], position_scalar(0)), position_scalar(self.floor)
                 )
-                hits = key_mask(existing, changed_keys, batch.key)
-                if not pc.any(hits).as_py():
+                drop = pc.or_(drop, below)
+                self.result.deleted += int(pc.sum(below).as_py() or 0)
+            pairs = match_rows(existing, incoming, key, (POSITION_FIELD, POSITION_FIELD))
+            if pairs.num_rows:
+                existing_pos = pc.fill_null(pairs["__existing_pos"], position_scalar(0))
+                stale = pc.greater(existing_pos, pairs["__incoming_pos"])
+                replaced["__rejected"] += pc.filter(pairs["__incoming"], stale).to_pylist()
+                winners = pairs.filter(pc.invert(stale))
+                replaced["incoming"].append(winners["__incoming"])
+                replaced["existing"].append(existing.take(winners["__existing"]))
+                hit = pc.is_in(
+                    pa.array(range(existing.num_rows), pa.int64()),
+                    value_set=winners["__existing"].combine_chunks(),
+                )
+                if self.floor is not None:  # already counted as deleted by the floor
+                    self.result.deleted -= int(pc.sum(pc.and_(hit, drop)).as_py() or 0)
+                drop = pc.or_(drop, hit)
+            if not pc.any(drop).as_py() and not evolution.defaults:
+                continue
+            removed.append(task.file)
+            survivors = existing.filter(pc.invert(drop))
+            for name, default in evolution.defaults.items():
+                index = survivors.schema.get_field_index(name)
+                filled = pc.fill_null(survivors[name], pa.scalar(default, survivors.schema.field(name).type))
+                survivors = survivors.set_column(index, survivors.schema.field(name), filled)
+            kept.append(survivors)
+        return removed, kept, replaced
+
+    def _accepted_upserts(
+        self, latest: pa.Table, incoming: pa.Table, rejected: set[int], replaced: dict[str, Any]
+    ) -> pa.Table:
+        """Incoming upserts that won against the stored rows, with TOASTed columns filled in."""
+        indices = pa.array(range(incoming.num_rows), pa.int64())
+        accepted = pc.invert(pc.is_in(indices, value_set=pa.array(sorted(rejected), pa.int64())))
+        winners = (
+            pa.chunked_array(replaced["incoming"], pa.int64())
+            if replaced["incoming"]
+            else pa.chunked_array([], pa.int64())
+        )
+        replacing = pc.is_in(indices, value_set=winners.combine_chunks())
+        is_upsert = pc.is_in(latest[OP_COLUMN], value_set=pa.array(UPSERT_OPS))
+        is_delete = pc.equal(latest[OP_COLUMN], DELETE)
+        self.result.updated = int(pc.sum(pc.and_(pc.and_(is_upsert, accepted), replacing)).as_py() or 0)
+        self.result.inserted = int(
+            pc.sum(pc.and_(pc.and_(is_upsert, accepted), pc.invert(replacing))).as_py() or 0
+        )
+        self.result.deleted += int(pc.sum(pc.and_(pc.and_(is_delete, accepted), replacing)).as_py() or 0)
+        incoming = self._fill_unavailable(latest, incoming, winners, replaced["existing"])
+        return incoming.filter(pc.and_(is_upsert, accepted))
+
+    def _fill_unavailable(
+        self, latest: pa.Table, incoming: pa.Table, winners: pa.ChunkedArray, existing_parts: list[pa.Table]
+    ) -> pa.Table:
+        """Columns the source did not send (unchanged TOASTed values) keep the stored value."""
+        unavailable = latest[UNAVAILABLE_COLUMN].to_pylist()
+        if not any(unavailable):
+            return incoming
+        stored = pa.concat_tables(existing_parts).to_pylist() if existing_parts else []
+        stored_for = dict(zip(winners.to_pylist(), stored, strict=True))
+        names = sorted({n for names in unavailable if names for n in names})
+        values = {name: incoming[name].to_pylist() for name in names}
+        for index, missing in enumerate(unavailable):
+            for name in missing or ():
+                row = stored_for.get(index)
+                if row is None:
+                    log.warning(
+                        "table %s: no stored value for unchanged column %s of a row; it stays null",
+                        self.batch.table,
+                        name,
+                    )
                     continue
-                removed_files.append(task.file)
-                removed_keys.append(existing.filter(hits).select(batch.key))
-                kept_parts.append(existing.filter(pc.invert(hits)))
-
-        if result.truncated and snapshot is not None:
-            result.deleted = int(snapshot.summary.get("total-records") or 0)
-        matched = pa.concat_tables(removed_keys) if removed_keys else changed_keys.slice(0, 0)
-        result.updated = (
-            int(pc.sum(key_mask(upserts, matched, batch.key)).as_py() or 0) if upserts.num_rows else 0
-        )
-        result.inserted = upserts.num_rows - result.updated
-        if deletes.num_rows and matched.num_rows:
-            result.deleted += int(
-                pc.sum(key_mask(_conform(deletes, target), matched, batch.key)).as_py() or 0
+                values[name][index] = row[name]
+        for name in names:
+            position = incoming.schema.get_field_index(name)
+            incoming = incoming.set_column(
+                position, incoming.schema.field(name), pa.array(values[name], incoming[name].type)
             )
+        return incoming
 
-        new_rows = pa.concat_tables([*kept_parts, upserts]) if kept_parts else upserts
-        _check_pyarrow_schema_compatible(
-            metadata.schema(), new_rows.schema, format_version=metadata.format_version
-        )
-        properties = checkpoint.merged_with(batch.offsets, batch.position).properties()
+    def _commit(self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table) -> None:
+        batch = self.batch
+        checkpoint = self.checkpoint.merged_with(batch.offsets, batch.position, _watermarks(batch))
+        properties = checkpoint.properties()
         properties["floe.events"] = str(batch.size)
         added = (
-            list(_dataframe_to_data_files(table_metadata=metadata, df=new_rows, io=table.io))
+            list(_dataframe_to_data_files(table_metadata=metadata, df=new_rows, io=self.table.io))
             if new_rows.num_rows
             else []
         )
-        producer = (
-            tx.update_snapshot(snapshot_properties=properties).overwrite()
-            if removed_files
-            else tx.update_snapshot(snapshot_properties=properties).fast_append()
-        )
+        snapshot = tx.update_snapshot(snapshot_properties=properties)
+        producer = snapshot.overwrite() if removed else snapshot.fast_append()
         with producer as update:
-            for data_file in removed_files:
+            for data_file in removed:
                 update.delete_data_file(data_file)
             for data_file in added:
                 update.append_data_file(data_file)
-        result.files_rewritten, result.files_added = len(removed_files), len(added)
-    current = table.current_snapshot()
-    result.snapshot_id = current.snapshot_id if current else None
-    return result
+        self.result.files_rewritten, self.result.files_added = len(removed), len(added)

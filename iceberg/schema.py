@@ -7,6 +7,9 @@ type is kept in the field's doc, so ``NUMERIC(12,2)`` or ``JSONB`` stays visible
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.schema import Schema
@@ -31,8 +34,22 @@ from pyiceberg.types import (
     UUIDType,
 )
 
-from floe.changes import ChangeBatch, Column
+from floe.changes import POSITION_TYPE, ChangeBatch, Column
 from floe.errors import SchemaMappingError
+
+POSITION_FIELD = "_floe_position"
+# Each row's source position: a change older than what the row holds never overwrites it.
+POSITION_COLUMN = Column(
+    POSITION_FIELD, POSITION_TYPE, True, "source position of the row's last change (Floe)"
+)
+
+
+@dataclass
+class Evolution:
+    """What a batch changed in a table's schema, and the defaults existing rows take."""
+
+    changes: list[str] = field(default_factory=list)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 class _Ids:
@@ -85,9 +102,9 @@ def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
             f"table {table} has no primary key, so updates and deletes cannot be matched to rows; "
             "add a primary key to the source table"
         )
-    ids = _Ids(len(columns) + 1)
+    ids = _Ids(len(columns) + 2)
     fields = []
-    for field_id, column in enumerate(columns, start=1):
+    for field_id, column in enumerate([*columns, POSITION_COLUMN], start=1):
         fields.append(
             NestedField(
                 field_id=field_id,
@@ -131,22 +148,26 @@ def _promotable(current: IcebergType, wanted: IcebergType) -> bool:
     )
 
 
-def evolve(tx: Transaction, table: str, columns: list[Column]) -> list[str]:
-    """Stage the schema changes the batch needs in *tx*; return a description of each change.
+def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
+    """Stage the schema changes the batch needs in *tx*.
 
-    New columns are added as optional; widening promotions are applied. A change Iceberg cannot
-    follow raises with the column, both types and the way out.
+    New columns are added as optional (with the source's default noted for existing rows);
+    widening promotions are applied. A change Iceberg cannot follow raises with the column, both
+    types and the way out.
     """
     schema = tx.table_metadata.schema()
-    changes: list[str] = []
+    evolution = Evolution()
+    changes = evolution.changes
     with tx.update_schema() as update:
-        for column in columns:
+        for column in [*columns, POSITION_COLUMN]:
             existing = schema.find_field(column.name) if column.name in schema.column_names else None
             ids = _Ids(10_000)  # element ids are reassigned by the schema update
             wanted = iceberg_type(column.type, ids, f"{table}.{column.name}")
             if existing is None:
                 update.add_column(column.name, wanted, doc=_doc(column))
                 changes.append(f"added column {column.name} {wanted}")
+                if column.default is not None:
+                    evolution.defaults[column.name] = column.default
             elif existing.field_type == wanted or _same_nested(existing.field_type, wanted):
                 continue
             elif _promotable(existing.field_type, wanted):
@@ -160,7 +181,7 @@ def evolve(tx: Transaction, table: str, columns: list[Column]) -> list[str]:
                     f"(source type {column.source_type}), which Iceberg cannot follow in place; restore the "
                     "source type, or re-create the Iceberg table and re-snapshot the source"
                 )
-    return changes
+    return evolution
 
 
 def _same_nested(current: IcebergType, wanted: IcebergType) -> bool:

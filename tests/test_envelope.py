@@ -6,11 +6,9 @@ import uuid
 from decimal import Decimal
 
 import pyarrow as pa
-import pytest
 
 from cdc.envelope import KafkaRecord, TopicDecoder
 from floe.changes import OP_COLUMN
-from floe.errors import DecodeError
 from tests.conftest import FIXTURES
 
 
@@ -79,9 +77,31 @@ def test_deletes_carry_the_key_and_tombstones_are_skipped():
     assert batch.offsets["floe.shop.public.order_lines"][0] == 6002
 
 
-def test_unparseable_event_names_table_topic_and_offset():
-    bad = KafkaRecord("floe.shop.public.orders", 0, 41, b'{"id":1}', b'{"schema": nonsense')
-    with pytest.raises(
-        DecodeError, match=r"table orders \(topic floe.shop.public.orders, partition 0, offset 41\)"
-    ):
-        TopicDecoder("orders", "shop", "public.orders").decode([bad])
+def test_poison_events_are_quarantined_and_the_rest_decoded():
+    good = records("order_lines")
+    unparseable = KafkaRecord("floe.shop.public.order_lines", 0, 41, b'{"id":1}', b'{"schema": nonsense')
+    misrouted = KafkaRecord(
+        "floe.shop.public.order_lines",
+        0,
+        42,
+        good[0].key,
+        good[0].value.replace(b'"table":"order_lines"', b'"table":"x"'),
+    )
+    unfit = KafkaRecord(
+        "floe.shop.public.order_lines",
+        0,
+        43,
+        good[0].key,
+        good[0].value.replace(b'"unit_price":"144.78"', b'"unit_price":"12345678901.5"'),
+    )
+    batch = TopicDecoder("order_lines", "shop", "public.order_lines").decode(
+        [*good, unparseable, misrouted, unfit]
+    )
+    assert [r[OP_COLUMN] for r in batch.data.to_pylist()] == ["r", "d"]
+    reasons = {q.offset: q.error for q in batch.quarantined}
+    assert set(reasons) == {41, 42, 43}
+    assert "cannot decode the change event" in reasons[41]
+    assert "event of table public.x arrived for public.order_lines" in reasons[42]
+    assert "column unit_price (NUMERIC(10,2)) cannot hold '12345678901.5'" in reasons[43]
+    assert batch.quarantined[0].value == b'{"schema": nonsense'
+    assert batch.offsets["floe.shop.public.order_lines"][0] == 44
