@@ -110,6 +110,17 @@ class _Rows:
         self.records = keep(self.records)
 
 
+def canonical_key(raw: bytes | None) -> str | None:
+    """The key's payload as sorted JSON, to recognise later changes of the same row."""
+    if raw is None:
+        return None
+    try:
+        _, payload = _split(raw)
+        return orjson.dumps(orjson.loads(payload), option=orjson.OPT_SORT_KEYS).decode()
+    except (ValueError, TypeError):
+        return None
+
+
 class TopicDecoder:
     """Decodes the messages of one table's topic. Keeps its schema cache across batches."""
 

@@ -94,5 +94,14 @@ class ChangeBatch:
     def size(self) -> int:
         return self.data.num_rows
 
+    def without_rows(self) -> ChangeBatch:
+        """The same batch with no changes: committing it only advances the offsets."""
+        empty = pa.Table.from_arrays(
+            [pa.array([], f.type) for f in META_FIELDS], schema=pa.schema(META_FIELDS)
+        )
+        return ChangeBatch(
+            self.table, self.source, self.source_table, self.key, [], empty, self.offsets, self.position
+        )
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

@@ -23,6 +23,10 @@ stack_app = typer.Typer(help="The embedded local stack.", no_args_is_help=True)
 connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(connectors_app, name="connectors")
+quarantine_app = typer.Typer(
+    help="Change events set aside because they could not be applied.", no_args_is_help=True
+)
+app.add_typer(quarantine_app, name="quarantine")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", envvar="FLOE_CONFIG", help="Pipeline configuration file")
@@ -170,10 +174,54 @@ def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = N
     for row in rows:
         outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
         typer.echo(
-            f"{row['table']:<20} {outcome:<6} source={row['source_count']} iceberg={row['iceberg_count']}"
-            + (f" ({row['error']})" if row["error"] else "")
+            f"{row['table']:<20} {outcome:<6} source={row['source_count']} iceberg={row['iceberg_count']} "
+            f"quarantined={row['quarantined']}" + (f" ({row['error']})" if row["error"] else "")
         )
     if not all(row["passed"] for row in rows):
+        raise typer.Exit(code=1)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    all_entries: Annotated[bool, typer.Option("--all", help="Also replayed and superseded entries")] = False,
+) -> None:
+    """Show quarantined events: table, topic, partition, offset, status and reason."""
+    from floe.config import load_config
+    from iceberg import quarantine
+    from iceberg.catalog import open_catalog
+
+    try:
+        loaded = load_config(config)
+        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg.namespace)
+        rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
+    except FloeError as exc:
+        _fail(exc)
+    for row in rows:
+        typer.echo(
+            f"{row['table']:<20} {row['topic']}[{row['partition']}]@{row['offset']:<8} {row['status']:<10} "
+            f"{row['quarantined_at']:%Y-%m-%d %H:%M:%S}  {row['error']}"
+        )
+    typer.echo(f"{len(rows)} {'entries' if all_entries else 'pending entries'}")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Re-apply pending quarantined events, after their cause is fixed; never duplicates a row."""
+    from floe.config import load_config
+    from floe.replay import replay_quarantined
+
+    try:
+        outcomes = replay_quarantined(load_config(config), tables)
+    except FloeError as exc:
+        _fail(exc)
+    for outcome in outcomes:
+        detail = f" ({outcome.error})" if outcome.error else ""
+        typer.echo(
+            f"{outcome.table}: {outcome.replayed} replayed, {outcome.still_failing} still failing{detail}"
+        )
+    if any(outcome.still_failing for outcome in outcomes):
         raise typer.Exit(code=1)
 
 

@@ -38,6 +38,11 @@ class TableRef(_Model):
 
     name: str = Field(description="Source table as schema.table, e.g. public.orders")
     target: str | None = Field(default=None, pattern=_NAME, description="Iceberg table name")
+    on_incompatible_change: Literal["fail", "quarantine"] = Field(
+        default="fail",
+        description="A source type change Iceberg cannot follow: stop this table (fail) or set its "
+        "events aside in the quarantine table and go on (quarantine)",
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,9 @@
 """One replication cycle as plain functions: read checkpoints, consume, decode, merge.
 
 Prefect flows call these; tests call them directly. Each table's commit carries its own Kafka
-offsets, so tables advance independently and a failure in one never rewinds another.
+offsets, so tables advance independently and a failure in one never rewinds another. Events
+that cannot be applied go to the quarantine table before the table's commit, so a crash in
+between loses nothing (recording them again is idempotent).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from pyiceberg.table import Table
 
 from cdc.consumer import ChangeConsumer, ConsumedRecords
-from cdc.envelope import TopicDecoder
-from floe.changes import ChangeBatch
+from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key
+from floe.changes import ChangeBatch, Quarantined
 from floe.config import PipelineConfig, PostgresSource, TableRef
+from floe.errors import SchemaMappingError
+from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.merge import MergeResult, merge_batch
@@ -47,20 +51,35 @@ class Replicator:
         chosen = [config.find_table(name) for name in tables] if tables else config.tables()
         self.targets = {t.target_name: Target(s, t) for s, t in chosen}
         self.catalog = open_catalog(config.iceberg)
-        self.consumer = ChangeConsumer(config.kafka)
-        self._decoders = {
+        self._consumer: ChangeConsumer | None = None
+        self.decoders = {
             target.topic: TopicDecoder(target.name, target.source.name, target.table.name)
             for target in self.targets.values()
         }
+        self._records: dict[str, list[KafkaRecord]] = {}
+        self._quarantine: Table | None = None
+
+    @property
+    def consumer(self) -> ChangeConsumer:
+        if self._consumer is None:
+            self._consumer = ChangeConsumer(self.config.kafka)
+        return self._consumer
 
     def close(self) -> None:
-        self.consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()
 
     def __enter__(self) -> Replicator:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def quarantine_table(self) -> Table:
+        if self._quarantine is None:
+            self._quarantine = quarantine.open_quarantine(self.catalog, self.config.iceberg.namespace)
+        return self._quarantine
 
     def load(self, name: str) -> Table | None:
         return load_table(self.catalog, self.config.iceberg.namespace, name)
@@ -81,35 +100,99 @@ class Replicator:
             max_seconds=settings.max_seconds,
             idle_seconds=settings.idle_seconds,
         )
-        batches = {}
-        for target in self.targets.values():
-            records = consumed.by_topic.get(target.topic)
-            if records:
-                batches[target.name] = self._decoders[target.topic].decode(records)
+        batches = self.decode(consumed.by_topic)
         log.info(
             "consumed %d events for %d tables (%s)", consumed.count, len(batches), consumed.stopped_because
         )
         return batches, consumed
 
+    def decode(self, by_topic: dict[str, list[KafkaRecord]]) -> dict[str, ChangeBatch]:
+        """Decode each table's records; they are kept for this cycle in case they are quarantined."""
+        batches = {}
+        self._records = {}
+        for target in self.targets.values():
+            records = by_topic.get(target.topic)
+            if records:
+                self._records[target.name] = records
+                batches[target.name] = self.decoders[target.topic].decode(records)
+        return batches
+
     def merge(self, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
+        """Quarantine what cannot be applied, then merge the rest in one commit."""
+        self.set_aside(batch.quarantined)
         table = self.load(batch.table)
         if table is None:
             table = create_table(self.catalog, self.config.iceberg.namespace, batch)
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
-        result = merge_batch(table, batch, checkpoint)
+        try:
+            result = merge_batch(table, batch, checkpoint)
+        except SchemaMappingError as exc:
+            if self.targets[batch.table].table.on_incompatible_change != "quarantine":
+                raise
+            self.set_aside(
+                [self._quarantined(record, str(exc)) for record in self._records.get(batch.table, [])]
+            )
+            result = merge_batch(table, batch.without_rows(), checkpoint)
+            result.quarantined = len(self._records.get(batch.table, []))
+        self._supersede(batch)
         log.info(
-            "merged %s: %d events -> +%d ~%d -%d rows%s (snapshot %s)",
+            "merged %s: %d events -> +%d ~%d -%d rows, %d replayed, %d quarantined%s (snapshot %s)",
             batch.table,
             result.events,
             result.inserted,
             result.updated,
             result.deleted,
+            result.replayed,
+            result.quarantined,
             ", truncated" if result.truncated else "",
             result.snapshot_id,
         )
         for change in result.schema_changes:
             log.info("schema of %s: %s", batch.table, change)
         return result
+
+    def _quarantined(self, record: KafkaRecord, error: str) -> Quarantined:
+        table = next(t.name for t in self.targets.values() if t.topic == record.topic)
+        return Quarantined(
+            table, record.topic, record.partition, record.offset, record.key, record.value, error
+        )
+
+    def set_aside(self, items: list[Quarantined]) -> None:
+        if not items:
+            return
+        key_texts = {item.key: canonical_key(item.key) for item in items}
+        added = quarantine.record(self.quarantine_table, items, key_texts)
+        for item in items[:20]:
+            log.error(
+                "quarantined an event of table %s (topic %s, partition %d, offset %d): %s. "
+                "Fix the cause, then run 'floe quarantine replay --table %s'",
+                item.table,
+                item.topic,
+                item.partition,
+                item.offset,
+                item.error,
+                item.table,
+            )
+        if len(items) > 20:
+            log.error("... and %d more quarantined events; see 'floe quarantine list'", len(items) - 20)
+        log.info("%d new entries in the quarantine table", added)
+
+    def _supersede(self, batch: ChangeBatch) -> None:
+        """Entries of this table whose key has since been changed by a merged event are obsolete."""
+        poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
+        merged = [
+            r for r in self._records.get(batch.table, []) if (r.topic, r.partition, r.offset) not in poisoned
+        ]
+        if not merged or not quarantine.pending_counts(self.quarantine_table).get(batch.table):
+            return
+        latest: dict[tuple[str, int, str], int] = {}
+        for record in merged:
+            text = canonical_key(record.key)
+            if text:
+                latest[(record.topic, record.partition, text)] = record.offset
+        count = quarantine.supersede(self.quarantine_table, batch.table, latest)
+        if count:
+            log.info("%d quarantined events of %s were superseded by later changes", count, batch.table)
 
     def commit_for_monitoring(self, batches: dict[str, ChangeBatch]) -> None:
         offsets: dict[str, dict[int, int]] = {}

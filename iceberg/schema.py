@@ -179,7 +179,8 @@ def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
                 raise SchemaMappingError(
                     f"table {table}: column {column.name} changed from {existing.field_type} to {wanted} "
                     f"(source type {column.source_type}), which Iceberg cannot follow in place; restore the "
-                    "source type, or re-create the Iceberg table and re-snapshot the source"
+                    f"source type, or rename the Iceberg column (its values stay there) and replay the "
+                    f"quarantined events, or re-create the Iceberg table and re-snapshot the source"
                 )
     return evolution
 

@@ -20,6 +20,7 @@ import jinja2
 import yaml
 
 from floe.config import PipelineConfig, PostgresSource
+from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 
 log = logging.getLogger("floe.reconcile")
@@ -41,6 +42,7 @@ class ReconcileResult:
     iceberg_count: int | None
     passed: bool | None
     error: str | None = None
+    quarantined: int = 0  # events of this table waiting in the quarantine table
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +91,7 @@ def reconcile(config: PipelineConfig, tables: list[str] | None = None) -> list[R
     chosen = [config.find_table(t) for t in tables] if tables else config.tables()
     catalog = open_catalog(config.iceberg)
     scan_class = _scan_class()
+    waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg.namespace))
     results: list[ReconcileResult] = []
     for source in {id(s): s for s, _ in chosen}.values():
         source_tables = [t for s, t in chosen if s is source]
@@ -124,6 +127,8 @@ def reconcile(config: PipelineConfig, tables: list[str] | None = None) -> list[R
         if checks:
             results.extend(_run_scan(scan_class, source, connection, "\n".join(checks), pending))
         connection.close()
+    for result in results:
+        result.quarantined = waiting.get(result.table, 0)
     return results
 
 
