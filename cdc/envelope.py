@@ -49,6 +49,7 @@ class KafkaRecord:
 class _Compiled:
     columns: list[tuple[Column, Converter]]
     toastable: tuple[str, ...]
+    converters: dict[str, Converter]
 
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
@@ -76,13 +77,18 @@ def _toastable(column: Column) -> bool:
 
 
 class _Rows:
-    """Column-wise accumulation of decoded events, aligned with the records they came from."""
+    """Column-wise accumulation of decoded events, aligned with the records they came from.
+
+    Each event is converted with the schema it was written with, then cast to the column's
+    latest type: a float written before ``ALTER ... TYPE double precision`` keeps its float value.
+    """
 
     def __init__(self) -> None:
         self.columns: dict[str, tuple[Column, Converter]] = {}
         self.values: dict[str, list[Any]] = {}
         self.meta: dict[str, list[Any]] = {f.name: [] for f in META_FIELDS}
         self.records: list[KafkaRecord] = []
+        self.schemas: list[dict[str, Converter]] = []
 
     def add_columns(self, compiled: _Compiled) -> None:
         for column, converter in compiled.columns:
@@ -91,8 +97,15 @@ class _Rows:
             self.columns[column.name] = (column, converter)
 
     def append(
-        self, record: KafkaRecord, op: str, row: dict, position: int, unavailable: list[str] | None
+        self,
+        record: KafkaRecord,
+        compiled: _Compiled,
+        op: str,
+        row: dict,
+        position: int,
+        unavailable: list[str] | None,
     ) -> None:
+        self.schemas.append(compiled.converters)
         for name, column_values in self.values.items():
             column_values.append(row.get(name))
         for name, value in zip(
@@ -108,6 +121,30 @@ class _Rows:
         self.values = {name: keep(values) for name, values in self.values.items()}
         self.meta = {name: keep(values) for name, values in self.meta.items()}
         self.records = keep(self.records)
+        self.schemas = keep(self.schemas)
+
+    def _convert_run(self, name: str, converter: Converter, values: list[Any]) -> pa.Array:
+        return converter(values).cast(self.columns[name][0].type)
+
+    def convert(self, name: str) -> pa.Array:
+        """The column as one array, each run of events converted with its own schema."""
+        latest = self.columns[name][1]
+        chunks: list[pa.Array] = []
+        run: list[Any] = []
+        run_converter = latest
+        for converters, value in zip(self.schemas, self.values[name], strict=True):
+            converter = converters.get(name, latest)
+            if converter is not run_converter and run:
+                chunks.append(self._convert_run(name, run_converter, run))
+                run = []
+            run_converter = converter
+            run.append(value)
+        chunks.append(self._convert_run(name, run_converter, run))
+        return pa.concat_arrays(chunks)
+
+    def convert_one(self, name: str, index: int) -> None:
+        converter = self.schemas[index].get(name, self.columns[name][1])
+        self._convert_run(name, converter, [self.values[name][index]])
 
 
 def canonical_key(raw: bytes | None) -> str | None:
@@ -149,7 +186,9 @@ class TopicDecoder:
         fields = {f["field"]: f for f in schema["fields"]}
         row_schema = fields.get("after") or fields["before"]
         columns = [map_field(f) for f in row_schema["fields"]]
-        return _Compiled(columns, tuple(c.name for c, _ in columns if _toastable(c)))
+        return _Compiled(
+            columns, tuple(c.name for c, _ in columns if _toastable(c)), {c.name: conv for c, conv in columns}
+        )
 
     @staticmethod
     def _compile_key(schema: dict[str, Any]) -> list[str]:
@@ -202,7 +241,7 @@ class TopicDecoder:
             unavailable = [name for name in compiled.toastable if row.get(name) in _UNAVAILABLE_FORMS]
             if unavailable:
                 row = {**row, **dict.fromkeys(unavailable)}
-            rows.append(record, op, row, event_position, unavailable or None)
+            rows.append(record, compiled, op, row, event_position, unavailable or None)
             position = {k: source.get(k) for k in ("lsn", "txId", "ts_ms", "snapshot") if k in source}
             if is_snapshot(source) and source.get("snapshot") in SNAPSHOT_LAST:
                 snapshot_completed = event_position
@@ -229,20 +268,20 @@ class TopicDecoder:
     def _to_arrow(self, rows: _Rows, quarantined: list[Quarantined]) -> pa.Table:
         """Convert column-wise; events with a value that does not fit are quarantined."""
         bad: dict[int, str] = {}
-        for name, (column, converter) in rows.columns.items():
+        for name, (column, _) in rows.columns.items():
             try:
-                converter(rows.values[name])
+                rows.convert(name)
             except _CONVERSION_ERRORS:
                 for index, value in enumerate(rows.values[name]):
                     try:
-                        converter([value])
+                        rows.convert_one(name, index)
                     except _CONVERSION_ERRORS as exc:
                         where = f"column {name} ({column.source_type})"
                         bad.setdefault(index, f"{where} cannot hold {value!r} as {column.type}: {exc}")
         if bad:
             quarantined.extend(self._quarantine(rows.records[i], reason) for i, reason in bad.items())
             rows.drop(set(bad))
-        arrays = [converter(rows.values[name]) for name, (_, converter) in rows.columns.items()]
+        arrays = [rows.convert(name) for name in rows.columns]
         fields = [pa.field(name, column.type) for name, (column, _) in rows.columns.items()]
         arrays += [pa.array(rows.meta[f.name], type=f.type) for f in META_FIELDS]
         return pa.Table.from_arrays(arrays, schema=pa.schema([*fields, *META_FIELDS]))

@@ -145,7 +145,13 @@ def _run_scan(
     scan.add_duckdb_connection(connection, data_source_name=ICEBERG_DATA_SOURCE)
     scan.add_configuration_yaml_str(_source_configuration(source))
     scan.add_sodacl_yaml_str(sodacl)
-    scan.execute()
+    try:
+        scan.execute()
+    finally:
+        # Soda leaves its source connection idle in a transaction, which would hold locks (and
+        # block DDL) on the source tables until the process exits: close it here.
+        for data_source in scan._data_source_manager.data_sources.values():
+            data_source.disconnect()
     outcome = scan.get_scan_results()
     by_name = {check["name"]: check for check in outcome.get("checks", [])}
     errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]

@@ -15,13 +15,11 @@ from typer.testing import CliRunner
 
 from cdc.connect_client import ConnectClient
 from floe.cli import app
-from floe.config import PipelineConfig
 from flows.reconcile import reconcile
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import open_catalog
-from localstack.stack import LocalStack
-from tests.stack.compare import assert_same_rows
 from tests.stack.conftest import DATABASE
+from tests.stack.pipeline import assert_tables_equal, run_sql
 
 pytestmark = pytest.mark.stack
 
@@ -53,35 +51,16 @@ LIVE_CHANGES = [
 ]
 
 
-def assert_all_tables_equal(stack: LocalStack, config: PipelineConfig) -> None:
-    catalog = open_catalog(config.iceberg)
-    with stack.postgres.connect(DATABASE) as conn:
-        for _, table in config.tables():
-            compared = assert_same_rows(conn, table.name, catalog.load_table(("e2e", table.target_name)))
-            assert compared > 0
-
-
-def run_sql(stack: LocalStack, statements: list[str]) -> None:
-    conn = stack.postgres.connect(DATABASE)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
-
-
 def test_snapshot_replicates_every_table_value_by_value(stack, config_path, config):
     rows = replicate_until_caught_up(config_path, CATCH_UP)
     assert {row["table"]: row["reconciliation"] for row in rows} == dict.fromkeys(
         ["customers", "products", "orders", "order_lines"], "pass"
     )
-    assert_all_tables_equal(stack, config)
+    assert_tables_equal(stack, config, DATABASE)
 
 
 def test_live_inserts_updates_deletes_end_equal_to_source(stack, config_path, config):
-    run_sql(stack, LIVE_CHANGES)
+    run_sql(stack, DATABASE, LIVE_CHANGES)
     time.sleep(3)  # let Debezium publish, so that the repeated updates land in one batch
     rows = replicate_until_caught_up(config_path, CATCH_UP)
     by_table = {row["table"]: row for row in rows}
@@ -89,7 +68,7 @@ def test_live_inserts_updates_deletes_end_equal_to_source(stack, config_path, co
     assert by_table["orders"]["deleted"] == 51
     assert all(row["reconciliation"] == "pass" for row in rows)
     assert all(isinstance(row["source_lsn"], int) for row in rows)
-    assert_all_tables_equal(stack, config)
+    assert_tables_equal(stack, config, DATABASE)
 
 
 def test_reconciliation_fails_with_both_counts_after_a_row_vanishes(config_path, config):
