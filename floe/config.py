@@ -139,6 +139,9 @@ class ReplicateConfig(_Model):
     max_seconds: float = Field(default=60.0, gt=0, description="Upper bound of consuming time per cycle")
     idle_seconds: float = Field(default=3.0, gt=0, description="A cycle ends after this long without events")
     follow_interval_seconds: float = Field(default=5.0, ge=0, description="Pause between cycles in --follow")
+    lock_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="How long a run waits for another run of the same tables to finish"
+    )
 
 
 class PipelineConfig(_Model):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
 
 from floe.changes import ChangeBatch
 from floe.config import load_config
@@ -29,6 +32,22 @@ class ReplicationFailed(FloeError):
 
 _TOTALS = ("events", "inserted", "updated", "deleted")
 _TASK = {"cache_policy": NONE, "persist_result": False}
+
+
+def table_lock_names(namespace: str, tables: list[str]) -> list[str]:
+    return [f"floe-replicate-{namespace}.{table}" for table in tables]
+
+
+@task(name="ensure-table-locks", **_TASK)
+def ensure_table_locks(namespace: str, tables: list[str]) -> list[str]:
+    """Create the per-table concurrency limits (one slot each) that serialise replicate runs."""
+    names = table_lock_names(namespace, tables)
+    with get_client(sync_client=True) as client:
+        for name in names:
+            # A run starting at the same moment may create it first.
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.upsert_global_concurrency_limit_by_name(name, limit=1)
+    return names
 
 
 @task(name="read-checkpoints", **_TASK)
@@ -65,7 +84,17 @@ def replicate(
 ) -> list[dict[str, Any]]:
     """Consume what is available, merge it per table in one Iceberg commit each, then reconcile."""
     config = load_config(config_path)
-    with Replicator(config, tables) as replicator:
+    names = [
+        table.target_name for _, table in (map(config.find_table, tables) if tables else config.tables())
+    ]
+    locks = ensure_table_locks(config.iceberg.namespace, names)
+    # One run at a time per table: a second run waits here, then reads the offsets the first committed.
+    with (
+        concurrency(
+            locks, timeout_seconds=config.replicate.lock_timeout_seconds, lease_duration=60, strict=True
+        ),
+        Replicator(config, tables) as replicator,
+    ):
         checkpoints = read_checkpoints(replicator)
         batches = consume_changes(replicator, checkpoints)
         merges, failures = {}, {}
@@ -78,7 +107,6 @@ def replicate(
             else:
                 merges[name] = outcome
         replicator.commit_for_monitoring({name: batches[name] for name in merges})
-        names = list(replicator.targets)
         after = {name: read_checkpoint(replicator.load(name)) for name in names}
     checks = reconcile_tables(config_path, names) if reconcile_after else []
     rows = table_rows(names, merges, after, checks, failures)

@@ -1,0 +1,57 @@
+"""Run one replicate cycle in this process and SIGKILL it at a chosen stage.
+
+Usage: python -m tests.stack.crash_runner CONFIG STAGE, with STAGE one of
+``after-consume`` (events read, nothing written), ``during-write`` (a data file written, no
+commit), ``after-commit`` (the Iceberg commit landed, nothing after it ran) or ``none``.
+The kill is a real SIGKILL: no cleanup, no finally blocks, exactly like a crashed worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        function(*args, **kwargs)
+        _die()
+
+    return wrapper
+
+
+def _arm(stage: str) -> None:
+    import iceberg.merge
+    from floe.replication import Replicator
+
+    if stage == "after-consume":
+        Replicator.consume = _after(Replicator.consume)
+    elif stage == "during-write":
+        write = iceberg.merge._dataframe_to_data_files
+
+        def write_one_then_die(*args, **kwargs):
+            for data_file in write(*args, **kwargs):
+                yield data_file
+                _die()
+
+        iceberg.merge._dataframe_to_data_files = write_one_then_die
+    elif stage == "after-commit":
+        iceberg.merge._Merge.run = _after(iceberg.merge._Merge.run)
+    elif stage != "none":
+        raise SystemExit(f"unknown stage {stage}")
+
+
+if __name__ == "__main__":
+    config_path, stage = sys.argv[1], sys.argv[2]
+    _arm(stage)
+    from flows.replicate import replicate
+
+    replicate(config_path=config_path, reconcile_after=False)
