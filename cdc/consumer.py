@@ -12,7 +12,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from cdc.envelope import KafkaRecord
 from floe.config import KafkaConfig
@@ -31,6 +38,7 @@ class ConsumedRecords:
 
     by_topic: dict[str, list[KafkaRecord]] = field(default_factory=dict)
     stopped_because: str = ""
+    resets: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, lost-from offset)
 
     @property
     def count(self) -> int:
@@ -39,13 +47,15 @@ class ConsumedRecords:
 
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
+        self._stamps: dict[str, dict[int, int]] = {}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # Out-of-range offsets are reported, not silently reset: see consume().
+                "auto.offset.reset": "error",
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 16 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
@@ -80,56 +90,107 @@ class ChangeConsumer:
         max_events: int,
         max_seconds: float,
         idle_seconds: float,
+        stamps: dict[str, dict[int, int]] | None = None,
     ) -> ConsumedRecords:
-        """Read from *start* offsets (per topic and partition; missing means from the beginning)."""
-        assignment = [
-            TopicPartition(topic, partition, start.get(topic, {}).get(partition, OFFSET_BEGINNING))
-            for topic, partitions in self.partitions(topics).items()
-            for partition in partitions
-        ]
+        """Read from *start* offsets (per topic and partition; missing means from the beginning).
+
+        Where a table has read before, the read starts one record early, at the last record the
+        table holds: receiving it proves the topic still has the history the table continued
+        from. That record is dropped. A partition that gives nothing back, or that the broker
+        reports out of range, has lost that history (the broker lost or re-created the topic):
+        it is read again from the beginning, and replays are skipped by source position. *stamps* are
+        the timestamps of those last records: a record with another timestamp there is another
+        record (the topic was re-created and has grown past that offset again).
+        """
+        self._stamps = stamps or {}
+        probes: dict[tuple[str, int], int] = {}
+        assignment = []
+        for topic, partitions in self.partitions(topics).items():
+            for partition in partitions:
+                offset = start.get(topic, {}).get(partition)
+                if offset:
+                    probes[(topic, partition)] = offset - 1
+                    assignment.append(TopicPartition(topic, partition, offset - 1))
+                else:
+                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         result = ConsumedRecords({tp.topic: [] for tp in assignment})
         if not assignment:
             result.stopped_because = "no topics yet"
             return result
         self._consumer.assign(assignment)
-        began = last_message = time.monotonic()
         try:
-            while True:
-                now = time.monotonic()
-                if result.count >= max_events:
-                    result.stopped_because = f"max_events ({max_events})"
-                    break
-                if now - began >= max_seconds:
-                    result.stopped_because = f"max_seconds ({max_seconds:g})"
-                    break
-                if now - last_message >= idle_seconds:
-                    result.stopped_because = f"idle for {idle_seconds:g}s"
-                    break
-                messages = self._consumer.consume(
-                    num_messages=min(10_000, max_events - result.count), timeout=0.2
-                )
-                for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise ConsumeError(
-                            f"Kafka error on {message.topic()}[{message.partition()}]: {error}"
-                        )
-                    result.by_topic[message.topic()].append(
-                        KafkaRecord(
-                            message.topic(),
-                            message.partition(),
-                            message.offset(),
-                            message.key(),
-                            message.value(),
-                        )
-                    )
-                if messages:
-                    last_message = time.monotonic()
+            self._read(result, probes, max_events, max_seconds, idle_seconds)
         finally:
             self._consumer.unassign()
         return result
+
+    def _rewind(self, result: ConsumedRecords, topic: str, partition: int, probes: dict, why: str) -> None:
+        expected = probes.pop((topic, partition)) + 1
+        result.resets.append((topic, partition, expected))
+        log.warning(
+            "topic %s partition %d %s at offset %d, where the Iceberg table continues from: the broker "
+            "lost or re-created the topic. Reading it again from the beginning; changes already applied are "
+            "skipped by source position, and a re-snapshot by the connector restores rows the topic no "
+            "longer holds.",
+            topic,
+            partition,
+            why,
+            expected - 1,
+        )
+        self._consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING))
+
+    def _read(
+        self,
+        result: ConsumedRecords,
+        probes: dict[tuple[str, int], int],
+        max_events: int,
+        max_seconds: float,
+        idle_seconds: float,
+    ) -> None:
+        began = last_message = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if result.count >= max_events:
+                result.stopped_because = f"max_events ({max_events})"
+                return
+            if now - began >= max_seconds:
+                result.stopped_because = f"max_seconds ({max_seconds:g})"
+                return
+            if now - last_message >= idle_seconds:
+                if not probes:
+                    result.stopped_because = f"idle for {idle_seconds:g}s"
+                    return
+                for topic, partition in list(probes):
+                    self._rewind(result, topic, partition, probes, "returned nothing")
+                last_message = time.monotonic()
+            messages = self._consumer.consume(
+                num_messages=min(10_000, max_events - result.count), timeout=0.2
+            )
+            for message in messages:
+                topic, partition, error = message.topic(), message.partition(), message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    if error.code() == KafkaError._AUTO_OFFSET_RESET and (topic, partition) in probes:
+                        self._rewind(result, topic, partition, probes, "is out of range")
+                        continue
+                    raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
+                kind, stamp = message.timestamp()
+                stamp = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+                probe = probes.get((topic, partition))
+                if probe is not None:
+                    expected = self._stamps.get(topic, {}).get(partition)
+                    if message.offset() == probe and expected is not None and stamp != expected:
+                        self._rewind(result, topic, partition, probes, "holds another record")
+                        continue
+                    del probes[(topic, partition)]
+                    if message.offset() == probe:
+                        continue  # the table already holds this record
+                result.by_topic[topic].append(
+                    KafkaRecord(topic, partition, message.offset(), message.key(), message.value(), stamp)
+                )
+            if messages:
+                last_message = time.monotonic()
 
     def commit_for_monitoring(self, offsets: dict[str, dict[int, int]]) -> None:
         """Record progress in the consumer group for lag dashboards; Iceberg stays the truth."""

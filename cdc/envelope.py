@@ -43,6 +43,7 @@ class KafkaRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None  # the broker's record timestamp (ms)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ class TopicDecoder:
     def decode(self, records: list[KafkaRecord]) -> ChangeBatch:
         rows = _Rows()
         offsets: dict[str, dict[int, int]] = {}
+        stamps: dict[str, dict[int, int]] = {}
         quarantined: list[Quarantined] = []
         key: list[str] = []
         position: dict[str, Any] = {}
@@ -211,6 +213,8 @@ class TopicDecoder:
         snapshot_completed: int | None = None
         for record in records:
             offsets.setdefault(record.topic, {})[record.partition] = record.offset + 1
+            if record.timestamp is not None:
+                stamps.setdefault(record.topic, {})[record.partition] = record.timestamp
             if record.value is None:  # tombstone after a delete
                 skipped += 1
                 continue
@@ -254,6 +258,7 @@ class TopicDecoder:
             columns=[column for column, _ in rows.columns.values()],
             data=data,
             offsets=offsets,
+            stamps=stamps,
             position=position,
             skipped=skipped,
             quarantined=quarantined,

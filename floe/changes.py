@@ -73,7 +73,8 @@ class ChangeBatch:
 
     ``data`` holds the table's columns plus the ``__floe_*`` columns. For deletes only the key
     columns are meaningful. ``offsets`` are the next offsets to read per stream and partition
-    once this batch is committed; ``position`` is the source position of its last event.
+    once this batch is committed, ``stamps`` the timestamps of the last records read there (to
+    recognise that record when reading on); ``position`` is the source position of its last event.
     ``snapshot_completed`` is the position of a completed (re-)snapshot of the table, after
     which rows the snapshot did not contain are gone from the source.
     """
@@ -85,6 +86,7 @@ class ChangeBatch:
     columns: list[Column]
     data: pa.Table
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)
+    stamps: dict[str, dict[int, int]] = field(default_factory=dict)
     position: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
@@ -100,7 +102,15 @@ class ChangeBatch:
             [pa.array([], f.type) for f in META_FIELDS], schema=pa.schema(META_FIELDS)
         )
         return ChangeBatch(
-            self.table, self.source, self.source_table, self.key, [], empty, self.offsets, self.position
+            self.table,
+            self.source,
+            self.source_table,
+            self.key,
+            [],
+            empty,
+            self.offsets,
+            self.stamps,
+            self.position,
         )
 
     def column(self, name: str) -> Column:

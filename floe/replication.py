@@ -90,8 +90,10 @@ class Replicator:
     def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, ChangeBatch], ConsumedRecords]:
         """Read available changes from each table's checkpoint on and decode them per table."""
         start: dict[str, dict[int, int]] = {}
+        stamps: dict[str, dict[int, int]] = {}
         for name, target in self.targets.items():
-            start.update({target.topic: checkpoints[name].offsets.get(target.topic, {})})
+            start[target.topic] = checkpoints[name].offsets.get(target.topic, {})
+            stamps[target.topic] = checkpoints[name].stamps.get(target.topic, {})
         settings = self.config.replicate
         consumed = self.consumer.consume(
             start,
@@ -99,6 +101,7 @@ class Replicator:
             max_events=settings.max_events,
             max_seconds=settings.max_seconds,
             idle_seconds=settings.idle_seconds,
+            stamps=stamps,
         )
         batches = self.decode(consumed.by_topic)
         log.info(

@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 OFFSETS_KEY = "floe.offsets"
 POSITION_KEY = "floe.source-position"
 WATERMARKS_KEY = "floe.watermarks"
+STAMPS_KEY = "floe.stamps"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Checkpoint:
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)
     position: dict[str, Any] = field(default_factory=dict)
     watermarks: dict[str, dict[int, int]] = field(default_factory=dict)
+    stamps: dict[str, dict[int, int]] = field(default_factory=dict)
     snapshot_id: int | None = None
 
     def merged_with(
@@ -33,22 +35,29 @@ class Checkpoint:
         offsets: dict[str, dict[int, int]],
         position: dict[str, Any],
         watermarks: dict[str, dict[int, int]],
+        stamps: dict[str, dict[int, int]] | None = None,
     ) -> Checkpoint:
-        combined = _copy(self.offsets)
+        combined, combined_stamps = _copy(self.offsets), _copy(self.stamps)
         for stream, parts in offsets.items():
             combined.setdefault(stream, {}).update(parts)
+            # A stamp belongs to the record before the offset: drop it where the batch has none.
+            for partition in parts:
+                combined_stamps.get(stream, {}).pop(partition, None)
+        for stream, parts in (stamps or {}).items():
+            combined_stamps.setdefault(stream, {}).update(parts)
         marks = _copy(self.watermarks)
         for stream, parts in watermarks.items():
             for partition, mark in parts.items():
                 current = marks.setdefault(stream, {}).get(partition)
                 marks[stream][partition] = mark if current is None else max(current, mark)
-        return Checkpoint(combined, position or self.position, marks)
+        return Checkpoint(combined, position or self.position, marks, combined_stamps)
 
     def properties(self) -> dict[str, str]:
         return {
             OFFSETS_KEY: _dump(self.offsets),
             POSITION_KEY: orjson.dumps(self.position).decode(),
             WATERMARKS_KEY: _dump(self.watermarks),
+            STAMPS_KEY: _dump(self.stamps),
         }
 
 
@@ -78,7 +87,10 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
         if summary.get(OFFSETS_KEY) is not None:
             position = orjson.loads(summary.get(POSITION_KEY) or "{}")
             watermarks = _load(summary.get(WATERMARKS_KEY))
-            return Checkpoint(_load(summary.get(OFFSETS_KEY)), position, watermarks, snapshot.snapshot_id)
+            stamps = _load(summary.get(STAMPS_KEY))
+            return Checkpoint(
+                _load(summary.get(OFFSETS_KEY)), position, watermarks, stamps, snapshot.snapshot_id
+            )
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return Checkpoint()

@@ -272,7 +272,9 @@ class _Merge:
 
     def _commit(self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table) -> None:
         batch = self.batch
-        checkpoint = self.checkpoint.merged_with(batch.offsets, batch.position, _watermarks(batch))
+        checkpoint = self.checkpoint.merged_with(
+            batch.offsets, batch.position, _watermarks(batch), batch.stamps
+        )
         properties = checkpoint.properties()
         properties["floe.events"] = str(batch.size)
         added = (

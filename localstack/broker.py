@@ -6,6 +6,8 @@ topics in memory, so a restart loses them (the pipeline detects and reports that
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -29,7 +31,23 @@ class LocalBroker:
         self.settings = settings
         self.process = ManagedProcess("kafka", settings.state_dir)
 
+    def _wait_for_port(self, timeout: float = 20.0) -> None:
+        """tansu panics when its port is still held by a previous instance's closing sockets."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                try:
+                    probe.bind((self.settings.host, self.settings.kafka_port))
+                    return
+                except OSError:
+                    time.sleep(0.5)
+        raise StackError(
+            f"port {self.settings.kafka_port} is in use; set FLOE_STACK_KAFKA_PORT to a free port"
+        )
+
     def start(self) -> None:
+        if self.process.pid() is None:
+            self._wait_for_port()
         url = f"tcp://{self.settings.host}:{self.settings.kafka_port}"
         argv = [
             str(tansu_binary()),

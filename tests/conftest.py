@@ -34,5 +34,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop the stack run last."""
-    items.sort(key=lambda item: item.get_closest_marker("stops_stack") is not None)
+    """Tests that restart the broker run after the others, and tests that stop the stack last."""
+
+    def rank(item: pytest.Item) -> int:
+        return (
+            2
+            if item.get_closest_marker("stops_stack")
+            else 1
+            if item.get_closest_marker("restarts_broker")
+            else 0
+        )
+
+    items.sort(key=rank)
