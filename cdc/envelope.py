@@ -51,6 +51,7 @@ class _Compiled:
     columns: list[tuple[Column, Converter]]
     toastable: tuple[str, ...]
     converters: dict[str, Converter]
+    defaults: dict[str, Any]  # raw source defaults, for earlier events of the batch when a column is added
 
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
@@ -94,7 +95,8 @@ class _Rows:
     def add_columns(self, compiled: _Compiled) -> None:
         for column, converter in compiled.columns:
             if column.name not in self.columns:
-                self.values[column.name] = [None] * len(self.records)
+                # Rows changed before the column was added hold its default at the source.
+                self.values[column.name] = [compiled.defaults.get(column.name)] * len(self.records)
             self.columns[column.name] = (column, converter)
 
     def append(
@@ -188,7 +190,10 @@ class TopicDecoder:
         row_schema = fields.get("after") or fields["before"]
         columns = [map_field(f) for f in row_schema["fields"]]
         return _Compiled(
-            columns, tuple(c.name for c, _ in columns if _toastable(c)), {c.name: conv for c, conv in columns}
+            columns,
+            tuple(c.name for c, _ in columns if _toastable(c)),
+            {c.name: conv for c, conv in columns},
+            {f["field"]: f.get("default") for f in row_schema["fields"]},
         )
 
     @staticmethod

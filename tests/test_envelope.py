@@ -10,6 +10,7 @@ import pyarrow as pa
 from cdc.envelope import KafkaRecord, TopicDecoder
 from floe.changes import OP_COLUMN
 from tests.conftest import FIXTURES
+from tests.debezium_events import event, field
 
 
 def records(table: str) -> list[KafkaRecord]:
@@ -105,3 +106,16 @@ def test_poison_events_are_quarantined_and_the_rest_decoded():
     assert "column unit_price (NUMERIC(10,2)) cannot hold '12345678901.5'" in reasons[43]
     assert batch.quarantined[0].value == b'{"schema": nonsense'
     assert batch.offsets["floe.shop.public.order_lines"][0] == 44
+
+
+def test_events_before_an_added_column_take_its_default():
+    topic = "floe.shop.public.items"
+    before = [field("id", "int64", "INT8", optional=False), field("v", "string", "TEXT")]
+    after = [*before, field("extra", "int32", "INT4", default=5)]
+    records = [
+        event(topic, 0, "public.items", before, ["id"], "u", {"id": 1, "v": "old schema"}, (10, 11)),
+        event(topic, 1, "public.items", after, ["id"], "c", {"id": 2, "v": "new", "extra": 9}, (12, 13)),
+    ]
+    batch = TopicDecoder("items", "shop", "public.items").decode(records)
+    assert [(r["id"], r["extra"]) for r in batch.data.to_pylist()] == [(1, 5), (2, 9)]
+    assert batch.column("extra").default == 5
