@@ -278,6 +278,7 @@ OPS = st.one_of(
     st.tuples(st.just("d"), st.integers(0, 7), st.none()),
     st.tuples(st.just("t"), st.none(), st.none()),
     st.tuples(st.just("add-column"), st.none(), st.none()),
+    st.tuples(st.just("move"), st.integers(0, 7), st.integers(0, 7)),  # primary-key change
 )
 EXTRA = Column("extra", pa.string(), True, "TEXT", default="dflt")
 
@@ -318,18 +319,24 @@ def test_random_change_streams_match_a_model(tmp_path_factory, ops, cuts, redeli
                 added_at = len(events)
                 for row in model.values():
                     row["extra"] = "dflt"
+        elif op == "move":
+            if key in model and value not in model:  # UPDATE ... SET id = value: a delete and a create
+                moved = {**model.pop(key), "id": value}
+                model[value] = moved
+                events.append(("d", {"id": key}, 2 * step))
+                events.append(("c", dict(moved), 2 * step + 1))
         elif op == "t":
             model.clear()
-            events.append(("t", {}, step))
+            events.append(("t", {}, 2 * step))
         elif op == "d":
             model.pop(key, None)
-            events.append(("d", {"id": key}, step))
+            events.append(("d", {"id": key}, 2 * step))
         else:
             row = {"id": key, "name": value}
             if added_at is not None:
                 row["extra"] = f"e{step}"
             model[key] = dict(row)
-            events.append((op, row, step))
+            events.append((op, row, 2 * step))
     bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
     table, delivered = None, 0
     for number, (start, end) in enumerate(itertools.pairwise(bounds)):

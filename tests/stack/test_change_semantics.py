@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from typer.testing import CliRunner
 
 from cdc.deploy import apply_connectors
+from floe.cli import app
 from floe.config import PipelineConfig, load_config
 from flows.replicate import ReplicationFailed, replicate, replicate_until_caught_up
 from iceberg import quarantine
@@ -19,7 +22,8 @@ pytestmark = pytest.mark.stack
 
 DATABASE = "floe_semantics"
 CATCH_UP = 180
-BIG = "(SELECT string_agg(md5(g::text || '{seed}'), '') FROM generate_series(1, 120) g)"
+# ~13 kB of hex: stored out of line (TOASTed) even after compression.
+BIG = "(SELECT string_agg(md5(g::text || '{seed}'), '') FROM generate_series(1, 400) g)"
 
 SCHEMA = [
     "DROP TABLE IF EXISTS docs, evolving, moves, prices, strict",
@@ -56,6 +60,26 @@ def config(config_path: Path) -> PipelineConfig:
     return load_config(config_path)
 
 
+def read_topic(stack: LocalStack, topic: str) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.settings.kafka_bootstrap,
+            "group.id": "floe-test-reader",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        values, idle = [], 0
+        while idle < 5:
+            batch = consumer.consume(1000, timeout=1)
+            idle = 0 if batch else idle + 1
+            values += [m.value() for m in batch if m.error() is None and m.value()]
+        return values
+    finally:
+        consumer.close()
+
+
 def catch_up(config_path: Path) -> list[dict]:
     rows = replicate_until_caught_up(config_path, CATCH_UP)
     assert all(row["reconciliation"] == "pass" for row in rows), rows
@@ -68,7 +92,12 @@ def test_unchanged_toasted_values_keep_their_stored_value(stack, config_path, co
     catch_up(config_path)
     assert_tables_equal(stack, config, DATABASE, ["docs"])
     docs = open_catalog(config.iceberg).load_table(("sem", "docs")).scan().to_arrow().to_pylist()
-    assert all(len(row["body"]) == 3840 and "unavailable" not in row["body"] for row in docs)
+    assert all(len(row["body"]) == 12800 and "unavailable" not in row["body"] for row in docs)
+    # The case was real: Debezium did send placeholders for the unchanged bodies.
+    placeholders = [
+        r for r in read_topic(stack, "floe.sem.public.docs") if b"__debezium_unavailable_value" in r
+    ]
+    assert len(placeholders) == 3
 
 
 def test_schema_changes_follow_the_source_while_running(stack, config_path, config):
@@ -130,6 +159,10 @@ def test_value_that_does_not_fit_is_quarantined_then_superseded(stack, config_pa
     assert len(waiting) == 1 and "cannot hold 'NAN'" in waiting[0]["error"]
     checks = {r.table: r for r in reconcile(config, ["prices"])}
     assert checks["prices"].quarantined == 1
+    listed = CliRunner().invoke(
+        app, ["quarantine", "list", "--config", str(config_path), "--table", "prices"]
+    )
+    assert listed.exit_code == 0 and "pending" in listed.output and "1 pending entries" in listed.output
     run_sql(stack, DATABASE, ["UPDATE prices SET price = 1.5 WHERE id = 1"])
     catch_up(config_path)
     assert quarantine.pending_counts(quarantine.open_quarantine(catalog, "sem")).get("prices") is None

@@ -3,15 +3,18 @@ source, row by row, with nothing lost and nothing duplicated."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pyiceberg.table.snapshots import ancestors_of
 
 from cdc.deploy import apply_connectors
 from floe.config import PipelineConfig, load_config
 from flows.replicate import replicate_until_caught_up
+from iceberg.catalog import open_catalog
 from localstack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
@@ -98,3 +101,13 @@ def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     replicate_until_caught_up(config_path, CATCH_UP)
     assert_tables_equal(stack, config, DATABASE)
+    # No two commits continued from the same offsets: every commit moved the table forward.
+    catalog = open_catalog(config.iceberg)
+    for name in ("accounts", "ledger"):
+        table = catalog.load_table(("crash", name))
+        offsets = []
+        for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+            raw = snapshot.summary.get("floe.offsets")
+            if raw and snapshot.summary.get("floe.events") != "0":
+                offsets.append(int(json.loads(raw)[f"floe.crash.public.{name}"]["0"]))
+        assert offsets == sorted(offsets, reverse=True) and len(set(offsets)) == len(offsets), offsets
