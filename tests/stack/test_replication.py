@@ -134,3 +134,21 @@ def test_connector_lifecycle_and_connect_errors(stack, config):
             },
         )
         assert "snapshot.mode" in errors
+
+
+def test_secrets_never_reach_logs_or_artifacts(stack, config_path):
+    replicate(config_path=str(config_path))
+    password = stack.settings.pg_password.get_secret_value()
+    logs, artifacts = asyncio.run(_everything_prefect_kept())
+    assert logs and artifacts
+    assert not [line for line in logs if password in line]
+    assert not [data for data in artifacts if password in data]
+    for component in ("connect", "prefect-server", "kafka"):
+        assert password not in (stack.settings.logs_dir / f"{component}.log").read_text(errors="replace")
+
+
+async def _everything_prefect_kept() -> tuple[list[str], list[str]]:
+    async with get_client() as client:
+        logs = await client.read_logs(limit=200)
+        artifacts = await client.read_artifacts(limit=50)
+    return [entry.message for entry in logs], [json.dumps(a.data) + (a.description or "") for a in artifacts]
