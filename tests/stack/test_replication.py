@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -152,3 +156,19 @@ async def _everything_prefect_kept() -> tuple[list[str], list[str]]:
         logs = await client.read_logs(limit=200)
         artifacts = await client.read_artifacts(limit=50)
     return [entry.message for entry in logs], [json.dumps(a.data) + (a.description or "") for a in artifacts]
+
+
+def test_follow_runs_cycles_until_interrupted(config_path):
+    floe = Path(sys.executable).parent / "floe"
+    run = subprocess.Popen(
+        [str(floe), "replicate", "--follow", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(30)
+    run.send_signal(signal.SIGINT)
+    output = run.communicate(timeout=60)[0]
+    assert run.returncode == 0, output[-3000:]
+    assert output.count("table        events") >= 2, output[-3000:]
+    assert output.rstrip().endswith("stopped")
