@@ -216,6 +216,8 @@ def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOp
         outcomes = replay_quarantined(load_config(config), tables)
     except FloeError as exc:
         _fail(exc)
+    if not outcomes:
+        typer.echo("nothing to replay: no pending quarantined events")
     for outcome in outcomes:
         detail = f" ({outcome.error})" if outcome.error else ""
         typer.echo(
