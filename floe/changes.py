@@ -22,7 +22,6 @@ SEQ_COLUMN = "__floe_seq"
 POS_COLUMN = "__floe_pos"
 PARTITION_COLUMN = "__floe_partition"
 UNAVAILABLE_COLUMN = "__floe_unavailable"
-META_COLUMNS = (OP_COLUMN, SEQ_COLUMN, POS_COLUMN, PARTITION_COLUMN, UNAVAILABLE_COLUMN)
 POSITION_TYPE = pa.decimal128(38, 0)
 META_FIELDS = (
     pa.field(OP_COLUMN, pa.string(), False),

@@ -107,10 +107,6 @@ class PostgresSource(_Model):
         """Debezium names topics <topic.prefix>.<schema>.<table>."""
         return f"{self.topic_prefix}.{table.name}"
 
-    def sqlalchemy_url(self) -> str:
-        pw = self.password.get_secret_value()
-        return f"postgresql+psycopg2://{self.user}:{pw}@{self.host}:{self.port}/{self.database}"
-
 
 # MongoDB sources join this as a union discriminated by ``kind`` (default "postgres").
 Source = PostgresSource

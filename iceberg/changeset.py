@@ -140,17 +140,6 @@ def reduce(data: pa.Table, key: list[str], watermarks: dict[int, int]) -> Reduce
     return Reduced(last_per_key(filled, key), truncated_at, data.num_rows - fresh.num_rows)
 
 
-def key_mask(rows: pa.Table, keys: pa.Table, key: list[str]) -> pa.ChunkedArray | pa.Array:
-    """True for each row of *rows* whose key appears in *keys*."""
-    if len(key) == 1:
-        values = storage(keys[key[0]])
-        value_set = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        return pc.is_in(storage(rows[key[0]]), value_set=value_set)
-    indexed = keys_only(rows, key).append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
-    hits = indexed.join(keys_only(keys, key), keys=key, join_type="left semi", use_threads=False)
-    return pc.is_in(indexed["__row"], value_set=hits["__row"].combine_chunks())
-
-
 def match_rows(existing: pa.Table, incoming: pa.Table, key: list[str], positions: Iterable[str]) -> pa.Table:
     """Pairs (existing row, incoming row) with the same key, with both positions.
 

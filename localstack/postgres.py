@@ -139,11 +139,6 @@ class LocalPostgres:
         finally:
             conn.close()
 
-    def replication_slots(self) -> list[str]:
-        with self.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
-            return [row[0] for row in cur.fetchall()]
-
     def drop_replication_slots(self) -> list[str]:
         """Drop every slot of this dedicated cluster (all were created by Floe's connectors)."""
         conn = self.connect()
