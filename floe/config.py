@@ -164,7 +164,10 @@ class PipelineConfig(_Model):
             raise ValueError(f"source names must be unique, got {names}")
         return self
 
-    def tables(self) -> list[tuple[PostgresSource, TableRef]]:
+    def tables(self, names: list[str] | None = None) -> list[tuple[PostgresSource, TableRef]]:
+        """Every configured table, or the ones *names* chooses (by Iceberg or source name)."""
+        if names:
+            return [self.find_table(name) for name in names]
         return [(source, table) for source in self.sources for table in source.tables]
 
     def find_table(self, target: str) -> tuple[PostgresSource, TableRef]:

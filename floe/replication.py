@@ -48,8 +48,7 @@ class Replicator:
 
     def __init__(self, config: PipelineConfig, tables: list[str] | None = None) -> None:
         self.config = config
-        chosen = [config.find_table(name) for name in tables] if tables else config.tables()
-        self.targets = {t.target_name: Target(s, t) for s, t in chosen}
+        self.targets = {t.target_name: Target(s, t) for s, t in config.tables(tables)}
         self.catalog = open_catalog(config.iceberg)
         self._consumer: ChangeConsumer | None = None
         self.decoders = {

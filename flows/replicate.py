@@ -84,9 +84,7 @@ def replicate(
 ) -> list[dict[str, Any]]:
     """Consume what is available, merge it per table in one Iceberg commit each, then reconcile."""
     config = load_config(config_path)
-    names = [
-        table.target_name for _, table in (map(config.find_table, tables) if tables else config.tables())
-    ]
+    names = [table.target_name for _, table in config.tables(tables)]
     locks = ensure_table_locks(config.iceberg.namespace, names)
     # One run at a time per table: a second run waits here, then reads the offsets the first committed.
     with (

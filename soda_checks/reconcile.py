@@ -88,7 +88,7 @@ def _check_name(target: str) -> str:
 
 def reconcile(config: PipelineConfig, tables: list[str] | None = None) -> list[ReconcileResult]:
     """Reconcile the chosen tables (all by default), one Soda scan per source."""
-    chosen = [config.find_table(t) for t in tables] if tables else config.tables()
+    chosen = config.tables(tables)
     catalog = open_catalog(config.iceberg)
     scan_class = _scan_class()
     waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg.namespace))
