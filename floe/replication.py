@@ -132,7 +132,10 @@ class Replicator:
             if self.targets[batch.table].table.on_incompatible_change != "quarantine":
                 raise
             self.set_aside(
-                [self._quarantined(record, str(exc)) for record in self._records.get(batch.table, [])]
+                [
+                    Quarantined(batch.table, r.topic, r.partition, r.offset, r.key, r.value, str(exc))
+                    for r in self._records.get(batch.table, [])
+                ]
             )
             result = merge_batch(table, batch.without_rows(), checkpoint)
             result.quarantined = len(self._records.get(batch.table, []))
@@ -152,12 +155,6 @@ class Replicator:
         for change in result.schema_changes:
             log.info("schema of %s: %s", batch.table, change)
         return result
-
-    def _quarantined(self, record: KafkaRecord, error: str) -> Quarantined:
-        table = next(t.name for t in self.targets.values() if t.topic == record.topic)
-        return Quarantined(
-            table, record.topic, record.partition, record.offset, record.key, record.value, error
-        )
 
     def set_aside(self, items: list[Quarantined]) -> None:
         if not items:
@@ -181,18 +178,16 @@ class Replicator:
 
     def _supersede(self, batch: ChangeBatch) -> None:
         """Entries of this table whose key has since been changed by a merged event are obsolete."""
-        poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
-        merged = [
-            r for r in self._records.get(batch.table, []) if (r.topic, r.partition, r.offset) not in poisoned
-        ]
-        if not merged or not quarantine.pending_counts(self.quarantine_table).get(batch.table):
+        pending = quarantine.entries(self.quarantine_table, [batch.table])
+        if pending.num_rows == 0:
             return
+        poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
         latest: dict[tuple[str, int, str], int] = {}
-        for record in merged:
+        for record in self._records.get(batch.table, []):
             text = canonical_key(record.key)
-            if text:
+            if text and (record.topic, record.partition, record.offset) not in poisoned:
                 latest[(record.topic, record.partition, text)] = record.offset
-        count = quarantine.supersede(self.quarantine_table, batch.table, latest)
+        count = quarantine.supersede(self.quarantine_table, pending, latest)
         if count:
             log.info("%d quarantined events of %s were superseded by later changes", count, batch.table)
 

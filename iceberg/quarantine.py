@@ -108,14 +108,11 @@ def resolve(table: Table, rows: pa.Table, status: str, errors: dict[tuple, str] 
     )
 
 
-def supersede(table: Table, source_table: str, latest: dict[tuple[str, int, str], int]) -> int:
-    """Mark pending entries of *source_table* superseded by a later merged change of the same key.
+def supersede(table: Table, pending: pa.Table, latest: dict[tuple[str, int, str], int]) -> int:
+    """Mark those *pending* entries superseded that a later merged change of the same key follows.
 
     *latest* maps (topic, partition, key text) to the offset of the last merged change of that key.
     """
-    pending = entries(table, [source_table])
-    if pending.num_rows == 0 or not latest:
-        return 0
     stale = [
         row
         for row in pending.to_pylist()
