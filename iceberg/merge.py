@@ -85,11 +85,16 @@ def _prune_filter(keys: pa.Table, first: str) -> BooleanExpression:
     return And(GreaterThanOrEqual(first, low), LessThanOrEqual(first, high))
 
 
+def _stream(batch: ChangeBatch) -> str | None:
+    """The one stream a table's batch comes from; None for a replay of quarantined events."""
+    return next(iter(batch.offsets)) if len(batch.offsets) == 1 else None
+
+
 def _watermarks(batch: ChangeBatch) -> dict[str, dict[int, int]]:
-    """Highest source position per stream and partition in the batch (one stream per table)."""
-    if batch.data.num_rows == 0 or len(batch.offsets) != 1:
+    """Highest source position per partition of the batch's stream."""
+    stream = _stream(batch)
+    if batch.data.num_rows == 0 or stream is None:
         return {}
-    stream = next(iter(batch.offsets))
     grouped = (
         batch.data.select([PARTITION_COLUMN, POS_COLUMN])
         .group_by(PARTITION_COLUMN)
@@ -121,13 +126,25 @@ def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> Mer
         ) from exc
 
 
+@dataclass
+class _Matches:
+    """What matching the incoming changes against stored rows found.
+
+    ``rejected``: incoming rows older than the stored row of their key. ``incoming`` and
+    ``existing``: aligned, the incoming rows that replace a stored row, and those stored rows.
+    """
+
+    rejected: list[int] = field(default_factory=list)
+    incoming: list[pa.ChunkedArray] = field(default_factory=list)
+    existing: list[pa.Table] = field(default_factory=list)
+
+
 class _Merge:
     """One merge: the reduced changes matched against the table's files."""
 
     def __init__(self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> None:
         self.table, self.batch, self.checkpoint = table, batch, checkpoint
-        stream = next(iter(batch.offsets), None)
-        self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(stream, {}) if stream else {})
+        self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(_stream(batch), {}))
         self.result = MergeResult(
             table=batch.table,
             events=batch.size,
@@ -152,10 +169,9 @@ class _Merge:
             metadata = tx.table_metadata
             target = metadata.schema().as_arrow()
             incoming = _conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
-            removed, kept, replaced = self._match_files(metadata, target, incoming, evolution)
-            rejected = set(replaced.pop("__rejected"))
-            upserts = self._accepted_upserts(latest, incoming, rejected, replaced)
-            self.result.replayed += len(rejected)
+            removed, kept, matches = self._match_files(metadata, target, incoming, evolution)
+            upserts = self._accepted_upserts(latest, incoming, matches)
+            self.result.replayed += len(matches.rejected)
             new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
             _check_pyarrow_schema_compatible(
                 metadata.schema(), new_rows.schema, format_version=metadata.format_version
@@ -176,11 +192,11 @@ class _Merge:
 
     def _match_files(
         self, metadata: Any, target: pa.Schema, incoming: pa.Table, evolution: Evolution
-    ) -> tuple[list[Any], list[pa.Table], dict[str, Any]]:
-        """Files to replace, the rows of them to keep, and per incoming row the row it replaces."""
+    ) -> tuple[list[Any], list[pa.Table], _Matches]:
+        """Files to replace, the rows of them to keep, and what the incoming rows matched."""
         key = self.batch.key
         removed, kept = [], []
-        replaced: dict[str, Any] = {"__rejected": [], "incoming": [], "existing": []}
+        matches = _Matches()
         full_scan = self.floor is not None or bool(evolution.defaults)
         for task in self._candidates(incoming, full_scan):
             existing = _conform(
@@ -197,10 +213,10 @@ class _Merge:
             if pairs.num_rows:
                 existing_pos = pc.fill_null(pairs["__existing_pos"], position_scalar(0))
                 stale = pc.greater(existing_pos, pairs["__incoming_pos"])
-                replaced["__rejected"] += pc.filter(pairs["__incoming"], stale).to_pylist()
+                matches.rejected += pc.filter(pairs["__incoming"], stale).to_pylist()
                 winners = pairs.filter(pc.invert(stale))
-                replaced["incoming"].append(winners["__incoming"])
-                replaced["existing"].append(existing.take(winners["__existing"]))
+                matches.incoming.append(winners["__incoming"])
+                matches.existing.append(existing.take(winners["__existing"]))
                 hit = pc.is_in(
                     pa.array(range(existing.num_rows), pa.int64()),
                     value_set=winners["__existing"].combine_chunks(),
@@ -217,19 +233,13 @@ class _Merge:
                 filled = pc.fill_null(survivors[name], pa.scalar(default, survivors.schema.field(name).type))
                 survivors = survivors.set_column(index, survivors.schema.field(name), filled)
             kept.append(survivors)
-        return removed, kept, replaced
+        return removed, kept, matches
 
-    def _accepted_upserts(
-        self, latest: pa.Table, incoming: pa.Table, rejected: set[int], replaced: dict[str, Any]
-    ) -> pa.Table:
+    def _accepted_upserts(self, latest: pa.Table, incoming: pa.Table, matches: _Matches) -> pa.Table:
         """Incoming upserts that won against the stored rows, with TOASTed columns filled in."""
         indices = pa.array(range(incoming.num_rows), pa.int64())
-        accepted = pc.invert(pc.is_in(indices, value_set=pa.array(sorted(rejected), pa.int64())))
-        winners = (
-            pa.chunked_array(replaced["incoming"], pa.int64())
-            if replaced["incoming"]
-            else pa.chunked_array([], pa.int64())
-        )
+        accepted = pc.invert(pc.is_in(indices, value_set=pa.array(matches.rejected, pa.int64())))
+        winners = pa.chunked_array([c for part in matches.incoming for c in part.chunks], pa.int64())
         replacing = pc.is_in(indices, value_set=winners.combine_chunks())
         is_upsert = pc.is_in(latest[OP_COLUMN], value_set=pa.array(UPSERT_OPS))
         is_delete = pc.equal(latest[OP_COLUMN], DELETE)
@@ -238,7 +248,7 @@ class _Merge:
             pc.sum(pc.and_(pc.and_(is_upsert, accepted), pc.invert(replacing))).as_py() or 0
         )
         self.result.deleted += int(pc.sum(pc.and_(pc.and_(is_delete, accepted), replacing)).as_py() or 0)
-        incoming = self._fill_unavailable(latest, incoming, winners, replaced["existing"])
+        incoming = self._fill_unavailable(latest, incoming, winners, matches.existing)
         return incoming.filter(pc.and_(is_upsert, accepted))
 
     def _fill_unavailable(
