@@ -47,7 +47,6 @@ class ConsumedRecords:
 
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
-        self._stamps: dict[str, dict[int, int]] = {}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -102,14 +101,14 @@ class ChangeConsumer:
         the timestamps of those last records: a record with another timestamp there is another
         record (the topic was re-created and has grown past that offset again).
         """
-        self._stamps = stamps or {}
-        probes: dict[tuple[str, int], int] = {}
+        # (topic, partition) -> (offset of the last record the table holds, its timestamp)
+        probes: dict[tuple[str, int], tuple[int, int | None]] = {}
         assignment = []
         for topic, partitions in self.partitions(topics).items():
             for partition in partitions:
                 offset = start.get(topic, {}).get(partition)
                 if offset:
-                    probes[(topic, partition)] = offset - 1
+                    probes[(topic, partition)] = (offset - 1, (stamps or {}).get(topic, {}).get(partition))
                     assignment.append(TopicPartition(topic, partition, offset - 1))
                 else:
                     assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
@@ -125,7 +124,7 @@ class ChangeConsumer:
         return result
 
     def _rewind(self, result: ConsumedRecords, topic: str, partition: int, probes: dict, why: str) -> None:
-        expected = probes.pop((topic, partition)) + 1
+        expected = probes.pop((topic, partition))[0] + 1
         result.resets.append((topic, partition, expected))
         log.warning(
             "topic %s partition %d %s at offset %d, where the Iceberg table continues from: the broker "
@@ -142,7 +141,7 @@ class ChangeConsumer:
     def _read(
         self,
         result: ConsumedRecords,
-        probes: dict[tuple[str, int], int],
+        probes: dict[tuple[str, int], tuple[int, int | None]],
         max_events: int,
         max_seconds: float,
         idle_seconds: float,
@@ -177,9 +176,8 @@ class ChangeConsumer:
                     raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
                 kind, stamp = message.timestamp()
                 stamp = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
-                probe = probes.get((topic, partition))
-                if probe is not None:
-                    expected = self._stamps.get(topic, {}).get(partition)
+                if (topic, partition) in probes:
+                    probe, expected = probes[(topic, partition)]
                     if message.offset() == probe and expected is not None and stamp != expected:
                         self._rewind(result, topic, partition, probes, "holds another record")
                         continue
