@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,13 @@ from localstack.settings import StackSettings
 log = logging.getLogger("floe.stack")
 
 CATALOG_DATABASE = "floe_catalog"
+
+
+def _send_pending_prefect_logs() -> None:
+    """Flow runs of this process may still hold logs for the server about to stop; send them now,
+    or Prefect retries them against the stopped server for a minute at interpreter exit."""
+    if "prefect.logging.handlers" in sys.modules:
+        sys.modules["prefect.logging.handlers"].APILogHandler().flush()
 
 
 @dataclass
@@ -61,6 +69,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop everything in reverse order; drop the replication slots; return the dropped slots."""
         began = time.monotonic()
+        _send_pending_prefect_logs()
         self.prefect.stop()
         log.info("stopped Prefect (%.1fs)", time.monotonic() - began)
         self.connect.stop()

@@ -29,15 +29,7 @@ def stack() -> LocalStack:
     try:
         yield local
     finally:
-        _stop(local)
-
-
-def _stop(local: LocalStack) -> None:
-    # Send the flow runs' buffered logs while the Prefect server is still there to take them.
-    from prefect.logging.handlers import APILogHandler
-
-    APILogHandler().flush()
-    local.down()
+        local.down()
 
 
 @pytest.fixture(scope="session")
