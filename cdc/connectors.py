@@ -6,16 +6,35 @@ connector itself validates. Choices that matter for faithful replication are exp
 
 from __future__ import annotations
 
-from floe.config import PipelineConfig, PostgresSource
+from floe.config import MongoSource, PipelineConfig, PostgresSource, Source
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+MONGODB_CONNECTOR = "io.debezium.connector.mongodb.MongoDbConnector"
+
+# What every Floe connector shares: typed JSON envelopes (every message carries its schema), one
+# partition per topic (a total order per table), and a delete followed by its tombstone.
+_COMMON = {
+    "tasks.max": "1",
+    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "key.converter.schemas.enable": "true",
+    "value.converter.schemas.enable": "true",
+    "topic.creation.default.partitions": "1",
+    "topic.creation.default.replication.factor": "1",
+    "tombstones.on.delete": "true",
+    "heartbeat.interval.ms": "10000",
+    "max.batch.size": "8192",
+    "max.queue.size": "32768",
+    "producer.override.linger.ms": "20",
+    "producer.override.batch.size": "1048576",
+}
 
 
 def render_postgres(source: PostgresSource) -> dict[str, str]:
     """Connector properties for one PostgreSQL source. Contains the password: never log it."""
     config = {
+        **_COMMON,
         "connector.class": POSTGRES_CONNECTOR,
-        "tasks.max": "1",
         "database.hostname": source.host,
         "database.port": str(source.port),
         "database.user": source.user,
@@ -37,28 +56,44 @@ def render_postgres(source: PostgresSource) -> dict[str, str]:
         "time.precision.mode": "adaptive_time_microseconds",
         "interval.handling.mode": "string",
         "binary.handling.mode": "bytes",
-        "tombstones.on.delete": "true",
         # Debezium skips truncates by default; Floe applies them in order with other changes.
         "skipped.operations": "none",
         "include.unknown.datatypes": "false",
-        # Typed JSON envelopes: every message carries its schema.
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable": "true",
-        "value.converter.schemas.enable": "true",
-        # One partition per table topic keeps a total order per table.
-        "topic.creation.default.partitions": "1",
-        "topic.creation.default.replication.factor": "1",
-        "heartbeat.interval.ms": "10000",
-        "max.batch.size": "8192",
-        "max.queue.size": "32768",
-        "producer.override.linger.ms": "20",
-        "producer.override.batch.size": "1048576",
     }
     config.update(source.connector_overrides)
     return config
 
 
+def render_mongodb(source: MongoSource) -> dict[str, str]:
+    """Connector properties for one MongoDB source. Contains the connection string: never log it."""
+    config = {
+        **_COMMON,
+        "connector.class": MONGODB_CONNECTOR,
+        "mongodb.connection.string": source.connection_string.get_secret_value(),
+        "topic.prefix": source.topic_prefix,
+        # One change stream on the configured database, not the whole deployment: fewer privileges
+        # needed, and no events of other databases to filter out.
+        "capture.scope": "database",
+        "capture.target": source.database,
+        "database.include.list": source.database,
+        "collection.include.list": ",".join(
+            source.source_table(c).replace(".", r"\.") for c in source.collections
+        ),
+        # change_streams_update_full: updates carry the whole document (looked up when the event is
+        # read) besides updateDescription; Floe falls back to the patch when the lookup finds nothing.
+        "capture.mode": source.capture_mode,
+        "snapshot.mode": source.snapshot_mode,
+    }
+    config.update(source.connector_overrides)
+    return config
+
+
+def render(source: Source) -> dict[str, str]:
+    if isinstance(source, MongoSource):
+        return render_mongodb(source)
+    return render_postgres(source)
+
+
 def render_all(config: PipelineConfig) -> dict[str, dict[str, str]]:
     """Connector name -> properties for every source in the pipeline."""
-    return {source.connector_name: render_postgres(source) for source in config.sources}
+    return {source.connector_name: render(source) for source in config.sources}

@@ -9,7 +9,8 @@ reason; the other events of the batch go on.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -46,6 +47,27 @@ class KafkaRecord:
     timestamp: int | None = None  # the broker's record timestamp (ms)
 
 
+@dataclass
+class StreamProgress:
+    """Where reading stands once a batch is committed: the next offset per topic and partition,
+    and the broker timestamp of the last record read there (to recognise it when reading on)."""
+
+    offsets: dict[str, dict[int, int]] = field(default_factory=dict)
+    stamps: dict[str, dict[int, int]] = field(default_factory=dict)
+    tombstones: int = 0
+
+    def events(self, records: Iterable[KafkaRecord]) -> Iterator[KafkaRecord]:
+        """The records that carry an event; every record, tombstones too, moves the offsets."""
+        for record in records:
+            self.offsets.setdefault(record.topic, {})[record.partition] = record.offset + 1
+            if record.timestamp is not None:
+                self.stamps.setdefault(record.topic, {})[record.partition] = record.timestamp
+            if record.value is None:  # the tombstone after a delete
+                self.tombstones += 1
+            else:
+                yield record
+
+
 @dataclass(frozen=True)
 class _Compiled:
     columns: list[tuple[Column, Converter]]
@@ -61,7 +83,7 @@ class _Poison(Exception):
     """An event that cannot be applied; the message is the quarantine reason."""
 
 
-def _split(raw: bytes) -> tuple[bytes, bytes]:
+def split_envelope(raw: bytes) -> tuple[bytes, bytes]:
     """(schema bytes, payload bytes) of a JSON-converter envelope ``{"schema":..,"payload":..}``.
 
     Inside JSON strings quotes are escaped, so the first unescaped ``,"payload":`` is the
@@ -155,7 +177,7 @@ def canonical_key(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     try:
-        _, payload = _split(raw)
+        _, payload = split_envelope(raw)
         return orjson.dumps(orjson.loads(payload), option=orjson.OPT_SORT_KEYS).decode()
     except (ValueError, TypeError):
         return None
@@ -173,7 +195,7 @@ class TopicDecoder:
 
     def _parse(self, raw: bytes, cache: dict[bytes, Any], compile_schema: Any) -> tuple:
         try:
-            schema_bytes, payload_bytes = _split(raw)
+            schema_bytes, payload_bytes = split_envelope(raw)
             compiled = cache.get(schema_bytes)
             if compiled is None:
                 compiled = cache[schema_bytes] = compile_schema(orjson.loads(schema_bytes))
@@ -209,20 +231,13 @@ class TopicDecoder:
 
     def decode(self, records: list[KafkaRecord]) -> ChangeBatch:
         rows = _Rows()
-        offsets: dict[str, dict[int, int]] = {}
-        stamps: dict[str, dict[int, int]] = {}
+        progress = StreamProgress()
         quarantined: list[Quarantined] = []
         key: list[str] = []
         position: dict[str, Any] = {}
         skipped = 0
         snapshot_completed: int | None = None
-        for record in records:
-            offsets.setdefault(record.topic, {})[record.partition] = record.offset + 1
-            if record.timestamp is not None:
-                stamps.setdefault(record.topic, {})[record.partition] = record.timestamp
-            if record.value is None:  # tombstone after a delete
-                skipped += 1
-                continue
+        for record in progress.events(records):
             try:
                 compiled, payload = self._parse(record.value, self._value_schemas, self._compile_value)
                 op = payload.get("op")
@@ -262,10 +277,10 @@ class TopicDecoder:
             key=key,
             columns=[column for column, _ in rows.columns.values()],
             data=data,
-            offsets=offsets,
-            stamps=stamps,
+            offsets=progress.offsets,
+            stamps=progress.stamps,
             position=position,
-            skipped=skipped,
+            skipped=skipped + progress.tombstones,
             quarantined=quarantined,
             snapshot_completed=snapshot_completed,
         )

@@ -1,4 +1,4 @@
-"""Source positions of Debezium PostgreSQL events, as one comparable number per event.
+"""Source positions of Debezium events, as one comparable number per event.
 
 Debezium's ``source.sequence`` is ``[lastCommittedLsn, currentLsn]``: the commit LSN of the
 transaction streamed before this one, and the LSN of this change. The pair grows along the
@@ -32,3 +32,16 @@ def postgres_position(source: dict[str, Any]) -> int:
 
 def is_snapshot(source: dict[str, Any]) -> bool:
     return source.get("snapshot") not in (None, "false", False)
+
+
+def mongo_position(source: dict[str, Any]) -> int:
+    """A MongoDB event's place in the change stream, from Debezium's ``ts_ms`` and ``ord``.
+
+    ``ord`` is the cluster time's increment. ``ts_ms`` is the operation's wall time (MongoDB 6.0
+    and later) or the cluster time's seconds in milliseconds (earlier servers); either way
+    (``ts_ms``, ``ord``) grows along the stream, and a change re-sent after a connector restart
+    carries the same pair again. Snapshot reads carry the connector's clock at the read and
+    ``ord`` -1: a change the read already saw sorts before it, a later one after it. Events of
+    one transaction share the pair and keep their arrival order.
+    """
+    return make_position(int(source["ts_ms"]), max(int(source.get("ord") or 0), 0))

@@ -9,18 +9,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pymongo.errors import InvalidURI
+from pymongo.uri_parser import parse_uri
 
 from floe.errors import ConfigError
 from floe.secrets import register_secret
@@ -33,16 +37,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TableRef(_Model):
-    """A source table and the Iceberg table it replicates into."""
+def _names_shorthand(value: Any) -> Any:
+    """``tables: [public.orders]`` is short for ``tables: [{name: public.orders}]``."""
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
 
-    name: str = Field(description="Source table as schema.table, e.g. public.orders")
+
+class _TargetRef(_Model):
+    """What every replicated table or collection shares: its Iceberg name and its failure policy."""
+
     target: str | None = Field(default=None, pattern=_NAME, description="Iceberg table name")
     on_incompatible_change: Literal["fail", "quarantine"] = Field(
         default="fail",
         description="A source type change Iceberg cannot follow: stop this table (fail) or set its "
         "events aside in the quarantine table and go on (quarantine)",
     )
+
+
+class TableRef(_TargetRef):
+    """A source table and the Iceberg table it replicates into."""
+
+    name: str = Field(description="Source table as schema.table, e.g. public.orders")
 
     @field_validator("name")
     @classmethod
@@ -52,40 +68,40 @@ class TableRef(_Model):
         return value
 
     @property
-    def schema_name(self) -> str:
-        return self.name.split(".")[0]
+    def target_name(self) -> str:
+        return self.target or self.name.split(".")[1]
 
-    @property
-    def table_name(self) -> str:
-        return self.name.split(".")[1]
+
+class CollectionRef(_TargetRef):
+    """A MongoDB collection and the Iceberg table it replicates into.
+
+    ``typed``: documents become Iceberg columns, nested documents structs and arrays lists, and the
+    schema grows as new fields appear; a value whose type conflicts with its column's is kept as
+    extended JSON in ``_floe_conflicts`` (see README). ``raw``: the whole document as extended
+    JSON in ``_doc``, plus the ``extract``-ed top-level fields as typed columns.
+    """
+
+    name: str = Field(pattern=r"^[^.$\s][^$\s]*$", description="Collection name, e.g. orders")
+    schema_policy: Literal["typed", "raw"] = "typed"
+    extract: list[str] = Field(default_factory=list, description="raw policy: top-level fields as columns")
+
+    @model_validator(mode="after")
+    def _extract_with_raw(self) -> CollectionRef:
+        if self.extract and self.schema_policy != "raw":
+            raise ValueError("extract applies to schema_policy: raw only (typed extracts every field)")
+        reserved = {"_id", "_doc"} & set(self.extract)
+        if reserved:
+            raise ValueError(f"extract cannot name {sorted(reserved)}: Floe writes those columns itself")
+        return self
 
     @property
     def target_name(self) -> str:
-        return self.target or self.table_name
+        return self.target or re.sub(r"[^a-z0-9_]", "_", self.name.lower())
 
 
-class PostgresSource(_Model):
-    """A PostgreSQL database captured by Debezium's PostgreSQL connector (pgoutput)."""
-
-    kind: Literal["postgres"] = "postgres"
-    name: str = Field(pattern=_NAME, description="Source name; prefixes topics, slot and publication")
-    host: str = "127.0.0.1"
-    port: int = Field(default=5432, ge=1, le=65535)
-    database: str
-    user: str
-    password: SecretStr
-    tables: list[TableRef] = Field(min_length=1)
-    slot_name: str | None = Field(default=None, pattern=_NAME)
-    publication: str | None = Field(default=None, pattern=_NAME)
-    snapshot_mode: Literal["initial", "no_data", "always", "when_needed", "initial_only"] = "initial"
+class _SourceBase(_Model):
+    name: str = Field(pattern=_NAME, description="Source name; prefixes topics and connector names")
     connector_overrides: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("tables", mode="before")
-    @classmethod
-    def _table_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": item} if isinstance(item, str) else item for item in value]
-        return value
 
     @property
     def connector_name(self) -> str:
@@ -95,6 +111,23 @@ class PostgresSource(_Model):
     def topic_prefix(self) -> str:
         return f"floe.{self.name}"
 
+
+class PostgresSource(_SourceBase):
+    """A PostgreSQL database captured by Debezium's PostgreSQL connector (pgoutput)."""
+
+    kind: Literal["postgres"] = "postgres"
+    host: str = "127.0.0.1"
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str
+    user: str
+    password: SecretStr
+    tables: list[TableRef] = Field(min_length=1)
+    slot_name: str | None = Field(default=None, pattern=_NAME)
+    publication: str | None = Field(default=None, pattern=_NAME)
+    snapshot_mode: Literal["initial", "no_data", "always", "when_needed", "initial_only"] = "initial"
+
+    _tables_shorthand = field_validator("tables", mode="before")(_names_shorthand)
+
     @property
     def slot(self) -> str:
         return self.slot_name or f"floe_{self.name}"
@@ -103,13 +136,80 @@ class PostgresSource(_Model):
     def publication_name(self) -> str:
         return self.publication or f"floe_{self.name}"
 
+    @property
+    def secrets(self) -> list[str]:
+        return [self.password.get_secret_value()]
+
+    def source_table(self, table: TableRef) -> str:
+        return table.name
+
     def topic_for(self, table: TableRef) -> str:
         """Debezium names topics <topic.prefix>.<schema>.<table>."""
         return f"{self.topic_prefix}.{table.name}"
 
 
-# MongoDB sources join this as a union discriminated by ``kind`` (default "postgres").
-Source = PostgresSource
+class MongoSource(_SourceBase):
+    """A MongoDB replica set (or sharded cluster) captured by Debezium's MongoDB connector."""
+
+    kind: Literal["mongodb"]
+    connection_string: SecretStr = Field(description="mongodb:// or mongodb+srv:// URI of a replica set")
+    database: str = Field(pattern=r"^[^/\\. \"$]+$")
+    collections: list[CollectionRef] = Field(min_length=1)
+    capture_mode: Literal[
+        "change_streams_update_full",
+        "change_streams_update_full_with_pre_image",
+        "change_streams",
+        "change_streams_with_pre_image",
+    ] = Field(
+        default="change_streams_update_full",
+        description="update_full delivers the whole document on updates; the others only the change, "
+        "which Floe applies as a patch to the stored document",
+    )
+    snapshot_mode: Literal["initial", "no_data", "always", "when_needed", "initial_only"] = "initial"
+
+    _collections_shorthand = field_validator("collections", mode="before")(_names_shorthand)
+
+    @field_validator("connection_string")
+    @classmethod
+    def _uri(cls, value: SecretStr) -> SecretStr:
+        try:
+            parse_uri(value.get_secret_value(), warn=True)
+        except (InvalidURI, ValueError) as exc:
+            # The message of InvalidURI can quote the URI: name the problem without it.
+            raise ValueError(f"not a valid MongoDB connection string ({type(exc).__name__})") from None
+        return value
+
+    @property
+    def tables(self) -> list[CollectionRef]:
+        return self.collections
+
+    @property
+    def secrets(self) -> list[str]:
+        uri = self.connection_string.get_secret_value()
+        password = parse_uri(uri, warn=True).get("password")
+        return [uri, *([password] if password else [])]
+
+    def source_table(self, collection: CollectionRef) -> str:
+        return f"{self.database}.{collection.name}"
+
+    def topic_for(self, collection: CollectionRef) -> str:
+        """Debezium names topics <topic.prefix>.<database>.<collection>."""
+        return f"{self.topic_prefix}.{self.database}.{collection.name}"
+
+
+def _source_kind(value: Any) -> str:
+    """Sources without ``kind`` are PostgreSQL, as before MongoDB sources existed."""
+    if isinstance(value, dict):
+        return value.get("kind", "postgres")
+    return getattr(value, "kind", "postgres")
+
+
+_SOURCE_KINDS = ("postgres", "mongodb")
+Source = Annotated[
+    Annotated[PostgresSource, Tag("postgres")] | Annotated[MongoSource, Tag("mongodb")],
+    Discriminator(_source_kind),
+]
+TargetRef = TableRef | CollectionRef
 
 
 class KafkaConfig(_Model):
@@ -164,15 +264,15 @@ class PipelineConfig(_Model):
             raise ValueError(f"source names must be unique, got {names}")
         return self
 
-    def tables(self, names: list[str] | None = None) -> list[tuple[PostgresSource, TableRef]]:
+    def tables(self, names: list[str] | None = None) -> list[tuple[Source, TargetRef]]:
         """Every configured table, or the ones *names* chooses (by Iceberg or source name)."""
         if names:
             return [self.find_table(name) for name in names]
         return [(source, table) for source in self.sources for table in source.tables]
 
-    def find_table(self, target: str) -> tuple[PostgresSource, TableRef]:
+    def find_table(self, target: str) -> tuple[Source, TargetRef]:
         for source, table in self.tables():
-            if target in (table.target_name, table.name):
+            if target in (table.target_name, table.name, source.source_table(table)):
                 return source, table
         known = ", ".join(t.target_name for _, t in self.tables())
         raise ConfigError(f"no table '{target}' in the pipeline configuration; known tables: {known}")
@@ -204,8 +304,12 @@ def _interpolate(node: Any, path: str) -> Any:
 def _format_validation_error(origin: str, error: ValidationError) -> str:
     lines = [f"{origin} is invalid:"]
     for item in error.errors():
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(".")
-        shown = "" if "password" in key or "uri" in key else f" (got {item.get('input')!r})"
+        loc = item["loc"]
+        if loc[:1] == ("sources",) and len(loc) > 2 and loc[2] in _SOURCE_KINDS:
+            loc = loc[:2] + loc[3:]  # the union's tag: sources[0].mongodb.database -> sources[0].database
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        secret = any(word in key for word in ("password", "uri", "connection_string"))
+        shown = "" if secret else f" (got {item.get('input')!r})"
         if item["type"] in ("missing", "extra_forbidden") or isinstance(item.get("input"), dict):
             shown = ""
         lines.append(f"  {key or '<root>'}: {item['msg']}{shown}")
@@ -232,5 +336,6 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(str(file), exc)) from None
     for source in config.sources:
-        register_secret(source.password.get_secret_value())
+        for secret in source.secrets:
+            register_secret(secret)
     return config

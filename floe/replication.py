@@ -16,7 +16,8 @@ from pyiceberg.table import Table
 from cdc.consumer import ChangeConsumer, ConsumedRecords
 from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key
 from floe.changes import ChangeBatch, Quarantined
-from floe.config import PipelineConfig, PostgresSource, TableRef
+from floe.config import MongoSource, PipelineConfig, Source, TargetRef
+from floe.document_batches import DocumentDecoder
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
@@ -31,8 +32,8 @@ log = logging.getLogger("floe.replication")
 class Target:
     """A replicated table: where its changes come from and where they go."""
 
-    source: PostgresSource
-    table: TableRef
+    source: Source
+    table: TargetRef
 
     @property
     def name(self) -> str:
@@ -51,12 +52,17 @@ class Replicator:
         self.targets = {t.target_name: Target(s, t) for s, t in config.tables(tables)}
         self.catalog = open_catalog(config.iceberg)
         self._consumer: ChangeConsumer | None = None
-        self.decoders = {
-            target.topic: TopicDecoder(target.name, target.source.name, target.table.name)
-            for target in self.targets.values()
-        }
+        self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
         self._records: dict[str, list[KafkaRecord]] = {}
         self._quarantine: Table | None = None
+
+    def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
+        source = target.source
+        if isinstance(source, MongoSource):
+            return DocumentDecoder(
+                target.name, source.name, source.database, target.table, lambda: self.load(target.name)
+            )
+        return TopicDecoder(target.name, source.name, source.source_table(target.table))
 
     @property
     def consumer(self) -> ChangeConsumer:

@@ -28,6 +28,7 @@ from pyiceberg.types import (
     NestedField,
     PrimitiveType,
     StringType,
+    StructType,
     TimestampType,
     TimestamptzType,
     TimeType,
@@ -75,6 +76,14 @@ def iceberg_type(arrow_type: pa.DataType, ids: _Ids, where: str) -> IcebergType:
         element_id = ids.take()
         element = iceberg_type(arrow_type.value_type, ids, where)
         return ListType(element_id=element_id, element_type=element, element_required=False)
+    if pa.types.is_struct(arrow_type):
+        field_ids = [ids.take() for _ in arrow_type]
+        return StructType(
+            *(
+                NestedField(field_id, f.name, iceberg_type(f.type, ids, f"{where}.{f.name}"), required=False)
+                for field_id, f in zip(field_ids, arrow_type, strict=True)
+            )
+        )
     simple = {
         pa.bool_(): BooleanType(),
         pa.float32(): FloatType(),
@@ -151,9 +160,9 @@ def _promotable(current: IcebergType, wanted: IcebergType) -> bool:
 def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
     """Stage the schema changes the batch needs in *tx*.
 
-    New columns are added as optional (with the source's default noted for existing rows);
-    widening promotions are applied. A change Iceberg cannot follow raises with the column, both
-    types and the way out.
+    New columns, and new fields of nested structs, are added as optional (with the source's
+    default noted for existing rows); widening promotions are applied, also inside structs and
+    lists. A change Iceberg cannot follow raises with the column, both types and the way out.
     """
     schema = tx.table_metadata.schema()
     evolution = Evolution()
@@ -161,36 +170,64 @@ def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
     with tx.update_schema() as update:
         for column in [*columns, POSITION_COLUMN]:
             existing = schema.find_field(column.name) if column.name in schema.column_names else None
-            ids = _Ids(10_000)  # element ids are reassigned by the schema update
+            ids = _Ids(10_000)  # nested field ids are reassigned by the schema update
             wanted = iceberg_type(column.type, ids, f"{table}.{column.name}")
             if existing is None:
                 update.add_column(column.name, wanted, doc=_doc(column))
                 changes.append(f"added column {column.name} {wanted}")
                 if column.default is not None:
                     evolution.defaults[column.name] = column.default
-            elif existing.field_type == wanted or _same_nested(existing.field_type, wanted):
                 continue
-            elif _promotable(existing.field_type, wanted):
-                update.update_column(column.name, field_type=wanted, doc=_doc(column))
-                changes.append(f"widened {column.name} {existing.field_type} -> {wanted}")
-            elif _narrower(existing.field_type, wanted):
-                continue  # e.g. a smallint arriving for an int column: it fits, nothing to change
-            else:
+            try:
+                steps = _changes(existing.field_type, wanted, (column.name,))
+            except _Incompatible:
                 raise SchemaMappingError(
                     f"table {table}: column {column.name} changed from {existing.field_type} to {wanted} "
                     f"(source type {column.source_type}), which Iceberg cannot follow in place; restore the "
                     f"source type, or rename the Iceberg column (its values stay there) and replay the "
                     f"quarantined events, or re-create the Iceberg table and re-snapshot the source"
-                )
+                ) from None
+            for action, path, kind in steps:
+                name = ".".join(path)
+                if action == "add":
+                    update.add_column(path, kind)
+                    changes.append(f"added field {name} {kind}")
+                elif len(path) == 1:
+                    update.update_column(path, field_type=kind, doc=_doc(column))
+                    changes.append(f"widened {name} {existing.field_type} -> {kind}")
+                else:
+                    update.update_column(path, field_type=kind)
+                    changes.append(f"widened {name} -> {kind}")
     return evolution
 
 
-def _same_nested(current: IcebergType, wanted: IcebergType) -> bool:
+class _Incompatible(Exception):
+    pass
+
+
+def _changes(
+    current: IcebergType, wanted: IcebergType, path: tuple[str, ...]
+) -> list[tuple[str, tuple[str, ...], IcebergType]]:
+    """The steps ("add" or "widen", field path, type) that let *current* hold *wanted*'s values.
+
+    Nested paths name a list's element ``element``, as pyiceberg's schema updates expect.
+    """
+    if isinstance(current, StructType) and isinstance(wanted, StructType):
+        known = {f.name: f for f in current.fields}
+        steps: list[tuple[str, tuple[str, ...], IcebergType]] = []
+        for nested in wanted.fields:
+            if nested.name in known:
+                steps += _changes(known[nested.name].field_type, nested.field_type, (*path, nested.name))
+            else:
+                steps.append(("add", (*path, nested.name), nested.field_type))
+        return steps
     if isinstance(current, ListType) and isinstance(wanted, ListType):
-        return current.element_type == wanted.element_type or _same_nested(
-            current.element_type, wanted.element_type
-        )
-    return False
+        return _changes(current.element_type, wanted.element_type, (*path, "element"))
+    if current == wanted or _narrower(current, wanted):
+        return []
+    if _promotable(current, wanted):
+        return [("widen", path, wanted)]
+    raise _Incompatible
 
 
 def _narrower(current: IcebergType, wanted: IcebergType) -> bool:

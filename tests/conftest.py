@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from pyiceberg.catalog.sql import SqlCatalog
 
 _STATE = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
 os.chmod(_STATE, 0o755)
@@ -46,3 +47,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
     items.sort(key=rank)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> SqlCatalog:
+    """A real pyiceberg SQL catalog (SQLite) with the namespace ``ns``."""
+    catalog = SqlCatalog("test", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=(tmp_path / "wh").as_uri())
+    catalog.create_namespace("ns")
+    return catalog

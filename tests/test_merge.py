@@ -26,13 +26,6 @@ ITEMS = [
 ]
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    catalog = SqlCatalog("test", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=(tmp_path / "wh").as_uri())
-    catalog.create_namespace("ns")
-    return catalog
-
-
 def apply(catalog, batch, table=None):
     table = (
         table or catalog.load_table(("ns", batch.table))
