@@ -76,3 +76,39 @@ def test_unqualified_table_and_unknown_key(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+MONGO = """
+sources:
+  - kind: mongodb
+    name: docs
+    connection_string: ${TEST_FLOE_MONGO_URI}
+    database: shop
+    collections: [orders, {name: click-events, schema_policy: raw, extract: [type, at]}]
+kafka: {bootstrap_servers: "127.0.0.1:9092"}
+connect: {url: "http://127.0.0.1:8083"}
+iceberg: {catalog_uri: "sqlite:///cat.db", warehouse: warehouse, namespace: shop}
+"""
+
+
+def test_mongodb_source_with_collections_and_policies(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_MONGO_URI", "mongodb://floe:m0ng0-secret@db1,db2/?replicaSet=rs0")
+    config = load_config(write(tmp_path, MONGO))
+    source = config.sources[0]
+    orders, events = source.collections
+    assert (orders.schema_policy, events.schema_policy, events.extract) == ("typed", "raw", ["type", "at"])
+    assert events.target_name == "click_events"
+    assert source.topic_for(events) == "floe.docs.shop.click-events"
+    assert config.find_table("shop.orders") == (source, orders)
+    assert "m0ng0-secret" in source.secrets
+
+
+def test_mongodb_errors_name_the_key_and_never_show_the_connection_string(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_MONGO_URI", "http://floe:m0ng0-secret@db1")
+    text = MONGO.replace("extract: [type, at]", "extract: [_doc]")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    message = str(caught.value)
+    assert "sources[0].connection_string: Value error, not a valid MongoDB connection string" in message
+    assert "sources[0].collections[1]: Value error, extract cannot name ['_doc']" in message
+    assert "m0ng0-secret" not in message

@@ -1,0 +1,85 @@
+"""Reconciliation of MongoDB collections: Soda on the real Iceberg table, pymongo as far as it runs
+without a server (no MongoDB server can be installed here; see the README)."""
+
+from __future__ import annotations
+
+import pytest
+
+from floe.config import MongoSource, PipelineConfig
+from floe.replication import Replicator
+from soda_checks.mongo_counts import SourceCountError, count_documents
+from soda_checks.reconcile import reconcile
+from tests.mongo_scenario import EXPECTED, batches
+
+PASSWORD = "pw-never-shown"
+UNREACHABLE = f"mongodb://floe:{PASSWORD}@127.0.0.1:9/?replicaSet=rs0&serverSelectionTimeoutMS=300"
+
+
+@pytest.fixture
+def config(tmp_path) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "sources": [
+                {
+                    "kind": "mongodb",
+                    "name": "mg",
+                    "connection_string": UNREACHABLE,
+                    "database": "shop",
+                    "collections": ["orders"],
+                }
+            ],
+            "kafka": {"bootstrap_servers": "127.0.0.1:9"},
+            "connect": {"url": "http://127.0.0.1:9"},
+            "iceberg": {
+                "catalog_uri": f"sqlite:///{tmp_path}/catalog.db",
+                "warehouse": (tmp_path / "wh").as_uri(),
+                "namespace": "ns",
+            },
+        }
+    )
+
+
+def _replicate(config: PipelineConfig) -> None:
+    with Replicator(config) as replicator:
+        for records in batches("floe.mg.shop.orders"):
+            batch = replicator.decode({"floe.mg.shop.orders": records})["orders"]
+            replicator.merge(batch, replicator.checkpoints()["orders"])
+
+
+def test_document_count_is_checked_by_soda_against_the_iceberg_table(config):
+    _replicate(config)
+    counted: list[tuple[str, list[str]]] = []
+
+    def counter(source: MongoSource, collections: list[str]) -> dict[str, int]:
+        counted.append((source.name, collections))
+        return {"orders": len(EXPECTED) + extra}
+
+    extra = 0
+    [result] = reconcile(config, counter=counter)
+    assert (result.source_table, result.source_count, result.iceberg_count, result.passed) == (
+        "shop.orders",
+        6,
+        6,
+        True,
+    )
+    assert result.quarantined == 2  # the poison event and the patch of an unknown document
+    extra = 1
+    [result] = reconcile(config, counter=counter)
+    assert (result.source_count, result.iceberg_count, result.passed) == (7, 6, False)
+    assert counted == [("mg", ["orders"])] * 2
+
+
+def test_an_unreachable_replica_set_is_a_clear_error_without_the_password(config):
+    source = config.sources[0]
+    with pytest.raises(SourceCountError) as caught:
+        count_documents(source, ["orders"])
+    message = str(caught.value)
+    assert "shop.orders" in message and "MongoDB source mg" in message and "127.0.0.1:9" in message
+    assert PASSWORD not in message
+
+
+def test_reconcile_reports_the_count_error_per_collection(config):
+    _replicate(config)
+    [result] = reconcile(config)
+    assert result.passed is None and "cannot count the documents of shop.orders" in result.error
+    assert PASSWORD not in result.error
