@@ -7,7 +7,7 @@ a variable; the check itself (``row_count = ${count}`` on the Iceberg table) sta
 from __future__ import annotations
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from floe.config import MongoSource
@@ -36,6 +36,13 @@ def count_documents(source: MongoSource, collections: list[str]) -> dict[str, in
         for name in collections:
             try:
                 counts[name] = database[name].count_documents({})
+            except ConnectionFailure as exc:
+                # The first line names each host and why it failed; the topology dump adds nothing.
+                reason = str(exc).split(", Topology Description")[0]
+                raise SourceCountError(
+                    f"cannot reach MongoDB source {source.name} to count its documents: {reason}. Check "
+                    "that the replica set is up and reachable from here"
+                ) from None
             except PyMongoError as exc:
                 # pymongo's messages name hosts and the error, never the credentials.
                 raise SourceCountError(

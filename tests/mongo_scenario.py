@@ -54,7 +54,7 @@ def order(number: int) -> dict[str, Any]:
     }
 
 
-def _snapshot(topic: str) -> list[KafkaRecord]:
+def _snapshot(topic: str, collection: str) -> list[KafkaRecord]:
     last = len(IDS) - 1
     return [
         mongo_event(
@@ -66,12 +66,13 @@ def _snapshot(topic: str) -> list[KafkaRecord]:
             cluster_time=(SNAPSHOT_SECONDS, -1),
             wall_time=SNAPSHOT_SECONDS * 1000 + offset,
             snapshot="last" if offset == last else "true",
+            collection=collection,
         )
         for offset, doc_id in enumerate(IDS)
     ]
 
 
-def _stream(topic: str) -> list[KafkaRecord]:
+def _stream(topic: str, collection: str) -> list[KafkaRecord]:
     first = {**order(1), "qty": 4}
     replaced = {"customer": "replaced", "qty": 50}
     new = {**order(7), "address": {"city": "Nice", "zip": "06000"}, "channel": "web"}
@@ -97,7 +98,15 @@ def _stream(topic: str) -> list[KafkaRecord]:
     offset = 100
     for increment, (op, doc_id, parts) in enumerate(events, start=1):
         records.append(
-            mongo_event(topic, offset, op, doc_id, cluster_time=(STREAM_SECONDS, increment), **parts)
+            mongo_event(
+                topic,
+                offset,
+                op,
+                doc_id,
+                cluster_time=(STREAM_SECONDS, increment),
+                collection=collection,
+                **parts,
+            )
         )
         offset += 1
         if op == "d":
@@ -106,12 +115,20 @@ def _stream(topic: str) -> list[KafkaRecord]:
     assert offset == POISON_OFFSET
     records.append(KafkaRecord(topic, 0, POISON_OFFSET, records[0].key, b'{"schema":{},"payload":"broken"'))
     records.append(
-        mongo_event(topic, GHOST_OFFSET, "u", "ghost", updated={"qty": 1}, cluster_time=(STREAM_SECONDS, 20))
+        mongo_event(
+            topic,
+            GHOST_OFFSET,
+            "u",
+            "ghost",
+            updated={"qty": 1},
+            cluster_time=(STREAM_SECONDS, 20),
+            collection=collection,
+        )
     )
     return records
 
 
-def _later(topic: str, offset: int) -> list[KafkaRecord]:
+def _later(topic: str, collection: str, offset: int) -> list[KafkaRecord]:
     return [
         mongo_event(
             topic,
@@ -121,17 +138,18 @@ def _later(topic: str, offset: int) -> list[KafkaRecord]:
             after={**order(1), "qty": 5},
             updated={"qty": 5},
             cluster_time=(STREAM_SECONDS + 1, 1),
+            collection=collection,
         )
     ]
 
 
-def batches(topic: str) -> list[list[KafkaRecord]]:
+def batches(topic: str, collection: str = "orders") -> list[list[KafkaRecord]]:
     """The snapshot; the streamed changes; the same changes redelivered plus one later change."""
-    stream = _stream(topic)
+    stream = _stream(topic, collection)
     redelivered = [
         KafkaRecord(r.topic, r.partition, r.offset + 100, r.key, r.value, r.timestamp) for r in stream
     ]
-    return [_snapshot(topic), stream, [*redelivered, *_later(topic, 300)]]
+    return [_snapshot(topic, collection), stream, [*redelivered, *_later(topic, collection, 300)]]
 
 
 def _expected() -> dict[str, dict[str, Any]]:

@@ -74,12 +74,12 @@ def test_an_unreachable_replica_set_is_a_clear_error_without_the_password(config
     with pytest.raises(SourceCountError) as caught:
         count_documents(source, ["orders"])
     message = str(caught.value)
-    assert "shop.orders" in message and "MongoDB source mg" in message and "127.0.0.1:9" in message
+    assert message.startswith("cannot reach MongoDB source mg to count its documents: 127.0.0.1:9")
     assert PASSWORD not in message
 
 
 def test_reconcile_reports_the_count_error_per_collection(config):
     _replicate(config)
     [result] = reconcile(config)
-    assert result.passed is None and "cannot count the documents of shop.orders" in result.error
+    assert result.passed is None and "cannot reach MongoDB source mg" in result.error
     assert PASSWORD not in result.error
