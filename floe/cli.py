@@ -63,15 +63,39 @@ def main() -> None:
     _setup_logging()
 
 
+ExternalOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Pipeline configuration whose MongoDB sources (existing replica sets) to check"
+    ),
+]
+
+
+def _mongo_sources(config: Path | None) -> list:
+    if config is None:
+        return []
+    from floe.config import MongoSource, load_config
+
+    return [s for s in load_config(config).sources if isinstance(s, MongoSource)]
+
+
 @stack_app.command("up")
-def stack_up() -> None:
-    """Start PostgreSQL, the Kafka broker, Kafka Connect with Debezium and the Prefect server."""
+def stack_up(config: ExternalOption = None) -> None:
+    """Start PostgreSQL, the Kafka broker, Kafka Connect with Debezium and the Prefect server.
+
+    With --config, also check that each MongoDB source's replica set is reachable and can serve
+    change streams (Floe does not run MongoDB itself).
+    """
+    from localstack.mongodb import require_replica_sets
     from localstack.settings import StackSettings
     from localstack.stack import LocalStack
 
     settings = StackSettings()
     try:
+        mongo = _mongo_sources(config)
         LocalStack(settings, PROJECT_DIR).up()
+        for status in require_replica_sets(mongo):
+            typer.echo(f"MongoDB source {status.source}: {status.detail}")
     except FloeError as exc:
         _fail(exc)
     typer.echo(f"local stack is up (state in {settings.state_dir}); Prefect UI: {settings.prefect_ui_url}")
@@ -88,8 +112,9 @@ def stack_down() -> None:
 
 
 @stack_app.command("status")
-def stack_status() -> None:
-    """Show each component's pid, health, address and log file."""
+def stack_status(config: ExternalOption = None) -> None:
+    """Show each component's pid, health, address and log file (and MongoDB sources with --config)."""
+    from localstack.mongodb import check_replica_set
     from localstack.settings import StackSettings
     from localstack.stack import LocalStack
 
@@ -97,7 +122,17 @@ def stack_status() -> None:
     for s in statuses:
         state = "healthy" if s.healthy else ("unhealthy" if s.pid else "stopped")
         typer.echo(f"{s.name:<15} {state:<10} pid={s.pid or '-':<8} {s.address:<28} log={s.log_file}")
-    if not all(s.healthy for s in statuses):
+    healthy = all(s.healthy for s in statuses)
+    try:
+        sources = _mongo_sources(config)
+    except FloeError as exc:
+        _fail(exc)
+    for source in sources:
+        mongo = check_replica_set(source)
+        healthy = healthy and mongo.healthy
+        state = "healthy" if mongo.healthy else "unhealthy"
+        typer.echo(f"{'mongodb:' + mongo.source:<15} {state:<10} {'(external)':<12} {mongo.detail}")
+    if not healthy:
         raise typer.Exit(code=1)
 
 

@@ -17,6 +17,16 @@ def _outcome(check: ReconcileResult | None) -> str:
     return "pass" if check.passed else "FAIL"
 
 
+def _position(checkpoint: Checkpoint | None) -> int | str | None:
+    """Where the table stands in its source: a PostgreSQL LSN, or a MongoDB ``ts_ms:ord``."""
+    position = checkpoint.position if checkpoint else {}
+    if "lsn" in position:
+        return position["lsn"]
+    if "ts_ms" in position:
+        return f"{position['ts_ms']}:{position.get('ord', 0)}"
+    return None
+
+
 def table_rows(
     tables: list[str],
     merges: dict[str, MergeResult],
@@ -39,7 +49,7 @@ def table_rows(
                 "replayed": merge.replayed if merge else 0,
                 "quarantined": check.quarantined if check else (merge.quarantined if merge else 0),
                 "schema_changes": "; ".join(merge.schema_changes) if merge else "",
-                "source_lsn": (checkpoint.position.get("lsn") if checkpoint else None),
+                "source_position": _position(checkpoint),
                 "source_rows": check.source_count if check else None,
                 "iceberg_rows": check.iceberg_count if check else None,
                 "reconciliation": _outcome(check),
@@ -60,7 +70,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         "updated",
         "deleted",
         "quarantined",
-        "source_lsn",
+        "source_position",
         "source_rows",
         "iceberg_rows",
         "reconciliation",

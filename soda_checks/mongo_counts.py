@@ -6,12 +6,11 @@ a variable; the check itself (``row_count = ${count}`` on the Iceberg table) sta
 
 from __future__ import annotations
 
-from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
-from pymongo.uri_parser import parse_uri
 
 from floe.config import MongoSource
 from floe.errors import FloeError, Transient
+from floe.mongo_client import open_client, unreachable
 
 
 class SourceCountError(FloeError, Transient):
@@ -22,14 +21,8 @@ def count_documents(source: MongoSource, collections: list[str]) -> dict[str, in
     """Exact document counts (``count_documents({})``, not the collection statistics' estimate,
     which can be off after an unclean shutdown) of *collections* in the source's database.
 
-    An unreachable server fails after 10 s, or the URI's own ``serverSelectionTimeoutMS``.
     """
-    uri = source.connection_string.get_secret_value()
-    given = {name.lower() for name in parse_uri(uri)["options"]}
-    options = {} if "serverselectiontimeoutms" in given else {"serverSelectionTimeoutMS": 10_000}
-    client: MongoClient = MongoClient(
-        uri, appname=f"floe-reconcile-{source.name}", uuidRepresentation="standard", **options
-    )
+    client = open_client(source, "reconcile")
     counts: dict[str, int] = {}
     try:
         database = client[source.database]
@@ -37,11 +30,9 @@ def count_documents(source: MongoSource, collections: list[str]) -> dict[str, in
             try:
                 counts[name] = database[name].count_documents({})
             except ConnectionFailure as exc:
-                # The first line names each host and why it failed; the topology dump adds nothing.
-                reason = str(exc).split(", Topology Description")[0]
                 raise SourceCountError(
-                    f"cannot reach MongoDB source {source.name} to count its documents: {reason}. Check "
-                    "that the replica set is up and reachable from here"
+                    f"cannot reach MongoDB source {source.name} to count its documents: {unreachable(exc)}. "
+                    "Check that the replica set is up and reachable from here"
                 ) from None
             except PyMongoError as exc:
                 # pymongo's messages name hosts and the error, never the credentials.

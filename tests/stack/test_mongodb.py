@@ -120,6 +120,7 @@ def test_debezium_mongodb_events_replicate_through_the_broker(mongo_config: Path
                 assert actual[field] == wanted[field], (name, wanted["_id"], field)
         position = json.loads(table.current_snapshot().summary["floe.source-position"])
         assert (position["ts_ms"], position["ord"]) == (1_700_000_061_000, 1)
+        assert next(row for row in rows if row["table"] == name)["source_position"] == "1700000061000:1"
 
     entries = quarantine.entries(quarantine.open_quarantine(catalog, "mg"), list(COLLECTIONS), status=None)
     found = {(entry["table"], entry["error"].split(" ")[0], entry["status"]) for entry in entries.to_pylist()}

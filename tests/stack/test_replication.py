@@ -71,7 +71,7 @@ def test_live_inserts_updates_deletes_end_equal_to_source(stack, config_path, co
     assert by_table["customers"]["events"] >= 40
     assert by_table["orders"]["deleted"] == 51
     assert all(row["reconciliation"] == "pass" for row in rows)
-    assert all(isinstance(row["source_lsn"], int) for row in rows)
+    assert all(isinstance(row["source_position"], int) for row in rows)
     assert_tables_equal(stack, config, DATABASE)
 
 
