@@ -31,7 +31,14 @@ from iceberg.document_schema import KEY_COLUMN, DocumentShape
 from iceberg.lookup import stored_rows
 
 _POSITION_FIELDS = ("rs", "ts_ms", "ord", "snapshot", "lsid", "txnNumber")
-_BROKEN = object()  # a key whose earlier patch in this batch was quarantined
+_BROKEN = object()
+_CONVERSION_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)  # a key whose earlier patch in this batch was quarantined
 
 
 class DocumentDecoder:
@@ -123,6 +130,27 @@ class DocumentDecoder:
             resolved.append(dataclasses.replace(change, op=UPDATE, document=document, patch=None))
         return resolved
 
+    def _set_aside_unconvertible(
+        self,
+        changes: list[DocumentChange],
+        rows: list[dict[str, Any]],
+        schema: pa.Schema,
+        quarantined: list[Quarantined],
+    ) -> tuple[list[DocumentChange], list[dict[str, Any]]]:
+        """Quarantine the documents Arrow cannot hold after all (the fitting rules should prevent it)."""
+        kept_changes, kept_rows = [], []
+        for change, row in zip(changes, rows, strict=True):
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except _CONVERSION_ERRORS as exc:
+                quarantined.append(
+                    self._quarantine(change.record, f"document _id={change.key} does not convert: {exc}")
+                )
+                continue
+            kept_changes.append(change)
+            kept_rows.append(row)
+        return kept_changes, kept_rows
+
     def _batch(
         self, changes: list[DocumentChange], table: Table | None, quarantined: list[Quarantined]
     ) -> ChangeBatch:
@@ -130,8 +158,12 @@ class DocumentDecoder:
         types = self.shape.types((c.document for c in changes if c.document is not None), existing)
         columns = self.shape.columns(types)
         rows = [self.shape.row(c.key, c.document, types) for c in changes]
-        fields = [pa.field(c.name, c.type, c.nullable) for c in columns]
-        data = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+        schema = pa.schema([pa.field(c.name, c.type, c.nullable) for c in columns])
+        try:
+            data = pa.Table.from_pylist(rows, schema=schema)
+        except _CONVERSION_ERRORS:
+            changes, rows = self._set_aside_unconvertible(changes, rows, schema, quarantined)
+            data = pa.Table.from_pylist(rows, schema=schema)
         meta = (
             [c.op for c in changes],
             list(range(len(changes))),

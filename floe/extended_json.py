@@ -12,6 +12,7 @@ from typing import Any
 
 from bson import json_util
 from bson.binary import UuidRepresentation
+from bson.codec_options import DatetimeConversion
 from bson.json_util import JSONMode, JSONOptions
 
 JSON_OPTIONS = JSONOptions(
@@ -19,6 +20,8 @@ JSON_OPTIONS = JSONOptions(
     uuid_representation=UuidRepresentation.STANDARD,
     tz_aware=True,
     tzinfo=UTC,
+    # Dates outside Python's range (years before 1 or after 9999) stay exact as DatetimeMS.
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 
 

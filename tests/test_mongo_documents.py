@@ -6,6 +6,8 @@ the replicate flow; this one reaches every branch quickly and checks each batch 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pyarrow as pa
 import pytest
 
@@ -15,6 +17,7 @@ from iceberg.checkpoint import read_checkpoint
 from iceberg.document_schema import CONFLICTS_COLUMN, DocumentShape
 from iceberg.merge import merge_batch
 from iceberg.schema import create_table
+from tests.debezium_mongo_events import mongo_event
 from tests.mongo_scenario import GHOST_OFFSET, POISON_OFFSET, batches, comparable, expected_documents
 
 TOPIC = "floe.mg.shop.orders"
@@ -84,3 +87,15 @@ def test_typed_schema_grows_nested_fields_and_keeps_conflicts(catalog):
         '{"region":"eu","n":7}',
         '{"$oid":"65f0c0ffee00000000000007"}',
     }
+
+
+def test_a_document_arrow_cannot_hold_is_quarantined_and_the_rest_goes_on(catalog):
+    good = mongo_event(TOPIC, 0, "c", 1, after={"name": "fine"})
+    # A lone surrogate is valid in JSON text but not in UTF-8, so no Arrow string can hold it.
+    bad = mongo_event(TOPIC, 1, "c", 2, after={"name": "x"})
+    bad = dataclasses.replace(bad, value=bad.value.replace(b'\\"x\\"', b'\\"\\\\ud800\\"'))
+    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: load(catalog))
+    batch = decoder.decode([good, bad])
+    assert batch.data["name"].to_pylist() == ["fine"]
+    [poison] = batch.quarantined
+    assert poison.offset == 1 and "does not convert" in poison.error
