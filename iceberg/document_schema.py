@@ -46,8 +46,9 @@ _RESERVED = (KEY_COLUMN, DOC_COLUMN, CONFLICTS_COLUMN, "_floe_position")
 
 
 def usable_name(name: str) -> bool:
-    """A field name that can be an Iceberg column: nested paths are dotted, so no dots."""
-    return bool(name) and "." not in name and not name.startswith("$")
+    """A field name that can be an Iceberg column: nested paths are dotted, so no dots; and none
+    of the names of Floe's own per-change columns (``__floe_*``)."""
+    return bool(name) and "." not in name and not name.startswith(("$", "__floe_"))
 
 
 def infer(value: Any) -> pa.DataType | None:

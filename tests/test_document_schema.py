@@ -64,7 +64,15 @@ def test_conflicting_values_are_kept_in_the_conflicts_column():
     shape = DocumentShape("typed")
     stored = _table(shape, [{"_id": 1, "qty": 3, "tags": ["a"], "meta": {"v": 1}}]).schema
     later = [
-        {"_id": 2, "qty": "three", "tags": ["b", 4], "meta": {"v": "x", "w": True}, "a.b": 1, "empty": []},
+        {
+            "_id": 2,
+            "qty": "three",
+            "tags": ["b", 4],
+            "meta": {"v": "x", "w": True},
+            "a.b": 1,
+            "empty": [],
+            "__floe_op": "mine",
+        },
         {"_id": 3, "qty": 2.5},
     ]
     table = _table(shape, later, stored)
@@ -77,6 +85,7 @@ def test_conflicting_values_are_kept_in_the_conflicts_column():
         "meta": {"v": "x"},
         "a.b": 1,
         "empty": [],
+        "__floe_op": "mine",
     }
     assert from_json(second[CONFLICTS_COLUMN]) == {"qty": 2.5}
     restored = shape.document({**first, "_id": "2"})
