@@ -35,6 +35,13 @@ class ConnectClient:
         while True:
             try:
                 response = self._http.request(method, path, json=json)
+            except httpx.ReadTimeout as exc:
+                raise ConnectUnavailable(
+                    f"Kafka Connect at {self.url} did not answer {method} {path} within {self.timeout:.0f}s. "
+                    "Validating a connector includes its connection test (for MongoDB, up to the driver's "
+                    "server selection timeout): check that the source is reachable from Connect, or raise "
+                    "connect.timeout_seconds"
+                ) from exc
             except httpx.HTTPError as exc:
                 raise ConnectUnavailable(f"Kafka Connect at {self.url} is unreachable ({exc})") from exc
             if response.status_code == 409 and time.monotonic() < deadline:

@@ -1,7 +1,12 @@
+import socket
+
+import pytest
 from pydantic import SecretStr
 
-from cdc.connectors import render, render_postgres
+from cdc.connect_client import ConnectClient
+from cdc.connectors import MONGODB_CONNECTOR, render, render_postgres
 from floe.config import CollectionRef, MongoSource, PostgresSource, TableRef
+from floe.errors import ConnectUnavailable
 
 
 def test_postgres_connector_properties():
@@ -42,3 +47,14 @@ def test_mongodb_connector_properties():
     assert config["capture.mode"] == "change_streams_update_full"
     assert config["topic.prefix"] == "floe.docs"
     assert config["key.converter.schemas.enable"] == config["value.converter.schemas.enable"] == "true"
+
+
+def test_a_connect_worker_that_does_not_answer_in_time_is_named_with_the_way_out():
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with ConnectClient(url, timeout_seconds=0.3) as client, pytest.raises(ConnectUnavailable) as caught:
+            client.validate(MONGODB_CONNECTOR, {"name": "x"})
+    assert "did not answer PUT /connector-plugins/MongoDbConnector/config/validate" in str(caught.value)
+    assert "connect.timeout_seconds" in str(caught.value)
