@@ -109,7 +109,7 @@ class MongoEventParser:
             raise PoisonEvent("after is not a document")
         key = self._key(record, document)
         patch = None
-        if op not in (DELETE,) and document is None:
+        if op != DELETE and document is None:
             description = payload.get("updateDescription")
             if op != "u" or not description:
                 raise PoisonEvent(f"a {op!r} event without a document (after is null)")
@@ -119,8 +119,8 @@ class MongoEventParser:
                 raise PoisonEvent(f"cannot read updateDescription: {exc}") from exc
         try:
             position = mongo_position(source)
-        except (TypeError, ValueError) as exc:
-            raise PoisonEvent(f"cannot read the source position (ts_ms, ord): {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PoisonEvent(f"cannot read the source position (source.ts_ms, source.ord): {exc!r}") from exc
         return DocumentChange(record, op, key, position, source, document, patch)
 
     @staticmethod

@@ -99,3 +99,22 @@ def test_a_document_arrow_cannot_hold_is_quarantined_and_the_rest_goes_on(catalo
     assert batch.data["name"].to_pylist() == ["fine"]
     [poison] = batch.quarantined
     assert poison.offset == 1 and "does not convert" in poison.error
+
+
+def test_events_without_a_position_or_a_document_are_quarantined(catalog):
+    no_position = mongo_event(TOPIC, 0, "c", 1, after={"name": "a"})
+    no_position = dataclasses.replace(
+        no_position, value=no_position.value.replace(b'"ts_ms":', b'"ts_x":', 1)
+    )
+    no_document = mongo_event(TOPIC, 1, "r", 2, after={"name": "b"})
+    no_document = dataclasses.replace(
+        no_document, value=no_document.value.replace(b'"after":"', b'"after":null,"x":"')
+    )
+    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: load(catalog))
+    batch = decoder.decode([no_position, no_document, mongo_event(TOPIC, 2, "c", 3, after={"name": "c"})])
+    assert batch.data["_id"].to_pylist() == ["3"]
+    errors = sorted(q.error for q in batch.quarantined)
+    assert errors[0].startswith("a 'r' event without a document")
+    assert errors[1].startswith(
+        "cannot read the source position (source.ts_ms, source.ord): KeyError('ts_ms')"
+    )
