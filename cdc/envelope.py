@@ -76,11 +76,25 @@ class _Compiled:
     defaults: dict[str, Any]  # raw source defaults, for earlier events of the batch when a column is added
 
 
-_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
+# What converting a value to Arrow raises when the value does not fit the type.
+CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
 
 
-class _Poison(Exception):
+class PoisonEvent(ValueError):
     """An event that cannot be applied; the message is the quarantine reason."""
+
+
+def undecodable(exc: Exception) -> PoisonEvent:
+    """The quarantine reason of a message that is not a JSON-converter envelope."""
+    return PoisonEvent(
+        f"cannot decode the change event ({exc}); Floe expects Debezium events written by the JSON "
+        "converter with schemas.enable=true"
+    )
+
+
+def quarantine_record(table: str, record: KafkaRecord, error: str) -> Quarantined:
+    """*record* of *table*, kept whole with the reason it could not be applied."""
+    return Quarantined(table, record.topic, record.partition, record.offset, record.key, record.value, error)
 
 
 def split_envelope(raw: bytes) -> tuple[bytes, bytes]:
@@ -201,10 +215,7 @@ class TopicDecoder:
                 compiled = cache[schema_bytes] = compile_schema(orjson.loads(schema_bytes))
             return compiled, orjson.loads(payload_bytes)
         except (ValueError, KeyError, TypeError) as exc:
-            raise _Poison(
-                f"cannot decode the change event ({exc}); Floe expects Debezium events written by the JSON "
-                "converter with schemas.enable=true"
-            ) from exc
+            raise undecodable(exc) from exc
 
     @staticmethod
     def _compile_value(schema: dict[str, Any]) -> _Compiled:
@@ -225,7 +236,7 @@ class TopicDecoder:
     def _check_table(self, source: dict[str, Any]) -> None:
         schema, table = source.get("schema"), source.get("table")
         if schema and table and f"{schema}.{table}" != self.source_table:
-            raise _Poison(
+            raise PoisonEvent(
                 f"event of table {schema}.{table} arrived for {self.source_table}; check the topic routing"
             )
 
@@ -245,15 +256,15 @@ class TopicDecoder:
                     skipped += 1
                     continue
                 if op not in (*UPSERT_OPS, DELETE, TRUNCATE):
-                    raise _Poison(f"unknown operation {op!r}")
+                    raise PoisonEvent(f"unknown operation {op!r}")
                 source = payload.get("source") or {}
                 self._check_table(source)
                 key_payload: dict[str, Any] = {}
                 if record.key is not None:
                     key, key_payload = self._parse(record.key, self._key_names, self._compile_key)
                 event_position = postgres_position(source)
-            except _Poison as exc:
-                quarantined.append(self._quarantine(record, str(exc)))
+            except PoisonEvent as exc:
+                quarantined.append(quarantine_record(self.table, record, str(exc)))
                 continue
             rows.add_columns(compiled)
             if op in UPSERT_OPS:
@@ -285,26 +296,23 @@ class TopicDecoder:
             snapshot_completed=snapshot_completed,
         )
 
-    def _quarantine(self, record: KafkaRecord, error: str) -> Quarantined:
-        return Quarantined(
-            self.table, record.topic, record.partition, record.offset, record.key, record.value, error
-        )
-
     def _to_arrow(self, rows: _Rows, quarantined: list[Quarantined]) -> pa.Table:
         """Convert column-wise; events with a value that does not fit are quarantined."""
         bad: dict[int, str] = {}
         for name, (column, _) in rows.columns.items():
             try:
                 rows.convert(name)
-            except _CONVERSION_ERRORS:
+            except CONVERSION_ERRORS:
                 for index, value in enumerate(rows.values[name]):
                     try:
                         rows.convert_one(name, index)
-                    except _CONVERSION_ERRORS as exc:
+                    except CONVERSION_ERRORS as exc:
                         where = f"column {name} ({column.source_type})"
                         bad.setdefault(index, f"{where} cannot hold {value!r} as {column.type}: {exc}")
         if bad:
-            quarantined.extend(self._quarantine(rows.records[i], reason) for i, reason in bad.items())
+            quarantined.extend(
+                quarantine_record(self.table, rows.records[i], reason) for i, reason in bad.items()
+            )
             rows.drop(set(bad))
         arrays = [rows.convert(name) for name in rows.columns]
         fields = [pa.field(name, column.type) for name, (column, _) in rows.columns.items()]

@@ -15,14 +15,10 @@ from typing import Any
 import orjson
 
 from cdc.document_patch import Patch
-from cdc.envelope import KafkaRecord, split_envelope
+from cdc.envelope import KafkaRecord, PoisonEvent, split_envelope, undecodable
 from cdc.position import mongo_position
 from floe.changes import DELETE, UPSERT_OPS
 from floe.extended_json import from_json, to_json
-
-
-class PoisonEvent(ValueError):
-    """An event that cannot be applied; the message is the quarantine reason."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +43,7 @@ def _payload(raw: bytes) -> dict[str, Any]:
         _, payload = split_envelope(raw)
         parsed = orjson.loads(payload)
     except (ValueError, TypeError) as exc:
-        raise PoisonEvent(
-            f"cannot decode the change event ({exc}); Floe expects Debezium events written by the JSON "
-            "converter with schemas.enable=true"
-        ) from exc
+        raise undecodable(exc) from exc
     if not isinstance(parsed, dict):
         raise PoisonEvent("the change event's payload is not a JSON object")
     return parsed

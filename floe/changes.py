@@ -4,7 +4,7 @@ Columns are typed with Arrow types chosen from the source's declared types; ``ic
 them to Iceberg types. Each row also carries:
 - its operation and its order within the batch,
 - its source position, a number that orders the changes of one key (for PostgreSQL built from
-  Debezium's ``sequence``; for MongoDB from the change stream's cluster time). Replays and
+  Debezium's ``sequence``; for MongoDB from ``ts_ms`` and the cluster time's ``ord``). Replays and
   re-snapshots are made harmless by comparing positions, never by trusting delivery,
 - the partition it came from, because positions are only ordered within one partition,
 - the names of columns whose value the source did not send (unchanged TOASTed values).

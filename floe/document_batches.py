@@ -23,22 +23,15 @@ import pyarrow as pa
 from pyiceberg.table import Table
 
 from cdc.document_patch import PatchError, apply_patch
-from cdc.envelope import KafkaRecord, StreamProgress
-from cdc.mongo_envelope import DocumentChange, MongoEventParser, PoisonEvent
+from cdc.envelope import CONVERSION_ERRORS, KafkaRecord, PoisonEvent, StreamProgress, quarantine_record
+from cdc.mongo_envelope import DocumentChange, MongoEventParser
 from floe.changes import META_FIELDS, UPDATE, ChangeBatch, Quarantined
 from floe.config import CollectionRef
 from iceberg.document_schema import KEY_COLUMN, DocumentShape
 from iceberg.lookup import stored_rows
 
 _POSITION_FIELDS = ("rs", "ts_ms", "ord", "snapshot", "lsid", "txnNumber")
-_BROKEN = object()
-_CONVERSION_ERRORS = (
-    pa.ArrowInvalid,
-    pa.ArrowTypeError,
-    ValueError,
-    TypeError,
-    OverflowError,
-)  # a key whose earlier patch in this batch was quarantined
+_BROKEN = object()  # a key whose earlier patch in this batch was quarantined
 
 
 class DocumentDecoder:
@@ -67,17 +60,12 @@ class DocumentDecoder:
             try:
                 changes.append(self.parser.parse(record))
             except PoisonEvent as exc:
-                quarantined.append(self._quarantine(record, str(exc)))
+                quarantined.append(quarantine_record(self.table, record, str(exc)))
         changes.sort(key=lambda change: change.position)  # stable: arrival order within a position
         table = self.load()
         batch = self._batch(self._resolve(changes, table, quarantined), table, quarantined)
         batch.offsets, batch.stamps, batch.skipped = progress.offsets, progress.stamps, progress.tombstones
         return batch
-
-    def _quarantine(self, record: KafkaRecord, error: str) -> Quarantined:
-        return Quarantined(
-            self.table, record.topic, record.partition, record.offset, record.key, record.value, error
-        )
 
     def _resolve(
         self,
@@ -123,7 +111,7 @@ class DocumentDecoder:
                 except PatchError as exc:
                     error = f"cannot apply the update of document _id={change.key}: {exc}"
             if error is not None:
-                quarantined.append(self._quarantine(change.record, error))
+                quarantined.append(quarantine_record(self.table, change.record, error))
                 current[change.key] = _BROKEN
                 continue
             current[change.key] = document
@@ -142,10 +130,9 @@ class DocumentDecoder:
         for change, row in zip(changes, rows, strict=True):
             try:
                 pa.Table.from_pylist([row], schema=schema)
-            except _CONVERSION_ERRORS as exc:
-                quarantined.append(
-                    self._quarantine(change.record, f"document _id={change.key} does not convert: {exc}")
-                )
+            except CONVERSION_ERRORS as exc:
+                reason = f"document _id={change.key} does not convert: {exc}"
+                quarantined.append(quarantine_record(self.table, change.record, reason))
                 continue
             kept_changes.append(change)
             kept_rows.append(row)
@@ -161,7 +148,7 @@ class DocumentDecoder:
         schema = pa.schema([pa.field(c.name, c.type, c.nullable) for c in columns])
         try:
             data = pa.Table.from_pylist(rows, schema=schema)
-        except _CONVERSION_ERRORS:
+        except CONVERSION_ERRORS:
             changes, rows = self._set_aside_unconvertible(changes, rows, schema, quarantined)
             data = pa.Table.from_pylist(rows, schema=schema)
         meta = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyiceberg.table import Table
 
 from cdc.consumer import ChangeConsumer, ConsumedRecords
-from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key
+from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
 from floe.changes import ChangeBatch, Quarantined
 from floe.config import MongoSource, PipelineConfig, Source, TargetRef
 from floe.document_batches import DocumentDecoder
@@ -138,10 +138,7 @@ class Replicator:
             if self.targets[batch.table].table.on_incompatible_change != "quarantine":
                 raise
             self.set_aside(
-                [
-                    Quarantined(batch.table, r.topic, r.partition, r.offset, r.key, r.value, str(exc))
-                    for r in self._records.get(batch.table, [])
-                ]
+                [quarantine_record(batch.table, r, str(exc)) for r in self._records.get(batch.table, [])]
             )
             result = merge_batch(table, batch.without_rows(), checkpoint)
             result.quarantined = len(self._records.get(batch.table, []))
