@@ -43,7 +43,10 @@ class ConnectClient:
                     "connect.timeout_seconds"
                 ) from exc
             except httpx.HTTPError as exc:
-                raise ConnectUnavailable(f"Kafka Connect at {self.url} is unreachable ({exc})") from exc
+                raise ConnectUnavailable(
+                    f"Kafka Connect at {self.url} is unreachable ({exc}); check connect.url in the pipeline "
+                    "configuration and that the Connect worker is running"
+                ) from exc
             if response.status_code == 409 and time.monotonic() < deadline:
                 time.sleep(1.0)  # rebalance in progress
                 continue
@@ -88,12 +91,18 @@ class ConnectClient:
     def resume(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/resume")
 
-    def restart(self, name: str, include_tasks: bool = True) -> None:
-        flag = "true" if include_tasks else "false"
-        self._request("POST", f"/connectors/{name}/restart?includeTasks={flag}&onlyFailed=false")
+    def restart(self, name: str, only_failed: bool = False) -> None:
+        """Restart the connector and its tasks (only the failed ones with *only_failed*)."""
+        flag = "true" if only_failed else "false"
+        self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed={flag}")
 
     def delete(self, name: str) -> None:
+        """Delete the connector and wait until the workers no longer report it (they do so
+        asynchronously in distributed mode)."""
         self._request("DELETE", f"/connectors/{name}", ok_missing=True)
+        deadline = time.monotonic() + self.timeout
+        while self.status(name) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def validate(self, connector_class: str, config: dict[str, str]) -> dict[str, list[str]]:
         """Ask the connector itself to validate *config*; return errors per field (empty if valid)."""
@@ -106,21 +115,50 @@ class ConnectClient:
                 errors[value["name"]] = value["errors"]
         return errors
 
-    def wait_running(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait until the connector and all its tasks are RUNNING; raise with the trace on FAILED."""
+    def wait_running(self, name: str, timeout: float = 60.0, settle: float = 0.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks are RUNNING, and still are *settle* seconds
+        later (a task that fails on its first records fails within that time); raise with the
+        first line of the trace on FAILED."""
         deadline = time.monotonic() + timeout
         status: dict[str, Any] | None = None
+        running_since: float | None = None
         while time.monotonic() < deadline:
             status = self.status(name)
             if status:
+                failure = failure_of(name, status)
+                if failure:
+                    raise ConnectError(failure)
                 states = [status["connector"]["state"], *(t["state"] for t in status.get("tasks", []))]
-                failed = [t for t in status.get("tasks", []) if t["state"] == "FAILED"]
-                if status["connector"]["state"] == "FAILED" or failed:
-                    trace = (failed[0] if failed else status["connector"]).get("trace", "")
-                    raise ConnectError(
-                        f"connector {name} FAILED: {mask(trace.splitlines()[0] if trace else '')}"
-                    )
                 if status.get("tasks") and all(state == "RUNNING" for state in states):
-                    return status
+                    running_since = running_since or time.monotonic()
+                    if time.monotonic() - running_since >= settle:
+                        return status
+                else:
+                    running_since = None
             time.sleep(0.5)
         raise ConnectUnavailable(f"connector {name} not RUNNING after {timeout:.0f}s; last status: {status}")
+
+
+def failure_of(name: str, status: dict[str, Any]) -> str | None:
+    """The first line of a FAILED connector's or task's trace, with the way out; None if none failed."""
+    failed = [t for t in status.get("tasks", []) if t["state"] == "FAILED"]
+    if status["connector"]["state"] != "FAILED" and not failed:
+        return None
+    what = f"task {failed[0]['id']}" if failed else "the connector"
+    trace = mask((failed[0] if failed else status["connector"]).get("trace", "") or "")
+    lines = trace.splitlines()
+    causes = [line.strip() for line in lines if line.startswith("Caused by:")]
+    first = lines[0] if lines else "no trace reported"
+    if causes:  # the root cause says what went wrong (e.g. a record's size)
+        first = f"{first} ({causes[-1]})"
+    hint = ""
+    if "RecordTooLargeException" in trace:
+        hint = (
+            " A change event is larger than the producer or broker allows: raise "
+            "producer.override.max.request.size and producer.override.buffer.memory in the source's "
+            "connector_overrides, and the topic's max.message.bytes (broker: message.max.bytes)."
+        )
+    return (
+        f"connector {name}: {what} FAILED: {first}.{hint} Fix the cause, then run 'floe connectors apply', "
+        "which restarts failed tasks"
+    )

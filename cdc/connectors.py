@@ -10,6 +10,7 @@ from floe.config import MongoSource, PipelineConfig, PostgresSource, Source
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 MONGODB_CONNECTOR = "io.debezium.connector.mongodb.MongoDbConnector"
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 # What every Floe connector shares: typed JSON envelopes (every message carries its schema), one
 # partition per topic (a total order per table), and a delete followed by its tombstone.
@@ -27,6 +28,13 @@ _COMMON = {
     "max.queue.size": "32768",
     "producer.override.linger.ms": "20",
     "producer.override.batch.size": "1048576",
+    # Rows with multi-MB values (TOASTed text, bytea, jsonb) make change events larger than the
+    # producer's 1 MB default. Requests up to 32 MiB, compressed; the topics Connect creates take
+    # messages that large too (brokers default to about 1 MB: see README, "Large rows").
+    "producer.override.max.request.size": str(MAX_MESSAGE_BYTES),
+    "producer.override.buffer.memory": str(4 * MAX_MESSAGE_BYTES),
+    "producer.override.compression.type": "lz4",
+    "topic.creation.default.max.message.bytes": str(MAX_MESSAGE_BYTES),
 }
 
 

@@ -47,6 +47,7 @@ class ConsumedRecords:
 
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
+        self._bootstrap = config.bootstrap_servers
         self._consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap_servers,
@@ -74,7 +75,15 @@ class ChangeConsumer:
 
     def partitions(self, topics: list[str], timeout: float = 10.0) -> dict[str, list[int]]:
         """Existing partitions per topic. A table with no change yet has no topic: it is left out."""
-        metadata = self._consumer.list_topics(timeout=timeout)
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise ConsumeError(
+                f"the Kafka cluster at {self._bootstrap} did not answer within {timeout:.0f}s "
+                f"({exc.args[0].str() if exc.args else exc}); check kafka.bootstrap_servers (and "
+                "kafka.client_config for TLS or SASL) in the pipeline configuration, and that the "
+                "brokers are running"
+            ) from None
         found: dict[str, list[int]] = {}
         for topic in topics:
             info = metadata.topics.get(topic)

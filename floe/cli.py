@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from floe.errors import FloeError
-from floe.secrets import install_log_masking
+from floe.errors import ConnectError, FloeError
+from floe.secrets import install_log_masking, mask
 
 app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack.", no_args_is_help=True)
@@ -44,13 +44,22 @@ def _setup_logging() -> None:
     install_log_masking()
 
 
-def _prefect_env() -> None:
+def _prefect_env(local_stack: bool = False) -> None:
+    """Point Prefect at the local stack's server when no PREFECT_API_URL is set and a stack was
+    started from here (or *local_stack* is about to start one); otherwise Prefect's own settings
+    apply, and nothing is created in the working directory."""
     from localstack.prefect_server import client_env
     from localstack.settings import StackSettings
 
-    for key, value in client_env(StackSettings()).items():
-        os.environ.setdefault(key, value)
+    settings = StackSettings()
+    if "PREFECT_API_URL" not in os.environ and (local_stack or settings.recorded_file.exists()):
+        for key, value in client_env(settings.recorded()).items():
+            os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "floe")
+    import prefect  # noqa: F401  (sets up Prefect's console handlers, read with the settings above)
+
+    _hide_tracebacks()
 
 
 def _fail(exc: Exception) -> None:
@@ -58,9 +67,58 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1)
 
 
+class _WithoutTraceback(logging.Filter):
+    """Console output of an error shows its message, not its traceback (``--verbose`` shows it).
+
+    Prefect logs a failed flow's or task's exception with its traceback; the message stays, and
+    the command's own ``error:`` line says what to do.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not _VERBOSE:
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+_VERBOSE = False
+
+
+def _hide_tracebacks() -> None:
+    """Attach the filter to every console handler, Prefect's included (set up when it is imported)."""
+    quiet = _WithoutTraceback()
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.addFilter(quiet)
+
+
 @app.callback()
-def main() -> None:
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks of errors (for bug reports)")
+    ] = False,
+) -> None:
+    global _VERBOSE
+    _VERBOSE = verbose
     _setup_logging()
+    _hide_tracebacks()
+
+
+def run() -> None:
+    """The ``floe`` console script: an error no command anticipated is one line, not a traceback."""
+    try:
+        app(standalone_mode=True)
+    except Exception as exc:
+        if _VERBOSE:
+            raise
+        typer.secho(
+            f"error: {type(exc).__name__}: {mask(str(exc)).strip().splitlines()[0] if str(exc) else ''} "
+            "(run 'floe --verbose ...' for the traceback)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(1)
 
 
 ExternalOption = Annotated[
@@ -151,15 +209,21 @@ def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
 
 @connectors_app.command("status")
 def connectors_status(config: ConfigOption = Path("floe.yaml")) -> None:
-    """Show the state of each source's connector and its tasks."""
+    """Show the state of each source's connector and its tasks; exit 1 unless all are RUNNING."""
     from cdc.deploy import connector_states
     from floe.config import load_config
 
     try:
-        for name, state in connector_states(load_config(config)).items():
-            typer.echo(f"{name}: {state}")
+        states = connector_states(load_config(config))
     except FloeError as exc:
         _fail(exc)
+    for state in states:
+        typer.echo(f"{state.name}: {state.state}")
+    failures = [state.failure for state in states if state.failure]
+    if failures:
+        _fail(ConnectError("; ".join(failures)))
+    if not all(state.running for state in states):
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -278,7 +342,7 @@ def deploy() -> None:
 @app.command()
 def demo(config: ConfigOption = Path("floe.yaml")) -> None:
     """Start the local stack, seed the demo database, replicate it into Iceberg and reconcile."""
-    _prefect_env()
+    _prefect_env(local_stack=True)
     from floe.demo.run import run_demo
 
     try:

@@ -6,6 +6,7 @@ them. Every error names the key path (``sources[0].port``) and what is wrong wit
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -301,6 +302,34 @@ def _interpolate(node: Any, path: str) -> Any:
     return _ENV_PATTERN.sub(substitute, node)
 
 
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at *loc* (a validation error's location without its last part)."""
+    model: type[BaseModel] = PipelineConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if part in _SOURCE_KINDS:
+            model = PostgresSource if part == "postgres" else MongoSource
+            continue
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        models = [a for a in nested if issubclass(a, BaseModel)]
+        if part == "sources":
+            models = [PostgresSource, MongoSource]
+        if not models:
+            return []
+        model = models[0]
+    return list(model.model_fields)
+
+
+def _unknown_key(name: str, known: list[str]) -> str:
+    """Say which key was probably meant, and which ones exist."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    close += [k for k in known if k.startswith(name) and k not in close]
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key '{name}'{hint} (allowed: {', '.join(known)})"
+
+
 def _format_validation_error(origin: str, error: ValidationError) -> str:
     lines = [f"{origin} is invalid:"]
     for item in error.errors():
@@ -312,7 +341,10 @@ def _format_validation_error(origin: str, error: ValidationError) -> str:
         shown = "" if secret else f" (got {item.get('input')!r})"
         if item["type"] in ("missing", "extra_forbidden") or isinstance(item.get("input"), dict):
             shown = ""
-        lines.append(f"  {key or '<root>'}: {item['msg']}{shown}")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = _unknown_key(str(loc[-1]), _known_keys(loc[:-1]))
+        lines.append(f"  {key or '<root>'}: {message}{shown}")
     return "\n".join(lines)
 
 

@@ -14,9 +14,10 @@ from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 
+from cdc.deploy import ConnectorState, connector_states
 from floe.changes import ChangeBatch
-from floe.config import load_config
-from floe.errors import FloeError
+from floe.config import PipelineConfig, load_config
+from floe.errors import ConnectError, FloeError
 from floe.replication import Replicator
 from flows.report import format_rows, table_rows
 from iceberg.checkpoint import Checkpoint, read_checkpoint
@@ -48,6 +49,25 @@ def ensure_table_locks(namespace: str, tables: list[str]) -> list[str]:
             with contextlib.suppress(ObjectAlreadyExists):
                 client.upsert_global_concurrency_limit_by_name(name, limit=1)
     return names
+
+
+@task(name="check-connectors", **_TASK)
+def check_connectors(config: PipelineConfig) -> dict[str, ConnectorState]:
+    """Each source's connector state by connector name, so that a failed task is never silent.
+
+    Kafka Connect not answering does not stop replication (the events are in Kafka): it is
+    reported as the state.
+    """
+    try:
+        states = connector_states(config)
+    except ConnectError as exc:
+        get_run_logger().warning("connector states unknown: %s", exc)
+        unknown = "unknown (Kafka Connect did not answer)"
+        return {s.connector_name: ConnectorState(s.connector_name, unknown) for s in config.sources}
+    for state in states:
+        if state.failure:
+            get_run_logger().error("%s", state.failure)
+    return {state.name: state for state in states}
 
 
 @task(name="read-checkpoints", **_TASK)
@@ -84,7 +104,10 @@ def replicate(
 ) -> list[dict[str, Any]]:
     """Consume what is available, merge it per table in one Iceberg commit each, then reconcile."""
     config = load_config(config_path)
-    names = [table.target_name for _, table in config.tables(tables)]
+    chosen = config.tables(tables)
+    names = [table.target_name for _, table in chosen]
+    connectors = check_connectors(config)
+    connector_of = {table.target_name: connectors.get(source.connector_name) for source, table in chosen}
     locks = ensure_table_locks(config.iceberg.namespace, names)
     # One run at a time per table: a second run waits here, then reads the offsets the first committed.
     with (
@@ -107,13 +130,14 @@ def replicate(
         replicator.commit_for_monitoring({name: batches[name] for name in merges})
         after = {name: read_checkpoint(replicator.load(name)) for name in names}
     checks = reconcile_tables(config_path, names) if reconcile_after else []
-    rows = table_rows(names, merges, after, checks, failures)
+    states = {name: state.state for name, state in connector_of.items() if state}
+    rows = table_rows(names, merges, after, checks, failures, states)
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
-    if failures:
-        raise ReplicationFailed(
-            "; ".join(f"table {name} was not merged: {message}" for name, message in failures.items())
-        )
+    problems = [f"table {name} was not merged: {message}" for name, message in failures.items()]
+    problems += sorted({state.failure for state in connector_of.values() if state and state.failure})
+    if problems:
+        raise ReplicationFailed("; ".join(problems))
     return rows
 
 

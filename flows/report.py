@@ -33,6 +33,7 @@ def table_rows(
     checkpoints: dict[str, Checkpoint],
     checks: list[ReconcileResult],
     failures: dict[str, str] | None = None,
+    connectors: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per table: what this cycle changed, where the table stands, whether it reconciles."""
     by_table = {check.table: check for check in checks}
@@ -53,6 +54,7 @@ def table_rows(
                 "source_rows": check.source_count if check else None,
                 "iceberg_rows": check.iceberg_count if check else None,
                 "reconciliation": _outcome(check),
+                "connector": (connectors or {}).get(table, ""),
                 "error": (failures or {}).get(table, ""),
             }
         )
@@ -74,10 +76,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         "source_rows",
         "iceberg_rows",
         "reconciliation",
+        "connector",
     ]
     if any(row.get("error") for row in rows):
         columns.append("error")
-    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
+    cells = [[("" if row.get(c) is None else str(row[c])) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]

@@ -21,6 +21,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import BinaryType, IntegerType, LongType, NestedField, StringType, TimestamptzType
 
 from floe.changes import Quarantined
+from iceberg.catalog import ensure_namespace
 
 QUARANTINE_TABLE = "_floe_quarantine"
 PENDING, REPLAYED, SUPERSEDED = "pending", "replayed", "superseded"
@@ -46,6 +47,7 @@ def open_quarantine(catalog: Catalog, namespace: str) -> Table:
     try:
         return catalog.load_table((namespace, QUARANTINE_TABLE))
     except NoSuchTableError:
+        ensure_namespace(catalog, namespace)
         return catalog.create_table((namespace, QUARANTINE_TABLE), schema=SCHEMA)
 
 

@@ -37,6 +37,7 @@ from pyiceberg.types import (
 
 from floe.changes import POSITION_TYPE, ChangeBatch, Column
 from floe.errors import SchemaMappingError
+from iceberg.catalog import ensure_namespace
 
 POSITION_FIELD = "_floe_position"
 # Each row's source position: a change older than what the row holds never overwrites it.
@@ -129,6 +130,7 @@ def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
 
 def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch) -> Table:
     schema = build_schema(batch.table, batch.columns, batch.key)
+    ensure_namespace(catalog, namespace)
     return catalog.create_table(
         (namespace, batch.table),
         schema=schema,

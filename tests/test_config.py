@@ -70,7 +70,20 @@ def test_unqualified_table_and_unknown_key(tmp_path, monkeypatch):
         load_config(write(tmp_path, text))
     message = str(error.value)
     assert "must be schema.table" in message
-    assert "iceberg.colour: Extra inputs are not permitted" in message
+    assert "iceberg.colour: unknown key 'colour' (allowed: catalog_name, catalog_uri" in message
+
+
+def test_unknown_key_names_the_key_probably_meant(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "pw")
+    text = VALID.replace("    user: floe", "    user: floe\n    slot: mine").replace(
+        "kafka: {", "kafka: {bootstrap: x, "
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text + "replicat: {}\n"))
+    message = str(error.value)
+    assert "sources[0].slot: unknown key 'slot'; did you mean 'slot_name'?" in message
+    assert "kafka.bootstrap: unknown key 'bootstrap'; did you mean 'bootstrap_servers'?" in message
+    assert "replicat: unknown key 'replicat'; did you mean 'replicate'?" in message
 
 
 def test_missing_file(tmp_path):

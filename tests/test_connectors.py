@@ -3,7 +3,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from cdc.connect_client import ConnectClient
+from cdc.connect_client import ConnectClient, failure_of
 from cdc.connectors import MONGODB_CONNECTOR, render, render_postgres
 from floe.config import CollectionRef, MongoSource, PostgresSource, TableRef
 from floe.errors import ConnectUnavailable
@@ -29,6 +29,10 @@ def test_postgres_connector_properties():
     assert config["skipped.operations"] == "none"
     assert config["max.batch.size"] == "1024"
     assert config["database.password"] == "pw"
+    # Multi-MB rows fit by default: producer requests, its buffer and the topics created.
+    assert config["producer.override.max.request.size"] == str(32 * 1024 * 1024)
+    assert int(config["producer.override.buffer.memory"]) > int(config["producer.override.max.request.size"])
+    assert config["topic.creation.default.max.message.bytes"] == config["producer.override.max.request.size"]
 
 
 def test_mongodb_connector_properties():
@@ -58,3 +62,27 @@ def test_a_connect_worker_that_does_not_answer_in_time_is_named_with_the_way_out
             client.validate(MONGODB_CONNECTOR, {"name": "x"})
     assert "did not answer PUT /connector-plugins/MongoDbConnector/config/validate" in str(caught.value)
     assert "connect.timeout_seconds" in str(caught.value)
+
+
+def test_an_unreachable_connect_worker_names_the_setting():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    with ConnectClient(f"http://127.0.0.1:{port}") as client, pytest.raises(ConnectUnavailable) as caught:
+        client.connectors()
+    assert "check connect.url" in str(caught.value)
+
+
+def test_a_failed_task_is_named_with_its_first_trace_line_and_the_way_out():
+    running = {"connector": {"state": "RUNNING"}, "tasks": [{"id": 0, "state": "RUNNING"}]}
+    assert failure_of("floe-shop", running) is None
+    trace = (
+        "org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send\n"
+        "Caused by: org.apache.kafka.common.errors.RecordTooLargeException: The message is 1612231 bytes"
+    )
+    failed = {"connector": {"state": "RUNNING"}, "tasks": [{"id": 0, "state": "FAILED", "trace": trace}]}
+    message = failure_of("floe-shop", failed)
+    assert message.startswith("connector floe-shop: task 0 FAILED: org.apache.kafka.connect.errors.Connect")
+    assert "(Caused by: org.apache.kafka.common.errors.RecordTooLargeException: The message is" in message
+    assert "producer.override.max.request.size" in message and "max.message.bytes" in message
+    assert "floe connectors apply" in message

@@ -1,0 +1,20 @@
+import socket
+
+import pytest
+from pydantic import SecretStr
+
+from floe.config import IcebergConfig
+from iceberg.catalog import CatalogUnavailable, open_catalog
+
+
+def test_an_unreachable_catalog_database_names_the_setting_and_hides_the_password():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends
+    uri = f"postgresql+psycopg2://floe:very-secret@127.0.0.1:{port}/floe_catalog"
+    config = IcebergConfig(catalog_uri=SecretStr(uri), warehouse="file:///tmp/wh", namespace="shop")
+    with pytest.raises(CatalogUnavailable) as caught:
+        open_catalog(config)
+    message = str(caught.value)
+    assert "iceberg.catalog_uri" in message and "very-secret" not in message
+    assert "\n" not in message
