@@ -6,6 +6,8 @@ connector itself validates. Choices that matter for faithful replication are exp
 
 from __future__ import annotations
 
+import re
+
 from floe.config import MongoSource, PipelineConfig, PostgresSource, Source
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
@@ -38,6 +40,11 @@ _COMMON = {
 }
 
 
+def _exact(name: str) -> str:
+    """A Java regular expression that matches exactly *name* (Debezium's include lists are regexes)."""
+    return re.sub(r"([\\.\[\]{}()*+?^$|])", r"\\\1", name)
+
+
 def render_postgres(source: PostgresSource) -> dict[str, str]:
     """Connector properties for one PostgreSQL source. Contains the password: never log it."""
     config = {
@@ -49,7 +56,7 @@ def render_postgres(source: PostgresSource) -> dict[str, str]:
         "database.password": source.password.get_secret_value(),
         "database.dbname": source.database,
         "topic.prefix": source.topic_prefix,
-        "table.include.list": ",".join(t.name.replace(".", r"\.") for t in source.tables),
+        "table.include.list": ",".join(_exact(t.name) for t in source.tables),
         "plugin.name": "pgoutput",
         "slot.name": source.slot,
         "publication.name": source.publication_name,
@@ -84,9 +91,7 @@ def render_mongodb(source: MongoSource) -> dict[str, str]:
         "capture.scope": "database",
         "capture.target": source.database,
         "database.include.list": source.database,
-        "collection.include.list": ",".join(
-            source.source_table(c).replace(".", r"\.") for c in source.collections
-        ),
+        "collection.include.list": ",".join(_exact(source.source_table(c)) for c in source.collections),
         # change_streams_update_full: updates carry the whole document (looked up when the event is
         # read) besides updateDescription; Floe falls back to the patch when the lookup finds nothing.
         "capture.mode": source.capture_mode,

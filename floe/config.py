@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,23 @@ _NAME = r"^[a-z][a-z0-9_]*$"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def plain_name(name: str) -> str:
+    """A default Iceberg name for any source name: accents dropped, lower case, other characters
+    ``_`` (``"Kunden Übersicht"`` -> ``kunden_ubersicht``), starting with a letter."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^a-z0-9_]", "_", ascii_name.lower())
+    return plain if re.match(r"[a-z]", plain) else f"t_{plain}"
+
+
+def kafka_topic(name: str) -> str:
+    """*name* as Debezium writes it to Kafka: every character that cannot be in a topic name (only
+    ASCII letters, digits, ``.``, ``_`` and ``-`` can) becomes ``_``, one per UTF-16 unit, as in
+    Debezium's topic naming strategy (``sanitizedTopicName``)."""
+    units = name.encode("utf-16-le")
+    chars = [units[i : i + 2].decode("utf-16-le", "surrogatepass") for i in range(0, len(units), 2)]
+    return "".join(c if re.fullmatch(r"[A-Za-z0-9._-]", c) else "_" for c in chars)
 
 
 def _names_shorthand(value: Any) -> Any:
@@ -70,7 +88,7 @@ class TableRef(_TargetRef):
 
     @property
     def target_name(self) -> str:
-        return self.target or self.name.split(".")[1]
+        return self.target or plain_name(self.name.split(".")[1])
 
 
 class CollectionRef(_TargetRef):
@@ -97,7 +115,7 @@ class CollectionRef(_TargetRef):
 
     @property
     def target_name(self) -> str:
-        return self.target or re.sub(r"[^a-z0-9_]", "_", self.name.lower())
+        return self.target or plain_name(self.name)
 
 
 class _SourceBase(_Model):
@@ -145,8 +163,8 @@ class PostgresSource(_SourceBase):
         return table.name
 
     def topic_for(self, table: TableRef) -> str:
-        """Debezium names topics <topic.prefix>.<schema>.<table>."""
-        return f"{self.topic_prefix}.{table.name}"
+        """Debezium names topics <topic.prefix>.<schema>.<table>, with invalid characters replaced."""
+        return kafka_topic(f"{self.topic_prefix}.{table.name}")
 
 
 class MongoSource(_SourceBase):
@@ -194,8 +212,8 @@ class MongoSource(_SourceBase):
         return f"{self.database}.{collection.name}"
 
     def topic_for(self, collection: CollectionRef) -> str:
-        """Debezium names topics <topic.prefix>.<database>.<collection>."""
-        return f"{self.topic_prefix}.{self.database}.{collection.name}"
+        """Debezium names topics <topic.prefix>.<database>.<collection>, invalid characters replaced."""
+        return kafka_topic(f"{self.topic_prefix}.{self.database}.{collection.name}")
 
 
 def _source_kind(value: Any) -> str:
@@ -260,6 +278,17 @@ class PipelineConfig(_Model):
                         f"{source.name}.{table.name}; set 'target:' on one of them"
                     )
                 seen[target] = f"{source.name}.{table.name}"
+        topics: dict[str, str] = {}
+        for source in self.sources:
+            for table in source.tables:
+                topic = source.topic_for(table)
+                if topic in topics:
+                    raise ValueError(
+                        f"{topics[topic]} and {source.name}.{table.name} would share the Kafka topic {topic} "
+                        "(Debezium replaces characters a topic name cannot hold with '_'); replicate one "
+                        "of them from a source of its own"
+                    )
+                topics[topic] = f"{source.name}.{table.name}"
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be unique, got {names}")

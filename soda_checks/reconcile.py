@@ -1,9 +1,10 @@
 """Compare each source table's row count with its Iceberg table's, through a Soda scan.
 
 The Iceberg side is handed to Soda as a DuckDB connection holding the table's key columns (the
-row count needs nothing else). A PostgreSQL source is Soda's own data source, compared in a
-cross-source ``row_count same as`` check; a MongoDB collection is counted with pymongo (Soda has
-no MongoDB data source) and the count enters the check as a scan variable. Soda's
+row count needs nothing else), each table under a plain alias. The source side is counted by
+Floe: a PostgreSQL table with ``count(*)`` and its names quoted as identifiers (SodaCL cannot
+name every table PostgreSQL accepts), a MongoDB collection with pymongo (Soda has no MongoDB
+data source). The count enters a ``row_count = ${count}`` check as a scan variable. Soda's
 telemetry is switched off through its global config file, which must be chosen before
 ``soda.scan`` is imported.
 """
@@ -11,7 +12,6 @@ telemetry is switched off through its global config file, which must be chosen b
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,17 +20,16 @@ from typing import Any
 
 import duckdb
 import jinja2
-import yaml
 
-from floe.config import MongoSource, PipelineConfig, PostgresSource, Source, TargetRef
+from floe.config import MongoSource, PipelineConfig, Source
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from soda_checks.mongo_counts import SourceCountError, count_documents
+from soda_checks.postgres_counts import count_rows
 
 log = logging.getLogger("floe.reconcile")
 
 ICEBERG_DATA_SOURCE = "iceberg"
-_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), undefined=jinja2.StrictUndefined
 )
@@ -67,39 +66,12 @@ def _scan_class() -> type:
     return Scan
 
 
-def _data_source_name(source: PostgresSource) -> str:
-    return f"src_{source.name}"
-
-
-def _source_configuration(source: PostgresSource) -> str:
-    """Soda's configuration for the source database. Holds the password: never log it."""
-    config = {
-        f"data_source {_data_source_name(source)}": {
-            "type": "postgres",
-            "host": source.host,
-            "port": source.port,
-            "username": source.user,
-            "password": source.password.get_secret_value(),
-            "database": source.database,
-        }
-    }
-    return yaml.safe_dump(config)
-
-
 def _check_name(target: str) -> str:
     return f"floe_row_count_{target}"
 
 
-def _count_variable(target: str) -> str:
-    return f"floe_source_count_{target}"
-
-
-def _safe(source: Source, table: TargetRef) -> bool:
-    """Names that go into SodaCL: the Iceberg table's, and a PostgreSQL source table's."""
-    names = [table.target_name]
-    if isinstance(source, PostgresSource):
-        names += table.name.split(".")
-    return all(_SAFE_NAME.match(name) for name in names)
+def _count_variable(alias: str) -> str:
+    return f"floe_source_count_{alias}"
 
 
 Counter = Callable[[MongoSource, list[str]], dict[str, int]]
@@ -122,11 +94,6 @@ def reconcile(
         ready = []
         for table in (t for s, t in chosen if s is source):
             target, source_table = table.target_name, source.source_table(table)
-            if not _safe(source, table):
-                results.append(
-                    ReconcileResult(target, source_table, None, None, None, "unsupported table name")
-                )
-                continue
             iceberg_table = load_table(catalog, config.iceberg.namespace, target)
             if iceberg_table is None:
                 results.append(
@@ -137,7 +104,8 @@ def reconcile(
                 iceberg_table.schema().find_column_name(i)
                 for i in iceberg_table.schema().identifier_field_ids
             ]
-            connection.register(target, iceberg_table.scan(selected_fields=tuple(key)).to_arrow())
+            # Registered under a plain alias, so that no name needs quoting in SodaCL.
+            connection.register(_alias(len(ready)), iceberg_table.scan(selected_fields=tuple(key)).to_arrow())
             ready.append(table)
         if ready:
             results.extend(_reconcile_source(scan_class, source, connection, ready, counter))
@@ -147,46 +115,38 @@ def reconcile(
     return results
 
 
+def _alias(index: int) -> str:
+    return f"floe_table_{index}"
+
+
 def _reconcile_source(
     scan_class: type, source: Source, connection: duckdb.DuckDBPyConnection, tables: list, counter: Counter
 ) -> list[ReconcileResult]:
-    counts: dict[str, int] = {}
-    if isinstance(source, MongoSource):
-        try:
-            counts = counter(source, [t.name for t in tables])
-        except SourceCountError as exc:
-            return [
-                ReconcileResult(t.target_name, source.source_table(t), None, None, None, str(exc))
-                for t in tables
-            ]
-        checks = [
-            _TEMPLATES.get_template("document_count.yml").render(
-                target=t.target_name,
-                variable=_count_variable(t.target_name),
-                check_name=_check_name(t.target_name),
-            )
-            for t in tables
+    """Count the source's tables (pymongo or PostgreSQL), then check each Iceberg table's row count
+    against its source count in one Soda scan."""
+    names = [t.name if isinstance(source, MongoSource) else source.source_table(t) for t in tables]
+    try:
+        counts = counter(source, names) if isinstance(source, MongoSource) else count_rows(source, names)
+    except SourceCountError as exc:
+        return [
+            ReconcileResult(t.target_name, source.source_table(t), None, None, None, str(exc)) for t in tables
         ]
-        configuration = None
-        variables = {_count_variable(t.target_name): str(counts[t.name]) for t in tables}
-    else:
-        checks = [
-            _TEMPLATES.get_template("row_count.yml").render(
-                target=t.target_name,
-                source_table=t.name,
-                source_data_source=_data_source_name(source),
-                check_name=_check_name(t.target_name),
-            )
-            for t in tables
-        ]
-        configuration, variables = _source_configuration(source), {}
-    outcome = _run_scan(scan_class, source.name, connection, "\n".join(checks), configuration, variables)
+    checks = [
+        _TEMPLATES.get_template("row_count.yml").render(
+            target=_alias(index),
+            variable=_count_variable(_alias(index)),
+            check_name=_check_name(_alias(index)),
+        )
+        for index in range(len(tables))
+    ]
+    variables = {_count_variable(_alias(i)): str(counts[name]) for i, name in enumerate(names)}
+    outcome = _run_scan(scan_class, source.name, connection, "\n".join(checks), variables)
     by_name = {check["name"]: check for check in outcome.get("checks", [])}
     errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
     results = []
-    for table in tables:
+    for index, (table, name) in enumerate(zip(tables, names, strict=True)):
         source_table = source.source_table(table)
-        check = by_name.get(_check_name(table.target_name))
+        check = by_name.get(_check_name(_alias(index)))
         if check is None or check.get("outcome") is None:
             reason = errors[0] if errors else "check did not run"
             results.append(ReconcileResult(table.target_name, source_table, None, None, None, reason))
@@ -196,8 +156,8 @@ def _reconcile_source(
             ReconcileResult(
                 table=table.target_name,
                 source_table=source_table,
-                source_count=counts.get(table.name, diagnostics.get("otherRowCount")),
-                iceberg_count=diagnostics.get("rowCount", diagnostics.get("value")),
+                source_count=counts[name],
+                iceberg_count=diagnostics.get("value"),
                 passed=check["outcome"] == "pass",
             )
         )
@@ -209,15 +169,12 @@ def _run_scan(
     source_name: str,
     connection: duckdb.DuckDBPyConnection,
     sodacl: str,
-    configuration: str | None,
     variables: dict[str, str],
 ) -> dict[str, Any]:
     scan = scan_class()
     scan.set_scan_definition_name(f"floe_reconcile_{source_name}")
     scan.set_data_source_name(ICEBERG_DATA_SOURCE)
     scan.add_duckdb_connection(connection, data_source_name=ICEBERG_DATA_SOURCE)
-    if configuration:
-        scan.add_configuration_yaml_str(configuration)
     scan.add_variables(variables)
     scan.add_sodacl_yaml_str(sodacl)
     try:

@@ -125,3 +125,25 @@ def test_mongodb_errors_name_the_key_and_never_show_the_connection_string(tmp_pa
     assert "sources[0].connection_string: Value error, not a valid MongoDB connection string" in message
     assert "sources[0].collections[1]: Value error, extract cannot name ['_doc']" in message
     assert "m0ng0-secret" not in message
+
+
+def test_any_postgres_name_gets_debeziums_topic_and_a_plain_iceberg_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "pw")
+    text = VALID.replace("tables: [public.orders, ", 'tables: ["Sales Ünit.Order Items", "public.User", ')
+    config = load_config(write(tmp_path, text))
+    source = config.sources[0]
+    assert [t.target_name for t in source.tables] == ["order_items", "user", "sales_orders"]
+    # Debezium replaces each character a topic cannot hold with '_', and keeps capitals.
+    assert source.topic_for(source.tables[0]) == "floe.shop.Sales__nit.Order_Items"
+    assert source.topic_for(source.tables[1]) == "floe.shop.public.User"
+
+
+def test_tables_that_would_share_a_topic_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "pw")
+    text = VALID.replace(
+        "tables: [public.orders, {name: sales.orders, target: sales_orders}]",
+        'tables: ["public.My Table", {name: public.My_Table, target: other}]',
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert "would share the Kafka topic floe.shop.public.My_Table" in str(error.value)

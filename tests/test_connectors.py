@@ -15,11 +15,16 @@ def test_postgres_connector_properties():
         database="shop",
         user="floe",
         password=SecretStr("pw"),
-        tables=[TableRef(name="public.orders"), TableRef(name="sales.order_lines")],
+        tables=[
+            TableRef(name="public.orders"),
+            TableRef(name="sales.order_lines"),
+            TableRef(name="Sales Ünit.Order (2024)+"),
+        ],
         connector_overrides={"max.batch.size": "1024"},
     )
     config = render_postgres(source)
-    assert config["table.include.list"] == r"public\.orders,sales\.order_lines"
+    # Include lists are regular expressions: every name matches exactly itself.
+    assert config["table.include.list"] == r"public\.orders,sales\.order_lines,Sales Ünit\.Order \(2024\)\+"
     assert config["plugin.name"] == "pgoutput"
     assert config["publication.autocreate.mode"] == "filtered"
     assert config["slot.name"] == "floe_shop" and config["publication.name"] == "floe_shop"

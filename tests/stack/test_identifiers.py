@@ -1,0 +1,58 @@
+"""Names as PostgreSQL accepts them: capitals, spaces, non-ASCII and reserved words, end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdc.deploy import apply_connectors
+from floe.config import load_config
+from flows.replicate import replicate_until_caught_up
+from localstack.stack import LocalStack
+from soda_checks.reconcile import reconcile
+from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+
+pytestmark = pytest.mark.stack
+
+DATABASE = "floe_names"
+ITEMS = '"Sales Ünit"."Order Items"'
+SCHEMA = [
+    'DROP SCHEMA IF EXISTS "Sales Ünit" CASCADE',
+    'DROP TABLE IF EXISTS public."User"',
+    'CREATE SCHEMA "Sales Ünit"',
+    f'CREATE TABLE {ITEMS} ("Item ID" int PRIMARY KEY, "select" text, "Größe" numeric(8,2), '
+    '"Note Text" text)',
+    f"INSERT INTO {ITEMS} SELECT g, 'sel ' || g, g * 1.5, 'note ' || g FROM generate_series(1, 30) g",
+    'CREATE TABLE public."User" ("Id" int PRIMARY KEY, "Name" text, "order" int)',
+    """INSERT INTO public."User" SELECT g, 'Ünïcødé ' || g, g FROM generate_series(1, 10) g""",
+]
+
+
+def test_hostile_identifiers_replicate_and_reconcile(stack: LocalStack, tmp_path):
+    stack.postgres.ensure_database(DATABASE)
+    run_sql(stack, DATABASE, SCHEMA)
+    path = write_config(stack, tmp_path, "names", DATABASE, ["Sales Ünit.Order Items", "public.User"])
+    config = load_config(path)
+    assert [t.target_name for _, t in config.tables()] == ["order_items", "user"]
+    apply_connectors(config)
+    rows = replicate_until_caught_up(path, 180)
+    assert all(row["reconciliation"] == "pass" for row in rows), rows
+    assert_tables_equal(stack, config, DATABASE)
+
+    run_sql(
+        stack,
+        DATABASE,
+        [
+            f"""UPDATE {ITEMS} SET "select" = 'changed', "Größe" = 99.25 WHERE "Item ID" <= 5""",
+            f"""DELETE FROM {ITEMS} WHERE "Item ID" > 25""",
+            f'ALTER TABLE {ITEMS} ADD COLUMN "Neue Spalte" int DEFAULT 7',
+            f"""INSERT INTO {ITEMS} VALUES (100, 'new', 1.25, 'n', 8)""",
+            """UPDATE public."User" SET "Name" = 'Zoë', "order" = 0 WHERE "Id" = 3""",
+            """DELETE FROM public."User" WHERE "Id" = 4""",
+        ],
+    )
+    rows = replicate_until_caught_up(path, 180)
+    assert all(row["reconciliation"] == "pass" for row in rows), rows
+    assert_tables_equal(stack, config, DATABASE)
+    results = {r.table: r for r in reconcile(config)}
+    assert results["order_items"].passed and results["order_items"].source_count == 26
+    assert results["user"].passed and results["user"].source_count == 9
