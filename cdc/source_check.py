@@ -31,15 +31,7 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
     """
     where = f"sources[{index}]"
     try:
-        conn = psycopg2.connect(
-            host=source.host,
-            port=source.port,
-            dbname=source.database,
-            user=source.user,
-            password=source.password.get_secret_value(),
-            connect_timeout=10,
-            application_name="floe-check",
-        )
+        conn = psycopg2.connect(**source.connection_args("floe-check"))
     except psycopg2.OperationalError as exc:
         reason = mask(str(exc)).strip().splitlines()[0]
         raise ConfigError(

@@ -159,6 +159,18 @@ class PostgresSource(_SourceBase):
     def secrets(self) -> list[str]:
         return [self.password.get_secret_value()]
 
+    def connection_args(self, application: str) -> dict[str, Any]:
+        """psycopg2 connection arguments for Floe's own queries. Hold the password: never log them."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.database,
+            "user": self.user,
+            "password": self.password.get_secret_value(),
+            "connect_timeout": 10,
+            "application_name": application,
+        }
+
     def source_table(self, table: TableRef) -> str:
         return table.name
 

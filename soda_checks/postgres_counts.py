@@ -19,15 +19,7 @@ from soda_checks.mongo_counts import SourceCountError
 def count_rows(source: PostgresSource, tables: list[str]) -> dict[str, int]:
     """Exact row counts of *tables* (``schema.table``), all in one read-only transaction."""
     try:
-        conn = psycopg2.connect(
-            host=source.host,
-            port=source.port,
-            dbname=source.database,
-            user=source.user,
-            password=source.password.get_secret_value(),
-            connect_timeout=10,
-            application_name="floe-reconcile",
-        )
+        conn = psycopg2.connect(**source.connection_args("floe-reconcile"))
     except psycopg2.OperationalError as exc:
         raise SourceCountError(
             f"cannot reach PostgreSQL source {source.name} to count its rows "
