@@ -128,8 +128,7 @@ class ConnectClient:
                 failure = failure_of(name, status)
                 if failure:
                     raise ConnectError(failure)
-                states = [status["connector"]["state"], *(t["state"] for t in status.get("tasks", []))]
-                if status.get("tasks") and all(state == "RUNNING" for state in states):
+                if is_running(status):
                     running_since = running_since or time.monotonic()
                     if time.monotonic() - running_since >= settle:
                         return status
@@ -137,6 +136,12 @@ class ConnectClient:
                     running_since = None
             time.sleep(0.5)
         raise ConnectUnavailable(f"connector {name} not RUNNING after {timeout:.0f}s; last status: {status}")
+
+
+def is_running(status: dict[str, Any]) -> bool:
+    """The connector and every one of its tasks (at least one) are RUNNING."""
+    tasks = status.get("tasks", [])
+    return bool(tasks) and all(s["state"] == "RUNNING" for s in [status["connector"], *tasks])
 
 
 def failure_of(name: str, status: dict[str, Any]) -> str | None:

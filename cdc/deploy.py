@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdc.connect_client import ConnectClient, failure_of
+from cdc.connect_client import ConnectClient, failure_of, is_running
 from cdc.connectors import render_all
 from cdc.source_check import check_postgres_source
 from floe.config import PipelineConfig, PostgresSource
@@ -68,7 +68,7 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
     """The state of every source's connector and its tasks, as Kafka Connect reports it."""
     states: list[ConnectorState] = []
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
-        for name in render_all(config):
+        for name in (source.connector_name for source in config.sources):
             status = client.status(name)
             if status is None:
                 states.append(ConnectorState(name, "missing (run 'floe connectors apply')"))
@@ -76,6 +76,5 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
             tasks = status.get("tasks", [])
             listed = ", ".join(f"task {t['id']} {t['state']}" for t in tasks)
             line = f"{status['connector']['state']}" + (f" ({listed})" if listed else " (no tasks)")
-            running = bool(tasks) and all(s["state"] == "RUNNING" for s in [status["connector"], *tasks])
-            states.append(ConnectorState(name, line, failure_of(name, status), running))
+            states.append(ConnectorState(name, line, failure_of(name, status), is_running(status)))
     return states

@@ -13,7 +13,7 @@ import psycopg2
 
 from floe.config import PostgresSource
 from floe.errors import ConfigError
-from floe.secrets import mask
+from floe.secrets import masked_line
 
 _TABLE = """
 SELECT c.relkind,
@@ -33,7 +33,7 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
     try:
         conn = psycopg2.connect(**source.connection_args("floe-check"))
     except psycopg2.OperationalError as exc:
-        reason = mask(str(exc)).strip().splitlines()[0]
+        reason = masked_line(exc)
         raise ConfigError(
             f"source {source.name}: cannot connect to PostgreSQL database {source.database} at "
             f"{source.host}:{source.port} as {source.user} ({reason}); check {where}.host, port, "

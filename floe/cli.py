@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from floe.errors import ConnectError, FloeError
-from floe.secrets import install_log_masking, mask
+from floe.secrets import install_log_masking, masked_line
 
 app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack.", no_args_is_help=True)
@@ -83,14 +83,17 @@ class _WithoutTraceback(logging.Filter):
 _VERBOSE = False
 
 
+_QUIET = _WithoutTraceback()
+
+
 def _hide_tracebacks() -> None:
-    """Attach the filter to every console handler, Prefect's included (set up when it is imported)."""
-    quiet = _WithoutTraceback()
+    """Attach the filter to every console handler, Prefect's included (set up when it is imported);
+    attaching it again to a handler that has it does nothing."""
     loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                handler.addFilter(quiet)
+                handler.addFilter(_QUIET)
 
 
 @app.callback()
@@ -113,8 +116,7 @@ def run() -> None:
         if _VERBOSE:
             raise
         typer.secho(
-            f"error: {type(exc).__name__}: {mask(str(exc)).strip().splitlines()[0] if str(exc) else ''} "
-            "(run 'floe --verbose ...' for the traceback)",
+            f"error: {type(exc).__name__}: {masked_line(exc)} (run 'floe --verbose ...' for the traceback)",
             fg=typer.colors.RED,
             err=True,
         )

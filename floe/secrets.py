@@ -24,6 +24,13 @@ def mask(text: str) -> str:
     return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", rf"\g<1>{_MASK}@", text)
 
 
+def masked_line(error: object) -> str:
+    """The first line of *error*'s text with secrets masked: drivers put hosts, queries and
+    sometimes credentials on further lines, and a user's error is one line."""
+    lines = mask(str(error)).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class SecretMaskingFilter(logging.Filter):
     """A logging filter that rewrites the formatted message with secrets masked."""
 

@@ -80,7 +80,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     ]
     if any(row.get("error") for row in rows):
         columns.append("error")
-    cells = [[("" if row.get(c) is None else str(row[c])) for c in columns] for row in rows]
+    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from floe.config import IcebergConfig
 from floe.errors import FloeError, Transient
-from floe.secrets import mask
+from floe.secrets import masked_line
 
 
 class CatalogUnavailable(FloeError, Transient):
@@ -29,7 +29,7 @@ def open_catalog(config: IcebergConfig) -> Catalog:
             init_catalog_tables="true",
         )
     except SQLAlchemyError as exc:
-        reason = mask(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+        reason = masked_line(getattr(exc, "orig", None) or exc)
         raise CatalogUnavailable(
             f"the Iceberg catalog database did not accept a connection ({reason}); check "
             "iceberg.catalog_uri in the pipeline configuration (host, port, user and password) and "

@@ -12,7 +12,7 @@ import psycopg2
 from psycopg2 import sql
 
 from floe.config import PostgresSource
-from floe.secrets import mask
+from floe.secrets import masked_line
 from soda_checks.mongo_counts import SourceCountError
 
 
@@ -23,7 +23,7 @@ def count_rows(source: PostgresSource, tables: list[str]) -> dict[str, int]:
     except psycopg2.OperationalError as exc:
         raise SourceCountError(
             f"cannot reach PostgreSQL source {source.name} to count its rows "
-            f"({mask(str(exc)).strip().splitlines()[0]}); check that it is up and reachable from here"
+            f"({masked_line(exc)}); check that it is up and reachable from here"
         ) from None
     counts: dict[str, int] = {}
     try:
@@ -39,7 +39,7 @@ def count_rows(source: PostgresSource, tables: list[str]) -> dict[str, int]:
                 except psycopg2.Error as exc:
                     raise SourceCountError(
                         f"cannot count the rows of {name} in PostgreSQL source {source.name}: "
-                        f"{mask(str(exc)).strip().splitlines()[0]}"
+                        f"{masked_line(exc)}"
                     ) from None
                 counts[name] = cur.fetchone()[0]
     finally:
