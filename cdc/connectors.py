@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from floe.config import MongoSource, PipelineConfig, PostgresSource, Source
+from cdc.signals import signal_topic
+from floe.config import KafkaConfig, MongoSource, PipelineConfig, PostgresSource, Source
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 MONGODB_CONNECTOR = "io.debezium.connector.mongodb.MongoDbConnector"
@@ -40,15 +41,37 @@ _COMMON = {
 }
 
 
-def _exact(name: str) -> str:
-    """A Java regular expression that matches exactly *name* (Debezium's include lists are regexes)."""
-    return re.sub(r"([\\.\[\]{}()*+?^$|])", r"\\\1", name)
+def exact(name: str) -> str:
+    """An include-list entry that matches exactly *name*.
+
+    Debezium's include lists are comma-separated Java regular expressions, trimmed, and compiled
+    case-insensitively: ``(?-i)`` makes ``public.User`` leave ``public.user`` out, an escaped comma
+    stays in the name, and ``[ ]`` keeps a trailing space from being trimmed.
+    """
+    pattern = re.sub(r"([\\.\[\]{}()*+?^$|])", r"\\\1", name)
+    return "(?-i)" + pattern.replace(",", "\\,").replace(" ", "[ ]")
 
 
-def render_postgres(source: PostgresSource) -> dict[str, str]:
+def _signals(source: Source, kafka: KafkaConfig) -> dict[str, str]:
+    """Debezium reads signals (``floe resnapshot``) from a Kafka topic of the source's own. Its
+    signal consumer takes the broker address Floe uses; set ``signal.kafka.bootstrap.servers`` and
+    ``signal.consumer.*`` (e.g. SASL) in connector_overrides where Connect sees Kafka otherwise."""
+    return {
+        "signal.enabled.channels": "kafka",
+        "signal.kafka.topic": signal_topic(source),
+        "signal.kafka.bootstrap.servers": kafka.bootstrap_servers,
+        # The signal consumer commits its position in a group: one per connector, and a connector
+        # that lost its position skips old signals instead of snapshotting again.
+        "signal.kafka.groupId": f"{source.connector_name}-signals",
+        "signal.consumer.auto.offset.reset": "latest",
+    }
+
+
+def render_postgres(source: PostgresSource, kafka: KafkaConfig) -> dict[str, str]:
     """Connector properties for one PostgreSQL source. Contains the password: never log it."""
     config = {
         **_COMMON,
+        **_signals(source, kafka),
         "connector.class": POSTGRES_CONNECTOR,
         "database.hostname": source.host,
         "database.port": str(source.port),
@@ -56,7 +79,7 @@ def render_postgres(source: PostgresSource) -> dict[str, str]:
         "database.password": source.password.get_secret_value(),
         "database.dbname": source.database,
         "topic.prefix": source.topic_prefix,
-        "table.include.list": ",".join(_exact(t.name) for t in source.tables),
+        "table.include.list": ",".join(exact(source.source_table(t)) for t in source.tables),
         "plugin.name": "pgoutput",
         "slot.name": source.slot,
         "publication.name": source.publication_name,
@@ -79,10 +102,11 @@ def render_postgres(source: PostgresSource) -> dict[str, str]:
     return config
 
 
-def render_mongodb(source: MongoSource) -> dict[str, str]:
+def render_mongodb(source: MongoSource, kafka: KafkaConfig) -> dict[str, str]:
     """Connector properties for one MongoDB source. Contains the connection string: never log it."""
     config = {
         **_COMMON,
+        **_signals(source, kafka),
         "connector.class": MONGODB_CONNECTOR,
         "mongodb.connection.string": source.connection_string.get_secret_value(),
         "topic.prefix": source.topic_prefix,
@@ -91,7 +115,7 @@ def render_mongodb(source: MongoSource) -> dict[str, str]:
         "capture.scope": "database",
         "capture.target": source.database,
         "database.include.list": source.database,
-        "collection.include.list": ",".join(_exact(source.source_table(c)) for c in source.collections),
+        "collection.include.list": ",".join(exact(source.source_table(c)) for c in source.collections),
         # change_streams_update_full: updates carry the whole document (looked up when the event is
         # read) besides updateDescription; Floe falls back to the patch when the lookup finds nothing.
         "capture.mode": source.capture_mode,
@@ -101,12 +125,12 @@ def render_mongodb(source: MongoSource) -> dict[str, str]:
     return config
 
 
-def render(source: Source) -> dict[str, str]:
+def render(source: Source, kafka: KafkaConfig) -> dict[str, str]:
     if isinstance(source, MongoSource):
-        return render_mongodb(source)
-    return render_postgres(source)
+        return render_mongodb(source, kafka)
+    return render_postgres(source, kafka)
 
 
 def render_all(config: PipelineConfig) -> dict[str, dict[str, str]]:
     """Connector name -> properties for every source in the pipeline."""
-    return {source.connector_name: render(source) for source in config.sources}
+    return {source.connector_name: render(source, config.kafka) for source in config.sources}

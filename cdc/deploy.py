@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cdc.connect_client import ConnectClient, failure_of, is_running
+from cdc.connect_secrets import externalize, write_secrets
 from cdc.connectors import render_all
+from cdc.replication_objects import ReplicationObjects, existing, remove_new
+from cdc.signals import ensure_signal_topic
 from cdc.source_check import check_postgres_source
 from floe.config import PipelineConfig, PostgresSource
 from floe.errors import ConnectError
@@ -24,34 +28,68 @@ def apply_connectors(
     Failed tasks of an unchanged connector are restarted. A connector this call created that
     then fails is deleted again, so a failed apply leaves no connector behind.
     """
+    before: dict[str, ReplicationObjects] = {}
     for index, source in enumerate(config.sources):
         if isinstance(source, PostgresSource):
             check_postgres_source(source, index)
+            before[source.connector_name] = existing(source)
+    sources = {source.connector_name: source for source in config.sources}
     states: dict[str, str] = {}
+    rendered, secrets = {}, {}
+    for name, properties in render_all(config).items():
+        rendered[name], values = externalize(name, properties, config.connect)
+        secrets.update(values)
+    new_secrets = write_secrets(Path(config.connect.secrets_file), secrets) if secrets else set()
+    for source in config.sources:
+        ensure_signal_topic(config.kafka, source)
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
-        for name, properties in render_all(config).items():
+        for name, properties in rendered.items():
             errors = client.validate(properties["connector.class"], {**properties, "name": name})
             if errors:
                 detail = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
+                if {"database.password", "database.hostname", "mongodb.connection.string"} & set(errors):
+                    detail += _secrets_hint(config)
                 raise ConnectError(f"connector {name} configuration rejected by Kafka Connect: {detail}")
-            existing = client.get_config(name)
-            changed = existing != {**properties, "name": name}
+            current = client.get_config(name)
+            changed = current != {**properties, "name": name}
             if changed:
                 client.put_config(name, properties)
             else:
                 status = client.status(name)
-                if status and failure_of(name, status):
+                if name in new_secrets:  # config providers resolve secrets when a connector starts
+                    client.restart(name)
+                elif status and failure_of(name, status):
                     client.restart(name, only_failed=True)
             try:
                 status = client.wait_running(name, timeout=wait_seconds, settle=settle_seconds)
             except ConnectError as exc:
-                if existing is None:
+                if current is None:
                     client.delete(name)
-                    raise ConnectError(f"{exc}. The connector was removed again") from None
+                    removed = ["the connector"]
+                    source = sources[name]
+                    if isinstance(source, PostgresSource):
+                        removed += remove_new(source, before[name])
+                    raise ConnectError(f"{exc}. Removed again: {', '.join(removed)}") from None
                 raise
-            action = "created" if existing is None else ("updated" if changed else "unchanged")
+            action = "created" if current is None else ("updated" if changed else "unchanged")
             states[name] = f"{action}, {status['connector']['state']}"
     return states
+
+
+def _secrets_hint(config: PipelineConfig) -> str:
+    """Where Kafka Connect looked for the secrets, for a rejected configuration."""
+    if config.connect.secrets == "file":
+        return (
+            f". Kafka Connect reads passwords from {config.connect.secrets_file} (connect.secrets: file): "
+            "every worker must read that path and have FileConfigProvider configured as 'file' (see "
+            "README, 'Secrets in Kafka Connect')"
+        )
+    if config.connect.secrets == "env":
+        return (
+            ". Kafka Connect reads passwords from its workers' environment (connect.secrets: env): "
+            "check the variables named in README, 'Secrets in Kafka Connect'"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

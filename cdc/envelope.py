@@ -26,6 +26,7 @@ from floe.changes import (
     ChangeBatch,
     Column,
     Quarantined,
+    current_names,
 )
 
 _PAYLOAD_MARK = b',"payload":'
@@ -74,6 +75,7 @@ class _Compiled:
     toastable: tuple[str, ...]
     converters: dict[str, Converter]
     defaults: dict[str, Any]  # raw source defaults, for earlier events of the batch when a column is added
+    renamed: dict[str, str] | None = None  # written name -> current name, if a column was renamed since
 
 
 # What converting a value to Arrow raises when the value does not fit the type.
@@ -198,14 +200,30 @@ def canonical_key(raw: bytes | None) -> str | None:
 
 
 class TopicDecoder:
-    """Decodes the messages of one table's topic. Keeps its schema cache across batches."""
+    """Decodes the messages of one table's topic. Keeps its schema cache across batches.
+
+    ``column_history`` holds the names each source column has had, so that events written
+    before a column was renamed land in the renamed column.
+    """
 
     def __init__(self, table: str, source: str, source_table: str) -> None:
         self.table = table
         self.source = source
         self.source_table = source_table
+        self._history: dict[int, list[str]] = {}
         self._value_schemas: dict[bytes, _Compiled] = {}
         self._key_names: dict[bytes, list[str]] = {}
+
+    @property
+    def column_history(self) -> dict[int, list[str]]:
+        return self._history
+
+    @column_history.setter
+    def column_history(self, history: dict[int, list[str]]) -> None:
+        if history != self._history:
+            self._history = {column_id: list(names) for column_id, names in history.items()}
+            self._value_schemas.clear()
+            self._key_names.clear()
 
     def _parse(self, raw: bytes, cache: dict[bytes, Any], compile_schema: Any) -> tuple:
         try:
@@ -217,21 +235,22 @@ class TopicDecoder:
         except (ValueError, KeyError, TypeError) as exc:
             raise undecodable(exc) from exc
 
-    @staticmethod
-    def _compile_value(schema: dict[str, Any]) -> _Compiled:
+    def _compile_value(self, schema: dict[str, Any]) -> _Compiled:
         fields = {f["field"]: f for f in schema["fields"]}
-        row_schema = fields.get("after") or fields["before"]
-        columns = [map_field(f) for f in row_schema["fields"]]
+        row_fields = (fields.get("after") or fields["before"])["fields"]
+        written = [f["field"] for f in row_fields]
+        names = current_names(written, self._history)
+        columns = [map_field(f, name) for f, name in zip(row_fields, names, strict=True)]
         return _Compiled(
             columns,
             tuple(c.name for c, _ in columns if _toastable(c)),
             {c.name: conv for c, conv in columns},
-            {f["field"]: f.get("default") for f in row_schema["fields"]},
+            {name: f.get("default") for f, name in zip(row_fields, names, strict=True)},
+            dict(zip(written, names, strict=True)) if names != written else None,
         )
 
-    @staticmethod
-    def _compile_key(schema: dict[str, Any]) -> list[str]:
-        return [f["field"] for f in schema["fields"]]
+    def _compile_key(self, schema: dict[str, Any]) -> list[str]:
+        return current_names([f["field"] for f in schema["fields"]], self._history)
 
     def _check_table(self, source: dict[str, Any]) -> None:
         schema, table = source.get("schema"), source.get("table")
@@ -273,6 +292,8 @@ class TopicDecoder:
                 row = key_payload or payload.get("before") or {}
             else:
                 row = {}
+            if compiled.renamed:
+                row = {compiled.renamed.get(name, name): value for name, value in row.items()}
             unavailable = [name for name in compiled.toastable if row.get(name) in _UNAVAILABLE_FORMS]
             if unavailable:
                 row = {**row, **dict.fromkeys(unavailable)}

@@ -50,8 +50,7 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
                     "postgresql.conf and restart PostgreSQL"
                 )
             for number, table in enumerate(source.tables):
-                schema, name = table.name.split(".", 1)
-                cur.execute(_TABLE, (schema, name))
+                cur.execute(_TABLE, (table.schema_name, table.table_name))
                 found = cur.fetchone()
                 setting = f"{where}.tables[{number}]"
                 if found is None or found[0] not in _TABLE_KINDS:

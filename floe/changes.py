@@ -53,6 +53,47 @@ class Column:
     default: Any = None  # the source's default, applied to existing rows when the column is new
 
 
+def current_names(names: list[str], history: dict[int, list[str]]) -> list[str]:
+    """The current name of each of *names*, the columns of one event schema, in source order.
+
+    *history* holds, per source column id, the names the column has had (oldest first). A name
+    that several columns have had (``RENAME v TO w`` then ``ADD COLUMN v``) is told apart by
+    position: an event schema lists columns in the order of their ids (PostgreSQL's attnum), so
+    its neighbours bound its id. Names *history* does not know stay as they are.
+    """
+    owners: dict[str, list[int]] = {}
+    for column_id, seen in history.items():
+        for name in set(seen):
+            owners.setdefault(name, []).append(column_id)
+    candidates = [sorted(owners.get(name, [])) for name in names]
+    chosen: list[int | None] = [ids[0] if len(ids) == 1 else None for ids in candidates]
+    for index, ids in enumerate(candidates):
+        if len(ids) < 2:
+            continue
+        low = max((c for c in chosen[:index] if c is not None), default=-1)
+        high = min((c for c in chosen[index + 1 :] if c is not None), default=1 << 62)
+        fitting = [c for c in ids if low < c < high]
+        holder = [c for c in ids if history[c][-1] == names[index]]
+        chosen[index] = fitting[0] if len(fitting) == 1 else (holder[0] if holder else None)
+    return [name if c is None else history[c][-1] for name, c in zip(names, chosen, strict=True)]
+
+
+def with_current_names(
+    history: dict[int, list[str]], column_ids: dict[str, int], names: list[str]
+) -> dict[int, list[str]]:
+    """*history* with each of *names* recorded under its source column id (*column_ids*, the
+    source's current names); a name the source no longer has is left out."""
+    updated = {column_id: list(seen) for column_id, seen in history.items()}
+    for name in names:
+        column_id = column_ids.get(name)
+        if column_id is None:
+            continue
+        seen = updated.setdefault(column_id, [])
+        if not seen or seen[-1] != name:
+            seen.append(name)
+    return updated
+
+
 @dataclass(frozen=True)
 class Quarantined:
     """A change event that could not be applied, kept whole with the reason."""
@@ -75,7 +116,9 @@ class ChangeBatch:
     once this batch is committed, ``stamps`` the timestamps of the last records read there (to
     recognise that record when reading on); ``position`` is the source position of its last event.
     ``snapshot_completed`` is the position of a completed (re-)snapshot of the table, after
-    which rows the snapshot did not contain are gone from the source.
+    which rows the snapshot did not contain are gone from the source. ``column_history`` holds,
+    per source column id, the names the column has had (oldest first): a rename at the source
+    becomes a rename in Iceberg.
     """
 
     table: str
@@ -90,6 +133,7 @@ class ChangeBatch:
     skipped: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     snapshot_completed: int | None = None
+    column_history: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:

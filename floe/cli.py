@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from floe.errors import ConnectError, FloeError
+from floe.errors import ConfigError, ConnectError, FloeError
 from floe.secrets import install_log_masking, masked_line
 
 app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
@@ -326,6 +326,24 @@ def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOp
         )
     if any(outcome.still_failing for outcome in outcomes):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def resnapshot(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+) -> None:
+    """Read tables again from the source (Debezium blocking snapshot); ends equal to the source."""
+    from floe.config import load_config
+    from floe.resnapshot import request_resnapshot
+
+    try:
+        if not tables:
+            raise ConfigError("name each table to read again with --table (e.g. --table orders)")
+        for line in request_resnapshot(load_config(config), tables):
+            typer.echo(line)
+    except FloeError as exc:
+        _fail(exc)
 
 
 @app.command()

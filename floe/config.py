@@ -74,21 +74,65 @@ class _TargetRef(_Model):
     )
 
 
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^".]+)')
+
+
+def split_table_name(value: str) -> tuple[str, str]:
+    """(schema, table) of ``schema.table``. Names are taken as written (capitals, spaces and
+    non-ASCII kept); a part in double quotes may also hold dots, with ``""`` for a quote, as in
+    SQL: ``"sales.eu"."Say ""hi"" now"`` is schema ``sales.eu``, table ``Say "hi" now``.
+    """
+    parts, at = [], 0
+    while True:
+        match = _NAME_PART.match(value, at)
+        if match is None:
+            break
+        quoted, plain = match.groups()
+        parts.append(quoted.replace('""', '"') if quoted is not None else plain)
+        at = match.end()
+        if at == len(value) or value[at] != ".":
+            break
+        at += 1
+    if at != len(value) or len(parts) != 2:
+        raise ValueError(
+            f"'{value}' must be schema.table, e.g. public.orders; quote a part that holds a dot or a "
+            'quote: "sales.eu"."orders"'
+        )
+    if any(part.startswith('"') or part.endswith('"') for part in parts):
+        raise ValueError(
+            f"'{value}': a schema or table name that begins or ends with a double quote is not "
+            "supported (Debezium takes such a name as already quoted); rename it at the source"
+        )
+    return parts[0], parts[1]
+
+
 class TableRef(_TargetRef):
     """A source table and the Iceberg table it replicates into."""
 
-    name: str = Field(description="Source table as schema.table, e.g. public.orders")
+    name: str = Field(description='Source table as schema.table, e.g. public.orders or "sales.eu".orders')
 
     @field_validator("name")
     @classmethod
     def _qualified(cls, value: str) -> str:
-        if value.count(".") != 1 or not all(value.split(".")):
-            raise ValueError(f"'{value}' must be schema.table, e.g. public.{value}")
+        split_table_name(value)
         return value
 
     @property
+    def schema_name(self) -> str:
+        return split_table_name(self.name)[0]
+
+    @property
+    def table_name(self) -> str:
+        return split_table_name(self.name)[1]
+
+    @property
+    def qualified(self) -> str:
+        """``schema.table`` unquoted, as Debezium names the table (its data collection id)."""
+        return f"{self.schema_name}.{self.table_name}"
+
+    @property
     def target_name(self) -> str:
-        return self.target or plain_name(self.name.split(".")[1])
+        return self.target or plain_name(self.table_name)
 
 
 class CollectionRef(_TargetRef):
@@ -172,11 +216,11 @@ class PostgresSource(_SourceBase):
         }
 
     def source_table(self, table: TableRef) -> str:
-        return table.name
+        return table.qualified
 
     def topic_for(self, table: TableRef) -> str:
         """Debezium names topics <topic.prefix>.<schema>.<table>, with invalid characters replaced."""
-        return kafka_topic(f"{self.topic_prefix}.{table.name}")
+        return kafka_topic(f"{self.topic_prefix}.{table.qualified}")
 
 
 class MongoSource(_SourceBase):
@@ -252,6 +296,18 @@ class KafkaConfig(_Model):
 class ConnectConfig(_Model):
     url: str = Field(pattern=r"^https?://")
     timeout_seconds: float = Field(default=30.0, gt=0)
+    secrets: Literal["file", "env", "inline"] = Field(
+        default="file",
+        description="How connectors get passwords and connection strings, so that Kafka Connect's REST "
+        "API and config topic never hold them: 'file' (Floe writes them to secrets_file, which every "
+        "Connect worker reads with FileConfigProvider), 'env' (each worker has them in environment "
+        "variables, read with EnvVarConfigProvider), 'inline' (in the connector config itself)",
+    )
+    secrets_file: str = Field(
+        default=".floe/connect-secrets.properties",
+        description="With secrets: file, the properties file Floe writes and Connect workers read; a "
+        "relative path is taken from the config file's folder",
+    )
 
 
 class IcebergConfig(_Model):
@@ -404,6 +460,10 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     warehouse = data.get("iceberg", {}).get("warehouse") if isinstance(data.get("iceberg"), dict) else None
     if isinstance(warehouse, str) and "://" not in warehouse:
         data["iceberg"]["warehouse"] = (file.parent / warehouse).resolve().as_uri()
+    if isinstance(data.get("connect"), dict):
+        secrets_file = data["connect"].get("secrets_file", ConnectConfig.model_fields["secrets_file"].default)
+        if isinstance(secrets_file, str):
+            data["connect"]["secrets_file"] = str((file.parent / secrets_file).resolve())
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:

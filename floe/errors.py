@@ -39,3 +39,7 @@ class ConnectUnavailable(ConnectError, Transient):
 
 class SchemaMappingError(FloeError, Terminal):
     """A source type has no faithful Iceberg type, or a change Iceberg cannot follow."""
+
+
+class SourceUnavailable(FloeError, Transient):
+    """A source database did not answer a query Floe needed; the message names the source."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdc.envelope import KafkaRecord
-from floe.config import PipelineConfig
+from cdc.source_columns import column_ids
+from floe.config import PipelineConfig, PostgresSource, TableRef
 from floe.errors import SchemaMappingError
 from floe.replication import Replicator
 from iceberg import quarantine
@@ -37,9 +39,14 @@ class ReplayOutcome:
     error: str | None = None
 
 
-def replay_quarantined(config: PipelineConfig, tables: list[str] | None = None) -> list[ReplayOutcome]:
+def replay_quarantined(
+    config: PipelineConfig,
+    tables: list[str] | None = None,
+    column_lookup: Callable[[PostgresSource, TableRef], dict[str, int]] = column_ids,
+) -> list[ReplayOutcome]:
+    """Re-apply pending quarantined events; *column_lookup* as for ``Replicator``."""
     outcomes = []
-    with Replicator(config, tables) as replicator:
+    with Replicator(config, tables, column_lookup) as replicator:
         pending = quarantine.entries(
             replicator.quarantine_table, list(replicator.targets) if tables else None
         )
@@ -57,17 +64,15 @@ def replay_quarantined(config: PipelineConfig, tables: list[str] | None = None) 
 
 
 def _replay_table(replicator: Replicator, name: str, entries: pa.Table) -> ReplayOutcome:
-    target = replicator.targets[name]
     records = [
         KafkaRecord(row["topic"], row["partition"], row["offset"], row["key"], row["value"])
         for row in entries.to_pylist()
     ]
-    decoded = replicator.decoders[target.topic].decode(records)
+    table = replicator.load(name)
+    decoded = replicator.identify_columns(replicator.decode_table(name, records), table, records)
     failing = {(q.topic, q.partition, q.offset): q.error for q in decoded.quarantined}
     batch = dataclasses.replace(decoded, offsets={}, position={}, quarantined=[], snapshot_completed=None)
-    table = replicator.load(name) or create_table(
-        replicator.catalog, replicator.config.iceberg.namespace, batch
-    )
+    table = table or create_table(replicator.catalog, replicator.config.iceberg.namespace, batch)
     try:
         result = merge_batch(table, batch, read_checkpoint(table)) if batch.size else None
     except SchemaMappingError as exc:

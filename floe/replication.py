@@ -9,21 +9,23 @@ between loses nothing (recording them again is idempotent).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyiceberg.table import Table
 
 from cdc.consumer import ChangeConsumer, ConsumedRecords
 from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
-from floe.changes import ChangeBatch, Quarantined
-from floe.config import MongoSource, PipelineConfig, Source, TargetRef
+from cdc.source_columns import column_ids
+from floe.changes import ChangeBatch, Quarantined, with_current_names
+from floe.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
 from floe.document_batches import DocumentDecoder
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.merge import MergeResult, merge_batch
-from iceberg.schema import create_table
+from iceberg.schema import column_history, create_table
 
 log = logging.getLogger("floe.replication")
 
@@ -47,8 +49,15 @@ class Target:
 class Replicator:
     """Holds the long-lived parts of replication (catalog, consumer, schema caches)."""
 
-    def __init__(self, config: PipelineConfig, tables: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        tables: list[str] | None = None,
+        column_lookup: Callable[[PostgresSource, TableRef], dict[str, int]] = column_ids,
+    ) -> None:
+        """*column_lookup* reads a source table's column ids (its catalog, by default)."""
         self.config = config
+        self.column_lookup = column_lookup
         self.targets = {t.target_name: Target(s, t) for s, t in config.tables(tables)}
         self.catalog = open_catalog(config.iceberg)
         self._consumer: ChangeConsumer | None = None
@@ -122,13 +131,46 @@ class Replicator:
             records = by_topic.get(target.topic)
             if records:
                 self._records[target.name] = records
-                batches[target.name] = self.decoders[target.topic].decode(records)
+                batches[target.name] = self.decode_table(target.name, records)
         return batches
+
+    def decode_table(self, name: str, records: list[KafkaRecord]) -> ChangeBatch:
+        """Decode *records* of one table, taking columns renamed at the source by their new name."""
+        decoder = self.decoders[self.targets[name].topic]
+        if isinstance(decoder, TopicDecoder):
+            table = self.load(name)
+            decoder.column_history = column_history(table.properties if table is not None else {})
+        return decoder.decode(records)
+
+    def identify_columns(
+        self, batch: ChangeBatch, table: Table | None, records: list[KafkaRecord]
+    ) -> ChangeBatch:
+        """The batch with its columns' source identities; decoded again if a column was renamed.
+
+        The source is asked only when the batch names a column that Iceberg or the recorded
+        identities do not know yet (a new table, a new or a renamed column).
+        """
+        target = self.targets[batch.table]
+        decoder = self.decoders[target.topic]
+        if not isinstance(target.source, PostgresSource) or not isinstance(decoder, TopicDecoder):
+            return batch
+        history = column_history(table.properties if table is not None else {})
+        names = {column.name for column in batch.columns}
+        known = set(table.schema().column_names) if table is not None else set()
+        if names - (known & {seen[-1] for seen in history.values()}):
+            current = self.column_lookup(target.source, target.table)
+            history = with_current_names(history, current, sorted(names))
+            if history != decoder.column_history:
+                decoder.column_history = history
+                batch = decoder.decode(records)
+        batch.column_history = history
+        return batch
 
     def merge(self, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
         """Quarantine what cannot be applied, then merge the rest in one commit."""
-        self.set_aside(batch.quarantined)
         table = self.load(batch.table)
+        batch = self.identify_columns(batch, table, self._records.get(batch.table, []))
+        self.set_aside(batch.quarantined)
         if table is None:
             table = create_table(self.catalog, self.config.iceberg.namespace, batch)
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)

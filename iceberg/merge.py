@@ -38,7 +38,7 @@ from floe.changes import (
 from floe.errors import FloeError, Transient
 from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
-from iceberg.schema import POSITION_FIELD, Evolution, evolve
+from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
 
 log = logging.getLogger("floe.merge")
 
@@ -164,7 +164,11 @@ class _Merge:
                 pc.greater_equal(latest[POS_COLUMN], position_scalar(self.batch.snapshot_completed))
             )
         with self.table.transaction() as tx:
-            evolution = evolve(tx, self.batch.table, self.batch.columns)
+            resnapshot = RESNAPSHOT_PROPERTY in self.table.properties
+            batch = self.batch
+            evolution = evolve(tx, batch.table, batch.columns, batch.column_history, resnapshot)
+            if resnapshot and batch.snapshot_completed is not None:
+                tx.remove_properties(RESNAPSHOT_PROPERTY)
             self.result.schema_changes = evolution.changes
             metadata = tx.table_metadata
             target = metadata.schema().as_arrow()

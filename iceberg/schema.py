@@ -8,8 +8,10 @@ type is kept in the field's doc, so ``NUMERIC(12,2)`` or ``JSONB`` stays visible
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.schema import Schema
@@ -40,6 +42,13 @@ from floe.errors import SchemaMappingError
 from iceberg.catalog import ensure_namespace
 
 POSITION_FIELD = "_floe_position"
+# Table property: each source column's identity (PostgreSQL's attnum) and the names it has had,
+# oldest first. It is how a column renamed at the source becomes a rename in Iceberg.
+COLUMN_NAMES_PROPERTY = "floe.source-column-names"
+# Table property: a re-snapshot was requested and has not completed yet. Until it completes, a
+# column whose type changed in a way Iceberg cannot follow is replaced (its old values are read
+# again by the snapshot) instead of stopping the table.
+RESNAPSHOT_PROPERTY = "floe.resnapshot-requested"
 # Each row's source position: a change older than what the row holds never overwrites it.
 POSITION_COLUMN = Column(
     POSITION_FIELD, POSITION_TYPE, True, "source position of the row's last change (Floe)"
@@ -52,6 +61,19 @@ class Evolution:
 
     changes: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def mark_resnapshot(table: Table) -> None:
+    """Record that a re-snapshot of *table* was requested (see ``RESNAPSHOT_PROPERTY``)."""
+    with table.transaction() as tx:
+        tx.set_properties({RESNAPSHOT_PROPERTY: datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def column_history(properties: dict[str, str]) -> dict[int, list[str]]:
+    """The names each source column has had (oldest first), by source column id, from a table's
+    *properties*."""
+    raw = properties.get(COLUMN_NAMES_PROPERTY)
+    return {int(k): names for k, names in orjson.loads(raw).items()} if raw else {}
 
 
 class _Ids:
@@ -159,19 +181,54 @@ def _promotable(current: IcebergType, wanted: IcebergType) -> bool:
     )
 
 
-def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
+def _renames(schema: Schema, history: dict[int, list[str]]) -> dict[str, str]:
+    """New name -> Iceberg name of each column renamed at the source and not yet in Iceberg."""
+    renames = {}
+    for names in history.values():
+        current = names[-1]
+        if current in schema.column_names:
+            continue
+        known = [old for old in names[:-1] if old in schema.column_names]
+        if known:
+            renames[current] = known[-1]
+    return renames
+
+
+def evolve(
+    tx: Transaction,
+    table: str,
+    columns: list[Column],
+    history: dict[int, list[str]] | None = None,
+    replace_incompatible: bool = False,
+) -> Evolution:
     """Stage the schema changes the batch needs in *tx*.
 
-    New columns, and new fields of nested structs, are added as optional (with the source's
-    default noted for existing rows); widening promotions are applied, also inside structs and
-    lists. A change Iceberg cannot follow raises with the column, both types and the way out.
+    Columns renamed at the source (*history*: the names of each source column) are renamed in
+    Iceberg, which keeps their field ids and values. New columns, and new fields of nested
+    structs, are added as optional (with the source's default noted for existing rows);
+    widening promotions are applied, also inside structs and lists. A change Iceberg cannot
+    follow raises with the column, both types and the way out, unless *replace_incompatible*
+    (a re-snapshot is under way): then the column is replaced, empty until the snapshot fills it.
     """
-    schema = tx.table_metadata.schema()
     evolution = Evolution()
     changes = evolution.changes
+    if history and history != column_history(tx.table_metadata.properties):
+        recorded = {str(column_id): names for column_id, names in history.items()}
+        tx.set_properties({COLUMN_NAMES_PROPERTY: orjson.dumps(recorded).decode()})
+    renames = _renames(tx.table_metadata.schema(), history or {})
+    if renames:
+        # An update of its own: pyiceberg refuses to add a name that a rename in the same
+        # update frees (RENAME code TO label, then ADD COLUMN code).
+        with tx.update_schema() as update:
+            for new, old in renames.items():
+                update.rename_column(old, new)
+                changes.append(f"renamed column {old} to {new}")
+    _replace_incompatible(tx, table, columns, replace_incompatible, changes)
+    schema = tx.table_metadata.schema()
     with tx.update_schema() as update:
         for column in [*columns, POSITION_COLUMN]:
-            existing = schema.find_field(column.name) if column.name in schema.column_names else None
+            name = column.name
+            existing = schema.find_field(name) if name in schema.column_names else None
             ids = _Ids(10_000)  # nested field ids are reassigned by the schema update
             wanted = iceberg_type(column.type, ids, f"{table}.{column.name}")
             if existing is None:
@@ -180,31 +237,52 @@ def evolve(tx: Transaction, table: str, columns: list[Column]) -> Evolution:
                 if column.default is not None:
                     evolution.defaults[column.name] = column.default
                 continue
-            try:
-                steps = _changes(existing.field_type, wanted, (column.name,))
-            except _Incompatible:
-                raise SchemaMappingError(
-                    f"table {table}: column {column.name} changed from {existing.field_type} to {wanted} "
-                    f"(source type {column.source_type}), which Iceberg cannot follow in place; restore the "
-                    f"source type, or rename the Iceberg column (its values stay there) and replay the "
-                    f"quarantined events, or re-create the Iceberg table and re-snapshot the source"
-                ) from None
+            steps = _changes(existing.field_type, wanted, (name,))
             for action, path, kind in steps:
-                name = ".".join(path)
+                dotted = ".".join(path)
                 if action == "add":
                     update.add_column(path, kind)
-                    changes.append(f"added field {name} {kind}")
+                    changes.append(f"added field {dotted} {kind}")
                 elif len(path) == 1:
                     update.update_column(path, field_type=kind, doc=_doc(column))
-                    changes.append(f"widened {name} {existing.field_type} -> {kind}")
+                    changes.append(f"widened {dotted} {existing.field_type} -> {kind}")
                 else:
                     update.update_column(path, field_type=kind)
-                    changes.append(f"widened {name} -> {kind}")
+                    changes.append(f"widened {dotted} -> {kind}")
     return evolution
 
 
 class _Incompatible(Exception):
     pass
+
+
+def _replace_incompatible(
+    tx: Transaction, table: str, columns: list[Column], replace: bool, changes: list[str]
+) -> None:
+    """Drop the columns whose new type Iceberg cannot follow, if *replace*; else raise the way out."""
+    schema = tx.table_metadata.schema()
+    incompatible = []
+    for column in columns:
+        if column.name not in schema.column_names:
+            continue
+        existing = schema.find_field(column.name)
+        wanted = iceberg_type(column.type, _Ids(10_000), f"{table}.{column.name}")
+        try:
+            _changes(existing.field_type, wanted, (column.name,))
+        except _Incompatible:
+            if not replace:
+                raise SchemaMappingError(
+                    f"table {table}: column {column.name} changed from {existing.field_type} to {wanted} "
+                    f"(source type {column.source_type}), which Iceberg cannot change in place; run "
+                    f"'floe resnapshot --table {table}': the column is replaced and the table read "
+                    "again from the source"
+                ) from None
+            incompatible.append((column.name, existing.field_type, wanted))
+    if incompatible:
+        with tx.update_schema() as update:
+            for name, old, new in incompatible:
+                update.delete_column(name)
+                changes.append(f"replaced column {name} {old} -> {new} (re-snapshot under way)")
 
 
 def _changes(

@@ -149,6 +149,10 @@ class LocalConnectWorker:
             "session.timeout.ms": "10000",
             "heartbeat.interval.ms": "3000",
             "topic.creation.enable": "true",
+            # Connectors reference their secrets instead of holding them (connect.secrets).
+            "config.providers": "file,env",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
         }
         path = self.conf_dir / "worker.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
-from floe.config import PostgresSource
+from floe.config import PostgresSource, TableRef
 from floe.secrets import masked_line
 from soda_checks.mongo_counts import SourceCountError
 
 
-def count_rows(source: PostgresSource, tables: list[str]) -> dict[str, int]:
-    """Exact row counts of *tables* (``schema.table``), all in one read-only transaction."""
+def count_rows(source: PostgresSource, tables: list[TableRef]) -> dict[str, int]:
+    """Exact row counts of *tables* by ``schema.table``, all in one read-only transaction."""
     try:
         conn = psycopg2.connect(**source.connection_args("floe-reconcile"))
     except psycopg2.OperationalError as exc:
@@ -29,10 +29,10 @@ def count_rows(source: PostgresSource, tables: list[str]) -> dict[str, int]:
     try:
         conn.set_session(readonly=True)
         with conn.cursor() as cur:
-            for name in tables:
-                schema, table = name.split(".", 1)
+            for table in tables:
+                name = source.source_table(table)
                 query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-                    sql.Identifier(schema), sql.Identifier(table)
+                    sql.Identifier(table.schema_name), sql.Identifier(table.table_name)
                 )
                 try:
                     cur.execute(query)

@@ -126,7 +126,7 @@ def _reconcile_source(
     against its source count in one Soda scan."""
     names = [t.name if isinstance(source, MongoSource) else source.source_table(t) for t in tables]
     try:
-        counts = counter(source, names) if isinstance(source, MongoSource) else count_rows(source, names)
+        counts = counter(source, names) if isinstance(source, MongoSource) else count_rows(source, tables)
     except SourceCountError as exc:
         return [
             ReconcileResult(t.target_name, source.source_table(t), None, None, None, str(exc)) for t in tables

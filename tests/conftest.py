@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from pyiceberg.catalog.sql import SqlCatalog
 
 _STATE = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
@@ -55,3 +56,33 @@ def catalog(tmp_path: Path) -> SqlCatalog:
     catalog = SqlCatalog("test", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=(tmp_path / "wh").as_uri())
     catalog.create_namespace("ns")
     return catalog
+
+
+@pytest.fixture
+def shop_config(tmp_path: Path):
+    """Writes the config of source ``shop`` with table ``public.items`` under a policy; no services."""
+
+    def write(policy: str) -> Path:
+        document = {
+            "sources": [
+                {
+                    "name": "shop",
+                    "database": "shop",
+                    "user": "floe",
+                    "password": "unused",
+                    "tables": [{"name": "public.items", "on_incompatible_change": policy}],
+                }
+            ],
+            "kafka": {"bootstrap_servers": "127.0.0.1:9"},
+            "connect": {"url": "http://127.0.0.1:9"},
+            "iceberg": {
+                "catalog_uri": f"sqlite:///{tmp_path}/catalog.db",
+                "warehouse": "wh",
+                "namespace": "ns",
+            },
+        }
+        path = tmp_path / "floe.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    return write

@@ -33,8 +33,10 @@ def event(
     row: dict[str, Any] | None,
     sequence: tuple[int | None, int],
     partition: int = 0,
+    snapshot: str = "true",
 ) -> KafkaRecord:
-    """One change event; *row* is ``after`` for c/u/r and ``before`` (the key) for d."""
+    """One change event; *row* is ``after`` for c/u/r and ``before`` (the key) for d; *snapshot* is
+    the marker of a snapshot read (``last`` on a snapshot's last event)."""
     prefix = topic
     value_schema = _struct(
         f"{prefix}.Envelope",
@@ -50,7 +52,7 @@ def event(
     committed, lsn = sequence
     source = {
         "connector": "postgresql",
-        "snapshot": "false" if op != "r" else "true",
+        "snapshot": "false" if op != "r" else snapshot,
         "schema": schema_name,
         "table": table_name,
         "lsn": lsn,

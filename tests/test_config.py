@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from floe.config import load_config
+from floe.config import load_config, split_table_name
 from floe.errors import ConfigError
 
 VALID = """
@@ -147,3 +147,23 @@ def test_tables_that_would_share_a_topic_are_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as error:
         load_config(write(tmp_path, text))
     assert "would share the Kafka topic floe.shop.public.My_Table" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "schema", "table"),
+    [
+        ("public.orders", "public", "orders"),
+        ("Sales Ünit.Order Items", "Sales Ünit", "Order Items"),
+        ('"sales.eu".orders', "sales.eu", "orders"),
+        ('"sales.eu"."Say ""hi"", now"', "sales.eu", 'Say "hi", now'),
+        ('public."a.b.c"', "public", "a.b.c"),
+    ],
+)
+def test_table_names_split_as_sql_quotes_them(written, schema, table):
+    assert split_table_name(written) == (schema, table)
+
+
+@pytest.mark.parametrize("written", ["orders", "a.b.c", '"a.b', 'public.""x"""', ".orders", "public."])
+def test_table_names_that_are_not_schema_dot_table_are_refused(written):
+    with pytest.raises(ValueError, match=r"schema\.table|double quote"):
+        split_table_name(written)

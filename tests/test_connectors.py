@@ -5,7 +5,7 @@ from pydantic import SecretStr
 
 from cdc.connect_client import ConnectClient, failure_of
 from cdc.connectors import MONGODB_CONNECTOR, render, render_postgres
-from floe.config import CollectionRef, MongoSource, PostgresSource, TableRef
+from floe.config import CollectionRef, KafkaConfig, MongoSource, PostgresSource, TableRef
 from floe.errors import ConnectUnavailable
 
 
@@ -19,12 +19,18 @@ def test_postgres_connector_properties():
             TableRef(name="public.orders"),
             TableRef(name="sales.order_lines"),
             TableRef(name="Sales Ünit.Order (2024)+"),
+            TableRef(name='"sales.eu"."Say ""hi"", now "'),
         ],
         connector_overrides={"max.batch.size": "1024"},
     )
-    config = render_postgres(source)
-    # Include lists are regular expressions: every name matches exactly itself.
-    assert config["table.include.list"] == r"public\.orders,sales\.order_lines,Sales Ünit\.Order \(2024\)\+"
+    config = render_postgres(source, KafkaConfig(bootstrap_servers="kafka:9092"))
+    # Include lists are regular expressions: every name matches exactly itself, case-sensitively.
+    assert config["table.include.list"].split(",(") == [
+        r"(?-i)public\.orders",
+        r"?-i)sales\.order_lines",
+        r"?-i)Sales[ ]Ünit\.Order[ ]\(2024\)\+",
+        r'?-i)sales\.eu\.Say[ ]"hi"\,[ ]now[ ]',
+    ]
     assert config["plugin.name"] == "pgoutput"
     assert config["publication.autocreate.mode"] == "filtered"
     assert config["slot.name"] == "floe_shop" and config["publication.name"] == "floe_shop"
@@ -48,10 +54,10 @@ def test_mongodb_connector_properties():
         database="shop",
         collections=[CollectionRef(name="orders"), CollectionRef(name="click.events")],
     )
-    config = render(source)
+    config = render(source, KafkaConfig(bootstrap_servers="kafka:9092"))
     assert config["connector.class"] == "io.debezium.connector.mongodb.MongoDbConnector"
     assert config["mongodb.connection.string"] == "mongodb://u:pw@db1/?replicaSet=rs0"
-    assert config["collection.include.list"] == r"shop\.orders,shop\.click\.events"
+    assert config["collection.include.list"] == r"(?-i)shop\.orders,(?-i)shop\.click\.events"
     assert (config["capture.scope"], config["capture.target"]) == ("database", "shop")
     assert config["capture.mode"] == "change_streams_update_full"
     assert config["topic.prefix"] == "floe.docs"

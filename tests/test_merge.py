@@ -169,7 +169,9 @@ def test_schema_evolves_in_the_same_commit(catalog):
 def test_incompatible_type_change_names_column_types_and_fix(catalog):
     table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, [("r", {"id": 1, "name": "a"})]))
     changed = [ITEMS[0], Column("name", pa.int32(), source_type="INT4"), ITEMS[2]]
-    with pytest.raises(SchemaMappingError, match=r"column name changed from string to int.*re-snapshot"):
+    with pytest.raises(
+        SchemaMappingError, match=r"column name changed from string to int.*floe resnapshot --table items"
+    ):
         apply(catalog, make_batch("items", ["id"], changed, [("u", {"id": 1, "name": 5})], offset=1))
     assert rows(table)[0]["name"] == "a"
 

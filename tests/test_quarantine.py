@@ -3,60 +3,24 @@ events are Debezium-format records handed to the decoder directly)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from floe.config import load_config
 from floe.errors import SchemaMappingError
 from floe.replay import replay_quarantined
 from floe.replication import Replicator
 from iceberg import quarantine
-from iceberg.schema import POSITION_FIELD
+from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
 from tests.debezium_events import event, field
+from tests.shop import TOPIC, cycle, rows
 
-TOPIC = "floe.shop.public.items"
 INT_CODE = [field("id", "int64", "INT8", optional=False), field("code", "int32", "INT4")]
 TEXT_CODE = [field("id", "int64", "INT8", optional=False), field("code", "string", "TEXT")]
 
 
-@pytest.fixture
-def config_path(tmp_path: Path):
-    def write(policy: str) -> Path:
-        document = {
-            "sources": [
-                {
-                    "name": "shop",
-                    "database": "shop",
-                    "user": "floe",
-                    "password": "unused",
-                    "tables": [{"name": "public.items", "on_incompatible_change": policy}],
-                }
-            ],
-            "kafka": {"bootstrap_servers": "127.0.0.1:9"},
-            "connect": {"url": "http://127.0.0.1:9"},
-            "iceberg": {
-                "catalog_uri": f"sqlite:///{tmp_path}/catalog.db",
-                "warehouse": "wh",
-                "namespace": "ns",
-            },
-        }
-        path = tmp_path / "floe.yaml"
-        path.write_text(yaml.safe_dump(document))
-        return path
-
-    return write
-
-
-def cycle(replicator: Replicator, records) -> None:
-    for batch in replicator.decode({TOPIC: records}).values():
-        replicator.merge(batch, replicator.checkpoints()[batch.table])
-
-
-def rows(replicator: Replicator) -> list[dict]:
-    found = replicator.load("items").scan().to_arrow().drop_columns([POSITION_FIELD]).to_pylist()
-    return sorted(found, key=lambda r: r["id"])
+def columns(source, table) -> dict[str, int]:
+    """The source catalog's column ids of public.items (no PostgreSQL in unit tests)."""
+    return {"id": 1, "code": 2}
 
 
 def pending(replicator: Replicator) -> list[tuple[int, str]]:
@@ -66,8 +30,8 @@ def pending(replicator: Replicator) -> list[tuple[int, str]]:
     ]
 
 
-def test_poison_events_are_set_aside_and_the_rest_merged(config_path):
-    with Replicator(load_config(config_path("fail"))) as replicator:
+def test_poison_events_are_set_aside_and_the_rest_merged(shop_config):
+    with Replicator(load_config(shop_config("fail")), column_lookup=columns) as replicator:
         good = event(TOPIC, 0, "public.items", INT_CODE, ["id"], "c", {"id": 1, "code": 7}, (10, 11))
         garbage = good.__class__(TOPIC, 0, 1, good.key, b"not json at all")
         cycle(replicator, [good, garbage])
@@ -78,8 +42,8 @@ def test_poison_events_are_set_aside_and_the_rest_merged(config_path):
         assert replicator.checkpoints()["items"].offsets == {TOPIC: {0: 2}}
 
 
-def test_incompatible_change_fails_that_table_by_default(config_path):
-    with Replicator(load_config(config_path("fail"))) as replicator:
+def test_incompatible_change_fails_that_table_by_default(shop_config):
+    with Replicator(load_config(shop_config("fail")), column_lookup=columns) as replicator:
         cycle(
             replicator,
             [event(TOPIC, 0, "public.items", INT_CODE, ["id"], "c", {"id": 1, "code": 7}, (10, 11))],
@@ -90,8 +54,8 @@ def test_incompatible_change_fails_that_table_by_default(config_path):
         assert replicator.checkpoints()["items"].offsets == {TOPIC: {0: 1}}
 
 
-def test_quarantine_policy_then_fix_and_replay_without_duplicates(config_path):
-    with Replicator(load_config(config_path("quarantine"))) as replicator:
+def test_quarantine_policy_then_fix_and_replay_without_duplicates(shop_config):
+    with Replicator(load_config(shop_config("quarantine")), column_lookup=columns) as replicator:
         cycle(
             replicator,
             [
@@ -116,10 +80,10 @@ def test_quarantine_policy_then_fix_and_replay_without_duplicates(config_path):
         assert pending(replicator) == [(2, "pending"), (3, "superseded")]
 
     # The fix: keep the old integer values under another name, so that "code" can become text.
-    with Replicator(load_config(config_path("quarantine"))) as replicator:
+    with Replicator(load_config(shop_config("quarantine")), column_lookup=columns) as replicator:
         with replicator.load("items").update_schema() as update:
             update.rename_column("code", "code_int")
-        outcomes = replay_quarantined(replicator.config)
+        outcomes = replay_quarantined(replicator.config, column_lookup=columns)
         assert [(o.table, o.replayed, o.still_failing) for o in outcomes] == [("items", 1, 0)]
         # The replayed change is the whole new row: the integer column is gone from it.
         assert rows(replicator) == [
@@ -127,5 +91,45 @@ def test_quarantine_policy_then_fix_and_replay_without_duplicates(config_path):
             {"id": 2, "code_int": 9, "code": None},
         ]
         assert pending(replicator) == [(2, "replayed"), (3, "superseded")]
-        assert replay_quarantined(replicator.config) == []
+        assert replay_quarantined(replicator.config, column_lookup=columns) == []
         assert rows(replicator)[0] == {"id": 1, "code_int": None, "code": "x7"}
+
+
+def test_during_a_resnapshot_an_incompatible_column_is_replaced_then_refilled(shop_config):
+    with Replicator(load_config(shop_config("fail")), column_lookup=columns) as replicator:
+        cycle(
+            replicator,
+            [
+                event(TOPIC, 0, "public.items", INT_CODE, ["id"], "c", {"id": 1, "code": 7}, (10, 11)),
+                event(TOPIC, 1, "public.items", INT_CODE, ["id"], "c", {"id": 2, "code": 8}, (10, 12)),
+                event(TOPIC, 2, "public.items", INT_CODE, ["id"], "c", {"id": 3, "code": 9}, (10, 13)),
+            ],
+        )
+        mark_resnapshot(replicator.load("items"))
+        # ALTER ... TYPE text, an update, a delete; then the blocking snapshot at the last position.
+        cycle(
+            replicator,
+            [
+                event(TOPIC, 3, "public.items", TEXT_CODE, ["id"], "u", {"id": 1, "code": "x7"}, (14, 15)),
+                event(TOPIC, 4, "public.items", TEXT_CODE, ["id"], "d", {"id": 3}, (16, 17)),
+            ],
+        )
+        assert rows(replicator) == [{"id": 1, "code": "x7"}, {"id": 2, "code": None}]
+        assert RESNAPSHOT_PROPERTY in replicator.load("items").properties
+        snapshot = [
+            event(TOPIC, 5, "public.items", TEXT_CODE, ["id"], "r", {"id": 1, "code": "x7"}, (16, 17)),
+            event(
+                TOPIC,
+                6,
+                "public.items",
+                TEXT_CODE,
+                ["id"],
+                "r",
+                {"id": 2, "code": "8"},
+                (16, 17),
+                snapshot="last",
+            ),
+        ]
+        cycle(replicator, snapshot)
+        assert rows(replicator) == [{"id": 1, "code": "x7"}, {"id": 2, "code": "8"}]
+        assert RESNAPSHOT_PROPERTY not in replicator.load("items").properties

@@ -7,8 +7,11 @@ import struct
 import uuid
 from typing import Any
 
+from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from pyiceberg.table import Table
+
+from floe.config import split_table_name
 
 
 def _float32(value: float) -> float:
@@ -41,10 +44,10 @@ def _normalise(kind: str, value: Any, from_iceberg: bool) -> Any:
 
 
 def source_rows(conn: PgConnection, source_table: str, key: list[str]) -> list[dict[str, Any]]:
-    schema, table = source_table.split(".")
+    schema, table = split_table_name(source_table)
     kinds = _column_kinds(conn, schema, table)
     with conn.cursor() as cur:
-        cur.execute(f'SELECT * FROM "{schema}"."{table}"')
+        cur.execute(sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
         names = [d.name for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     rows = [{k: _normalise(kinds[k], v, False) for k, v in row.items()} for row in rows]
@@ -59,7 +62,7 @@ def iceberg_rows(table: Table, kinds: dict[str, str], key: list[str]) -> list[di
 
 def assert_same_rows(conn: PgConnection, source_table: str, table: Table) -> int:
     """Fail with the first differing row; return the number of rows compared."""
-    schema_name, table_name = source_table.split(".")
+    schema_name, table_name = split_table_name(source_table)
     key = [table.schema().find_column_name(i) for i in table.schema().identifier_field_ids]
     expected = source_rows(conn, source_table, key)
     actual = iceberg_rows(table, _column_kinds(conn, schema_name, table_name), key)

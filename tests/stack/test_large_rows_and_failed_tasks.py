@@ -91,8 +91,16 @@ def test_a_task_that_fails_is_reported_by_apply_status_and_replicate(stack, tmp_
         assert "task 0 FAILED" in applied.output and "RecordTooLargeException" in applied.output
         assert "producer.override.max.request.size" in applied.output
         assert "Traceback" not in applied.output
+        assert "Removed again: the connector, replication slot floe_failing, publication floe_failing" in (
+            applied.output
+        )
         with ConnectClient(stack.settings.connect_url) as client:
             assert client.status("floe-failing") is None
+        with stack.postgres.connect(database) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'floe_failing'")
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM pg_publication WHERE pubname = 'floe_failing'")
+            assert cur.fetchone()[0] == 0
 
         # Small rows run; a large row later fails the task, and status and replicate say so.
         run_sql(stack, database, ["DELETE FROM blobs", "INSERT INTO blobs VALUES (1, 'small', 'x')"])

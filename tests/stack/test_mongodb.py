@@ -67,7 +67,7 @@ def mongo_config(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) ->
 def test_debeziums_mongodb_connector_accepts_the_rendered_config(mongo_config: Path):
     config = load_config(mongo_config)
     source = config.sources[0]
-    properties = {**render(source), "name": source.connector_name}
+    properties = {**render(source, config.kafka), "name": source.connector_name}
     with ConnectClient(config.connect.url, timeout_seconds=60) as client:
         assert any(p["class"] == MONGODB_CONNECTOR for p in client.plugins())
         errors = client.validate(MONGODB_CONNECTOR, properties)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -149,6 +150,11 @@ def test_secrets_never_reach_logs_or_artifacts(stack, config_path):
     assert not [data for data in artifacts if password in data]
     for component in ("connect", "prefect-server", "kafka"):
         assert password not in (stack.settings.logs_dir / f"{component}.log").read_text(errors="replace")
+    # Kafka Connect holds a config-provider reference, in the connector's and its tasks' configs.
+    with httpx.Client(base_url=stack.settings.connect_url) as connect:
+        stored = connect.get("/connectors/floe-e2e/config").json()
+        tasks = connect.get("/connectors/floe-e2e/tasks").text
+    assert stored["database.password"].startswith("${file:") and password not in tasks
 
 
 async def _everything_prefect_kept() -> tuple[list[str], list[str]]:
