@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
+
 from cdc.connect_client import ConnectClient, failure_of, is_running
 from cdc.connect_secrets import externalize, write_secrets
 from cdc.connectors import render_all
 from cdc.replication_objects import ReplicationObjects, existing, remove_new
 from cdc.signals import ensure_signal_topic
-from cdc.source_check import check_postgres_source
-from floe.config import PipelineConfig, PostgresSource
+from cdc.source_check import check_postgres_source, largest_value
+from floe.config import PipelineConfig, PostgresSource, Source
 from floe.errors import ConnectError
 
 # A task that fails on its first records (a missing table, a record too large) fails within this
@@ -63,17 +65,41 @@ def apply_connectors(
             try:
                 status = client.wait_running(name, timeout=wait_seconds, settle=settle_seconds)
             except ConnectError as exc:
+                source = sources[name]
+                hint = _largest_value_hint(source, str(exc))
                 if current is None:
                     client.delete(name)
                     removed = ["the connector"]
-                    source = sources[name]
                     if isinstance(source, PostgresSource):
                         removed += remove_new(source, before[name])
-                    raise ConnectError(f"{exc}. Removed again: {', '.join(removed)}") from None
+                    raise ConnectError(f"{exc}{hint}. Removed again: {', '.join(removed)}") from None
+                if hint:
+                    raise ConnectError(f"{exc}{hint}") from None
                 raise
             action = "created" if current is None else ("updated" if changed else "unchanged")
             states[name] = f"{action}, {status['connector']['state']}"
     return states
+
+
+def _largest_value_hint(source: Source, failure: str) -> str:
+    """For a change event too large for Kafka: the table and column that hold the largest value.
+
+    The task's trace gives the event's size but not its table (only the worker's log has the
+    topic), so the source is asked.
+    """
+    if "RecordTooLargeException" not in failure or not isinstance(source, PostgresSource):
+        return ""
+    try:
+        found = largest_value(source)
+    except psycopg2.Error:
+        return ""  # the failure itself is what matters; the source may be down too
+    if found is None:
+        return ""
+    table, column, size = found
+    return (
+        f" The largest value of source {source.name} is in table {table}, column {column}: {size:,} "
+        "bytes (a change event carries it as JSON, in after and, for updates, in before too)"
+    )
 
 
 def _secrets_hint(config: PipelineConfig) -> str:
@@ -106,7 +132,8 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
     """The state of every source's connector and its tasks, as Kafka Connect reports it."""
     states: list[ConnectorState] = []
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
-        for name in (source.connector_name for source in config.sources):
+        for source in config.sources:
+            name = source.connector_name
             status = client.status(name)
             if status is None:
                 states.append(ConnectorState(name, "missing (run 'floe connectors apply')"))
@@ -114,5 +141,8 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
             tasks = status.get("tasks", [])
             listed = ", ".join(f"task {t['id']} {t['state']}" for t in tasks)
             line = f"{status['connector']['state']}" + (f" ({listed})" if listed else " (no tasks)")
-            states.append(ConnectorState(name, line, failure_of(name, status), is_running(status)))
+            failure = failure_of(name, status)
+            if failure:
+                failure += _largest_value_hint(source, failure)
+            states.append(ConnectorState(name, line, failure, is_running(status)))
     return states

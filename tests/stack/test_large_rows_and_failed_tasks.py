@@ -90,6 +90,7 @@ def test_a_task_that_fails_is_reported_by_apply_status_and_replicate(stack, tmp_
         assert applied.exit_code == 1, applied.output
         assert "task 0 FAILED" in applied.output and "RecordTooLargeException" in applied.output
         assert "producer.override.max.request.size" in applied.output
+        assert "is in table public.blobs, column body: 6,400,000 bytes" in applied.output
         assert "Traceback" not in applied.output
         assert "Removed again: the connector, replication slot floe_failing, publication floe_failing" in (
             applied.output
@@ -116,6 +117,7 @@ def test_a_task_that_fails_is_reported_by_apply_status_and_replicate(stack, tmp_
         assert status.exit_code == 1, status.output
         assert "floe-failing: RUNNING (task 0 FAILED)" in status.output
         assert "error: connector floe-failing: task 0 FAILED" in status.output
+        assert "is in table public.blobs, column body" in status.output
         replicated = runner.invoke(app, ["replicate", "--config", str(path)])
         assert replicated.exit_code == 1, replicated.output
         assert "task 0 FAILED" in replicated.output and "floe connectors apply" in replicated.output
