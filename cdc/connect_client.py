@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from floe.errors import ConnectError, ConnectUnavailable
+from floe.errors import ConnectRejected, ConnectUnavailable
 from floe.secrets import mask
 
 
@@ -57,7 +57,8 @@ class ConnectClient:
                     message = response.json().get("message", response.text)
                 except ValueError:
                     message = response.text
-                cls = ConnectUnavailable if response.status_code in (409, 503) else ConnectError
+                passing = response.status_code == 409 or response.status_code >= 500
+                cls = ConnectUnavailable if passing else ConnectRejected
                 raise cls(
                     f"Kafka Connect {method} {path} failed ({response.status_code}): {mask(str(message))}",
                     response.status_code,
@@ -127,7 +128,7 @@ class ConnectClient:
             if status:
                 failure = failure_of(name, status)
                 if failure:
-                    raise ConnectError(failure)
+                    raise ConnectRejected(failure)
                 if is_running(status):
                     running_since = running_since or time.monotonic()
                     if time.monotonic() - running_since >= settle:

@@ -14,7 +14,7 @@ from cdc.replication_objects import ReplicationObjects, existing, remove_new
 from cdc.signals import ensure_signal_topic
 from cdc.source_check import check_postgres_source, largest_value
 from floe.config import PipelineConfig, PostgresSource, Source
-from floe.errors import ConnectError
+from floe.errors import ConnectError, ConnectRejected
 
 # A task that fails on its first records (a missing table, a record too large) fails within this
 # time of reporting RUNNING; apply watches that long before it calls a connector healthy.
@@ -51,7 +51,7 @@ def apply_connectors(
                 detail = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
                 if {"database.password", "database.hostname", "mongodb.connection.string"} & set(errors):
                     detail += _secrets_hint(config)
-                raise ConnectError(f"connector {name} configuration rejected by Kafka Connect: {detail}")
+                raise ConnectRejected(f"connector {name} configuration rejected by Kafka Connect: {detail}")
             current = client.get_config(name)
             changed = current != {**properties, "name": name}
             if changed:
@@ -72,9 +72,9 @@ def apply_connectors(
                     removed = ["the connector"]
                     if isinstance(source, PostgresSource):
                         removed += remove_new(source, before[name])
-                    raise ConnectError(f"{exc}{hint}. Removed again: {', '.join(removed)}") from None
+                    raise type(exc)(f"{exc}{hint}. Removed again: {', '.join(removed)}") from None
                 if hint:
-                    raise ConnectError(f"{exc}{hint}") from None
+                    raise type(exc)(f"{exc}{hint}") from None
                 raise
             action = "created" if current is None else ("updated" if changed else "unchanged")
             states[name] = f"{action}, {status['connector']['state']}"

@@ -1,3 +1,6 @@
-"""Floe: change-data-capture replication into Apache Iceberg."""
+"""Floe's kernel: the change batch, errors, the pipeline configuration and secret masking.
+
+Every other package may import it; it imports nothing else of Floe.
+"""
 
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 """One root exception for Floe, with mixins that tell callers whether retrying can help.
 
 Retry logic asks ``isinstance(exc, Transient)`` instead of matching message strings; a
-``Terminal`` error needs a person (bad configuration, an incompatible schema change).
+``Terminal`` error needs a person (bad configuration, an incompatible schema change). Each
+error is classified where it is raised; callers never guess from the message.
 """
 
 
@@ -34,11 +35,26 @@ class ConnectError(FloeError):
 
 
 class ConnectUnavailable(ConnectError, Transient):
-    """Kafka Connect could not be reached or is rebalancing."""
+    """Kafka Connect could not be reached, timed out, or is rebalancing."""
+
+
+class ConnectRejected(ConnectError, Terminal):
+    """Kafka Connect refused a request or a configuration, or a connector's task failed: someone
+    has to fix the cause (the message says which) before it can succeed."""
 
 
 class SchemaMappingError(FloeError, Terminal):
     """A source type has no faithful Iceberg type, or a change Iceberg cannot follow."""
+
+
+class ReplicationFailed(FloeError, Transient):
+    """A replication cycle could not merge every table (the others were committed), and every
+    cause may pass by itself (a concurrent writer, a source or service not answering)."""
+
+
+class ReplicationStopped(FloeError, Terminal):
+    """A replication cycle hit a cause that needs a person: an incompatible schema change, a
+    failed connector task, a configuration error. The message names it and the way out."""
 
 
 class SourceUnavailable(FloeError, Transient):

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from floe.config import load_config
-from soda_checks.reconcile import reconcile as run_reconcile
+from pipeline.reconciliation import reconcile as run_reconcile
 
 
 @flow(name="reconcile")

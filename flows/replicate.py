@@ -15,20 +15,16 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 
 from cdc.deploy import ConnectorState, connector_states
-from floe.changes import ChangeBatch
 from floe.config import PipelineConfig, load_config
-from floe.errors import ConnectError, FloeError
-from floe.replication import Replicator
+from floe.errors import ConnectError, ReplicationFailed, ReplicationStopped, Transient
 from flows.report import format_rows, table_rows
-from iceberg.checkpoint import Checkpoint, read_checkpoint
+from iceberg.checkpoint import Checkpoint
 from iceberg.merge import MergeResult
-from soda_checks.reconcile import ReconcileResult, reconcile
+from pipeline.reconciliation import reconcile
+from pipeline.replication import Replicator, TableChanges
+from soda_checks.reconcile import ReconcileResult
 
 log = logging.getLogger("floe.replicate")
-
-
-class ReplicationFailed(FloeError):
-    """At least one table failed to merge in a cycle; the other tables were committed."""
 
 
 _TOTALS = ("events", "inserted", "updated", "deleted")
@@ -76,15 +72,15 @@ def read_checkpoints(replicator: Replicator) -> dict[str, Checkpoint]:
 
 
 @task(name="consume-changes", **_TASK)
-def consume_changes(replicator: Replicator, checkpoints: dict[str, Checkpoint]) -> dict[str, ChangeBatch]:
-    batches, consumed = replicator.consume(checkpoints)
+def consume_changes(replicator: Replicator, checkpoints: dict[str, Checkpoint]) -> dict[str, TableChanges]:
+    changes, consumed = replicator.consume(checkpoints)
     get_run_logger().info("consumed %d events (%s)", consumed.count, consumed.stopped_because)
-    return batches
+    return changes
 
 
-@task(name="merge-table", task_run_name="merge-{batch.table}", **_TASK)
-def merge_table(replicator: Replicator, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
-    return replicator.merge(batch, checkpoint)
+@task(name="merge-table", task_run_name="merge-{changes.table}", **_TASK)
+def merge_table(replicator: Replicator, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
+    return replicator.merge(changes, checkpoint)
 
 
 @task(name="reconcile-tables", **_TASK)
@@ -117,25 +113,28 @@ def replicate(
         Replicator(config, tables) as replicator,
     ):
         checkpoints = read_checkpoints(replicator)
-        batches = consume_changes(replicator, checkpoints)
+        consumed = consume_changes(replicator, checkpoints)
         merges, failures = {}, {}
-        for name, batch in batches.items():
+        for name, changes in consumed.items():
             # One table's failure must not stop the others: each commits on its own.
-            state = merge_table(replicator, batch, checkpoints[name], return_state=True)
+            state = merge_table(replicator, changes, checkpoints[name], return_state=True)
             outcome = state.result(raise_on_failure=False)
             if isinstance(outcome, BaseException):
-                failures[name] = str(outcome)
+                failures[name] = outcome
             else:
                 merges[name] = outcome
-        replicator.commit_for_monitoring({name: batches[name] for name in merges})
-        after = {name: read_checkpoint(replicator.load(name)) for name in names}
+        replicator.commit_for_monitoring([consumed[name] for name in merges])
+        after = replicator.checkpoints()
     checks = reconcile_tables(config_path, names) if reconcile_after else []
     states = {name: state.state for name, state in connector_of.items() if state}
-    rows = table_rows(names, merges, after, checks, failures, states)
+    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states)
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
-    problems = [f"table {name} was not merged: {message}" for name, message in failures.items()]
-    problems += sorted({state.failure for state in connector_of.values() if state and state.failure})
+    problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]
+    failed_tasks = sorted({state.failure for state in connector_of.values() if state and state.failure})
+    if failed_tasks or any(not isinstance(exc, Transient) for exc in failures.values()):
+        # A failed task or an incompatible change needs a person; following on cannot help.
+        raise ReplicationStopped("; ".join(problems + failed_tasks))
     if problems:
         raise ReplicationFailed("; ".join(problems))
     return rows

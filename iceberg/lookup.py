@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
@@ -18,3 +19,23 @@ def stored_rows(table: Table, key_column: str, keys: list[str]) -> list[dict[str
     if table.current_snapshot() is None or not keys:
         return []
     return table.scan(row_filter=In(key_column, keys)).to_arrow().to_pylist()
+
+
+class StoredTable:
+    """A replicated table's Arrow schema and its current rows by key (MongoDB patches need both)."""
+
+    def __init__(self, table: Table, key_column: str) -> None:
+        self.table, self.key_column = table, key_column
+
+    def arrow_schema(self) -> pa.Schema:
+        return self.table.schema().as_arrow()
+
+    def rows(self, keys: list[str]) -> list[dict[str, Any]]:
+        return stored_rows(self.table, self.key_column, keys)
+
+
+def key_columns(table: Table) -> pa.Table:
+    """The table's identifier (key) columns, all rows: enough to count them."""
+    schema = table.schema()
+    key = tuple(schema.find_column_name(i) for i in schema.identifier_field_ids)
+    return table.scan(selected_fields=key).to_arrow()

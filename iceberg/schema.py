@@ -48,7 +48,7 @@ COLUMN_NAMES_PROPERTY = "floe.source-column-names"
 # Table property: a re-snapshot was requested and has not completed yet. Until it completes, a
 # column whose type changed in a way Iceberg cannot follow is replaced (its old values are read
 # again by the snapshot) instead of stopping the table.
-RESNAPSHOT_PROPERTY = "floe.resnapshot-requested"
+RESNAPSHOT_PROPERTY = "pipeline.resnapshot-requested"
 # Each row's source position: a change older than what the row holds never overwrites it.
 POSITION_COLUMN = Column(
     POSITION_FIELD, POSITION_TYPE, True, "source position of the row's last change (Floe)"

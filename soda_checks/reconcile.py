@@ -20,10 +20,9 @@ from typing import Any
 
 import duckdb
 import jinja2
+import pyarrow as pa
 
-from floe.config import MongoSource, PipelineConfig, Source
-from iceberg import quarantine
-from iceberg.catalog import load_table, open_catalog
+from floe.config import MongoSource, Source, TargetRef
 from soda_checks.mongo_counts import SourceCountError, count_documents
 from soda_checks.postgres_counts import count_rows
 
@@ -77,35 +76,39 @@ def _count_variable(alias: str) -> str:
 Counter = Callable[[MongoSource, list[str]], dict[str, int]]
 
 
-def reconcile(
-    config: PipelineConfig, tables: list[str] | None = None, counter: Counter = count_documents
+def check_counts(
+    chosen: list[tuple[Source, TargetRef]],
+    stored_keys: dict[str, pa.Table | None],
+    waiting: dict[str, int],
+    counter: Counter = count_documents,
 ) -> list[ReconcileResult]:
-    """Reconcile the chosen tables (all by default), one Soda scan per source.
+    """Reconcile the *chosen* tables, one Soda scan per source.
 
-    *counter* counts a MongoDB source's documents (pymongo by default).
+    *stored_keys* holds each Iceberg table's key columns by table name (None: not created yet),
+    *waiting* the number of its quarantined events, and *counter* counts a MongoDB source's
+    documents (pymongo by default).
     """
-    chosen = config.tables(tables)
-    catalog = open_catalog(config.iceberg)
     scan_class = _scan_class()
-    waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg.namespace))
     results: list[ReconcileResult] = []
     for source in {id(s): s for s, _ in chosen}.values():
         connection = duckdb.connect()
         ready = []
         for table in (t for s, t in chosen if s is source):
-            target, source_table = table.target_name, source.source_table(table)
-            iceberg_table = load_table(catalog, config.iceberg.namespace, target)
-            if iceberg_table is None:
+            keys = stored_keys.get(table.target_name)
+            if keys is None:
                 results.append(
-                    ReconcileResult(target, source_table, None, None, False, "Iceberg table not created yet")
+                    ReconcileResult(
+                        table.target_name,
+                        source.source_table(table),
+                        None,
+                        None,
+                        False,
+                        "Iceberg table not created yet",
+                    )
                 )
                 continue
-            key = [
-                iceberg_table.schema().find_column_name(i)
-                for i in iceberg_table.schema().identifier_field_ids
-            ]
             # Registered under a plain alias, so that no name needs quoting in SodaCL.
-            connection.register(_alias(len(ready)), iceberg_table.scan(selected_fields=tuple(key)).to_arrow())
+            connection.register(_alias(len(ready)), keys)
             ready.append(table)
         if ready:
             results.extend(_reconcile_source(scan_class, source, connection, ready, counter))

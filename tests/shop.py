@@ -4,15 +4,15 @@ replication cycle from given records, and the table's rows."""
 from __future__ import annotations
 
 from cdc.envelope import KafkaRecord
-from floe.replication import Replicator
 from iceberg.schema import POSITION_FIELD
+from pipeline.replication import Replicator
 
 TOPIC = "floe.shop.public.items"
 
 
 def cycle(replicator: Replicator, records: list[KafkaRecord]) -> None:
-    for batch in replicator.decode({TOPIC: records}).values():
-        replicator.merge(batch, replicator.checkpoints()[batch.table])
+    for changes in replicator.decode({TOPIC: records}).values():
+        replicator.merge(changes, replicator.checkpoints()[changes.table])
 
 
 def rows(replicator: Replicator) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from floe.changes import current_names
 from floe.config import load_config
-from floe.replication import Replicator
+from pipeline.replication import Replicator
 from tests.debezium_events import event, field
 from tests.shop import TOPIC, cycle, rows
 

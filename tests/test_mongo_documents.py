@@ -11,10 +11,11 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
+from cdc.mongodb.decoder import DocumentDecoder
+from cdc.mongodb.shape import CONFLICTS_COLUMN, KEY_COLUMN, DocumentShape
 from floe.config import CollectionRef
-from floe.document_batches import DocumentDecoder
 from iceberg.checkpoint import read_checkpoint
-from iceberg.document_schema import CONFLICTS_COLUMN, DocumentShape
+from iceberg.lookup import StoredTable
 from iceberg.merge import merge_batch
 from iceberg.schema import create_table
 from tests.debezium_mongo_events import mongo_event
@@ -35,7 +36,7 @@ def documents(table, shape: DocumentShape) -> list[dict]:
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_collection_history_ends_equal_to_the_documents(catalog, policy):
     collection = POLICIES[policy]
-    decoder = DocumentDecoder("orders", "mg", "shop", collection, lambda: load(catalog))
+    decoder = DocumentDecoder("orders", "mg", "shop", collection, lambda: stored(catalog))
     results, quarantined = [], []
     for records in batches(TOPIC):
         batch = decoder.decode(records)
@@ -64,8 +65,13 @@ def load(catalog):
     return catalog.load_table(("ns", "orders")) if catalog.table_exists(("ns", "orders")) else None
 
 
+def stored(catalog) -> StoredTable | None:
+    table = load(catalog)
+    return StoredTable(table, KEY_COLUMN) if table is not None else None
+
+
 def test_typed_schema_grows_nested_fields_and_keeps_conflicts(catalog):
-    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: load(catalog))
+    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: stored(catalog))
     for records in batches(TOPIC):
         batch = decoder.decode(records)
         table = load(catalog) or create_table(catalog, "ns", batch)
@@ -94,7 +100,7 @@ def test_a_document_arrow_cannot_hold_is_quarantined_and_the_rest_goes_on(catalo
     # A lone surrogate is valid in JSON text but not in UTF-8, so no Arrow string can hold it.
     bad = mongo_event(TOPIC, 1, "c", 2, after={"name": "x"})
     bad = dataclasses.replace(bad, value=bad.value.replace(b'\\"x\\"', b'\\"\\\\ud800\\"'))
-    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: load(catalog))
+    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: stored(catalog))
     batch = decoder.decode([good, bad])
     assert batch.data["name"].to_pylist() == ["fine"]
     [poison] = batch.quarantined
@@ -110,7 +116,7 @@ def test_events_without_a_position_or_a_document_are_quarantined(catalog):
     no_document = dataclasses.replace(
         no_document, value=no_document.value.replace(b'"after":"', b'"after":null,"x":"')
     )
-    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: load(catalog))
+    decoder = DocumentDecoder("orders", "mg", "shop", POLICIES["typed"], lambda: stored(catalog))
     batch = decoder.decode([no_position, no_document, mongo_event(TOPIC, 2, "c", 3, after={"name": "c"})])
     assert batch.data["_id"].to_pylist() == ["3"]
     errors = sorted(q.error for q in batch.quarantined)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from floe.config import MongoSource, PipelineConfig
-from floe.replay import replay_quarantined
-from floe.replication import Replicator
+from pipeline.reconciliation import reconcile
+from pipeline.replay import replay_quarantined
+from pipeline.replication import Replicator
 from soda_checks.mongo_counts import SourceCountError, count_documents
-from soda_checks.reconcile import reconcile
 from tests.mongo_scenario import EXPECTED, batches
 
 PASSWORD = "pw-never-shown"
@@ -43,8 +43,8 @@ def config(tmp_path) -> PipelineConfig:
 def _replicate(config: PipelineConfig) -> None:
     with Replicator(config) as replicator:
         for records in batches("floe.mg.shop.orders"):
-            batch = replicator.decode({"floe.mg.shop.orders": records})["orders"]
-            replicator.merge(batch, replicator.checkpoints()["orders"])
+            changes = replicator.decode({"floe.mg.shop.orders": records})["orders"]
+            replicator.merge(changes, replicator.checkpoints()["orders"])
 
 
 def test_document_count_is_checked_by_soda_against_the_iceberg_table(config):

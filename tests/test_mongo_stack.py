@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from floe.config import MongoSource
 from floe.errors import StackError
-from localstack.mongodb import check_replica_set, require_replica_sets
+from floe_stack.mongodb import check_replica_set, require_replica_sets
 
 PASSWORD = "never-in-messages"
 

@@ -7,10 +7,10 @@ import pytest
 
 from floe.config import load_config
 from floe.errors import SchemaMappingError
-from floe.replay import replay_quarantined
-from floe.replication import Replicator
 from iceberg import quarantine
 from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
+from pipeline.replay import replay_quarantined
+from pipeline.replication import Replicator
 from tests.debezium_events import event, field
 from tests.shop import TOPIC, cycle, rows
 

@@ -8,9 +8,9 @@ import pytest
 
 from cdc.deploy import apply_connectors
 from floe.config import PipelineConfig, load_config
-from floe.demo.run import seed
-from localstack.settings import StackSettings
-from localstack.stack import LocalStack
+from floe_stack.demo.run import seed
+from floe_stack.settings import StackSettings
+from floe_stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import write_config
 

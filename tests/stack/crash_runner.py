@@ -30,7 +30,7 @@ def _after(function: Callable) -> Callable:
 
 def _arm(stage: str) -> None:
     import iceberg.merge
-    from floe.replication import Replicator
+    from pipeline.replication import Replicator
 
     if stage == "after-consume":
         Replicator.consume = _after(Replicator.consume)

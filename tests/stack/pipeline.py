@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 
 from floe.config import PipelineConfig
+from floe_stack.stack import LocalStack
 from iceberg.catalog import open_catalog
-from localstack.stack import LocalStack
 from tests.stack.compare import assert_same_rows
 
 

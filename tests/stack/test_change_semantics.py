@@ -10,14 +10,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from cdc.deploy import apply_connectors
-from floe.cli import app
+from cli.main import app
 from floe.config import PipelineConfig, load_config
-from flows.replicate import ReplicationFailed, replicate, replicate_until_caught_up
+from floe.errors import ReplicationStopped
+from floe_stack.stack import LocalStack
+from flows.replicate import replicate, replicate_until_caught_up
 from iceberg import quarantine
 from iceberg.catalog import open_catalog
 from iceberg.schema import RESNAPSHOT_PROPERTY
-from localstack.stack import LocalStack
-from soda_checks.reconcile import reconcile
+from pipeline.reconciliation import reconcile
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack
@@ -214,9 +215,12 @@ def test_incompatible_change_stops_only_that_table(stack, config_path, config):
             "INSERT INTO docs VALUES (99, 'still replicating', 'small', 1)",
         ],
     )
-    with pytest.raises(ReplicationFailed, match=r"table strict .*column code changed from int to string"):
+    with pytest.raises(ReplicationStopped, match=r"table strict .*column code changed from int to string"):
         for _ in range(10):
             replicate(config_path=str(config_path))
+    # Terminal: following on would fail the same way every cycle, so --follow stops and says why.
+    followed = CliRunner().invoke(app, ["replicate", "--follow", "--config", str(config_path)])
+    assert followed.exit_code == 1 and "floe resnapshot --table strict" in followed.output, followed.output
     assert_tables_equal(stack, config, DATABASE, ["docs"])
     # The failing table did not advance: its events wait in Kafka for the fix.
     table = open_catalog(config.iceberg).load_table(("sem", "strict"))

@@ -13,9 +13,9 @@ from pyiceberg.table.snapshots import ancestors_of
 
 from cdc.deploy import apply_connectors
 from floe.config import PipelineConfig, load_config
+from floe_stack.stack import LocalStack
 from flows.replicate import replicate_until_caught_up
 from iceberg.catalog import open_catalog
-from localstack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 

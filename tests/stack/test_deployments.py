@@ -8,8 +8,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from localstack.prefect_server import deploy_all
-from localstack.stack import LocalStack
+from floe_stack.stack import LocalStack
+from flows.deployments import deploy_all
 from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.stack

@@ -6,9 +6,9 @@ import pytest
 
 from cdc.deploy import apply_connectors
 from floe.config import load_config
+from floe_stack.stack import LocalStack
 from flows.replicate import replicate_until_caught_up
-from localstack.stack import LocalStack
-from soda_checks.reconcile import reconcile
+from pipeline.reconciliation import reconcile
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from cdc.connect_client import ConnectClient
 from cdc.deploy import apply_connectors
-from floe.cli import app
+from cli.main import app
 from floe.config import load_config
 from floe.errors import ConnectError
+from floe_stack.stack import LocalStack
 from flows.replicate import replicate_until_caught_up
-from localstack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack

@@ -20,13 +20,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from cdc.connect_client import ConnectClient
 from cdc.connectors import MONGODB_CONNECTOR, render
 from cdc.deploy import apply_connectors
+from cdc.mongodb.shape import DocumentShape
 from floe.config import PipelineConfig, load_config
 from floe.errors import ConnectError
+from floe_stack.stack import LocalStack
 from flows.replicate import replicate
 from iceberg import quarantine
 from iceberg.catalog import open_catalog
-from iceberg.document_schema import DocumentShape
-from localstack.stack import LocalStack
 from tests.mongo_scenario import batches, comparable, expected_documents
 
 pytestmark = pytest.mark.stack

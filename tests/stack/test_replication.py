@@ -19,7 +19,7 @@ from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
 
 from cdc.connect_client import ConnectClient
-from floe.cli import app
+from cli.main import app
 from flows.reconcile import reconcile
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import open_catalog

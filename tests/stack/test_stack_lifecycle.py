@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import psutil
 import pytest
 from typer.testing import CliRunner
 
-from floe.cli import app
-from localstack.stack import LocalStack
+from cli.main import app
+from floe_stack.stack import LocalStack
 
 pytestmark = pytest.mark.stack
 
 
 def _processes_mentioning(*needles: str) -> list[str]:
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
         if any(needle in cmdline for needle in needles):
-            found.append(f"{entry.name}: {cmdline[:200]}")
+            found.append(f"{process.info['pid']}: {cmdline[:200]}")
     return found
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from floe.errors import StackError
-from localstack.processes import ManagedProcess
-from localstack.settings import StackSettings
+from floe_stack.processes import ManagedProcess
+from floe_stack.settings import StackSettings
 
 # Jar name patterns that make up a working Connect + Debezium (PostgreSQL, MongoDB) classpath.
 CLASSPATH_PATTERNS = (

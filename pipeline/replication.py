@@ -16,18 +16,20 @@ from pyiceberg.table import Table
 
 from cdc.consumer import ChangeConsumer, ConsumedRecords
 from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
+from cdc.mongodb.decoder import DocumentDecoder
+from cdc.mongodb.shape import KEY_COLUMN
 from cdc.source_columns import column_ids
 from floe.changes import ChangeBatch, Quarantined, with_current_names
 from floe.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
-from floe.document_batches import DocumentDecoder
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
+from iceberg.lookup import StoredTable
 from iceberg.merge import MergeResult, merge_batch
 from iceberg.schema import column_history, create_table
 
-log = logging.getLogger("floe.replication")
+log = logging.getLogger("pipeline.replication")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,23 @@ class Target:
         return self.source.topic_for(self.table)
 
 
+@dataclass
+class TableChanges:
+    """One table's change events of a cycle: the records as read and their decoded batch.
+
+    The records travel with the batch because merging needs them again: to quarantine them all
+    under the ``quarantine`` policy, to supersede quarantined entries, and to decode them again
+    when a column turns out to have been renamed.
+    """
+
+    records: list[KafkaRecord]
+    batch: ChangeBatch
+
+    @property
+    def table(self) -> str:
+        return self.batch.table
+
+
 class Replicator:
     """Holds the long-lived parts of replication (catalog, consumer, schema caches)."""
 
@@ -62,14 +81,13 @@ class Replicator:
         self.catalog = open_catalog(config.iceberg)
         self._consumer: ChangeConsumer | None = None
         self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
-        self._records: dict[str, list[KafkaRecord]] = {}
         self._quarantine: Table | None = None
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
         source = target.source
         if isinstance(source, MongoSource):
             return DocumentDecoder(
-                target.name, source.name, source.database, target.table, lambda: self.load(target.name)
+                target.name, source.name, source.database, target.table, lambda: self._stored(target.name)
             )
         return TopicDecoder(target.name, source.name, source.source_table(target.table))
 
@@ -95,13 +113,17 @@ class Replicator:
             self._quarantine = quarantine.open_quarantine(self.catalog, self.config.iceberg.namespace)
         return self._quarantine
 
+    def _stored(self, name: str) -> StoredTable | None:
+        table = self.load(name)
+        return StoredTable(table, KEY_COLUMN) if table is not None else None
+
     def load(self, name: str) -> Table | None:
         return load_table(self.catalog, self.config.iceberg.namespace, name)
 
     def checkpoints(self) -> dict[str, Checkpoint]:
         return {name: read_checkpoint(self.load(name)) for name in self.targets}
 
-    def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, ChangeBatch], ConsumedRecords]:
+    def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
         """Read available changes from each table's checkpoint on and decode them per table."""
         start: dict[str, dict[int, int]] = {}
         stamps: dict[str, dict[int, int]] = {}
@@ -117,22 +139,20 @@ class Replicator:
             idle_seconds=settings.idle_seconds,
             stamps=stamps,
         )
-        batches = self.decode(consumed.by_topic)
+        changes = self.decode(consumed.by_topic)
         log.info(
-            "consumed %d events for %d tables (%s)", consumed.count, len(batches), consumed.stopped_because
+            "consumed %d events for %d tables (%s)", consumed.count, len(changes), consumed.stopped_because
         )
-        return batches, consumed
+        return changes, consumed
 
-    def decode(self, by_topic: dict[str, list[KafkaRecord]]) -> dict[str, ChangeBatch]:
-        """Decode each table's records; they are kept for this cycle in case they are quarantined."""
-        batches = {}
-        self._records = {}
+    def decode(self, by_topic: dict[str, list[KafkaRecord]]) -> dict[str, TableChanges]:
+        """Each table's records with their decoded batch."""
+        changes = {}
         for target in self.targets.values():
             records = by_topic.get(target.topic)
             if records:
-                self._records[target.name] = records
-                batches[target.name] = self.decode_table(target.name, records)
-        return batches
+                changes[target.name] = TableChanges(records, self.decode_table(target.name, records))
+        return changes
 
     def decode_table(self, name: str, records: list[KafkaRecord]) -> ChangeBatch:
         """Decode *records* of one table, taking columns renamed at the source by their new name."""
@@ -166,10 +186,10 @@ class Replicator:
         batch.column_history = history
         return batch
 
-    def merge(self, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
+    def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
         """Quarantine what cannot be applied, then merge the rest in one commit."""
-        table = self.load(batch.table)
-        batch = self.identify_columns(batch, table, self._records.get(batch.table, []))
+        table = self.load(changes.table)
+        batch = self.identify_columns(changes.batch, table, changes.records)
         self.set_aside(batch.quarantined)
         if table is None:
             table = create_table(self.catalog, self.config.iceberg.namespace, batch)
@@ -179,12 +199,10 @@ class Replicator:
         except SchemaMappingError as exc:
             if self.targets[batch.table].table.on_incompatible_change != "quarantine":
                 raise
-            self.set_aside(
-                [quarantine_record(batch.table, r, str(exc)) for r in self._records.get(batch.table, [])]
-            )
+            self.set_aside([quarantine_record(batch.table, r, str(exc)) for r in changes.records])
             result = merge_batch(table, batch.without_rows(), checkpoint)
-            result.quarantined = len(self._records.get(batch.table, []))
-        self._supersede(batch)
+            result.quarantined = len(changes.records)
+        self._supersede(batch, changes.records)
         log.info(
             "merged %s: %d events -> +%d ~%d -%d rows, %d replayed, %d quarantined%s (snapshot %s)",
             batch.table,
@@ -221,14 +239,14 @@ class Replicator:
             log.error("... and %d more quarantined events; see 'floe quarantine list'", len(items) - 20)
         log.info("%d new entries in the quarantine table", added)
 
-    def _supersede(self, batch: ChangeBatch) -> None:
+    def _supersede(self, batch: ChangeBatch, records: list[KafkaRecord]) -> None:
         """Entries of this table whose key has since been changed by a merged event are obsolete."""
         pending = quarantine.entries(self.quarantine_table, [batch.table])
         if pending.num_rows == 0:
             return
         poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
         latest: dict[tuple[str, int, str], int] = {}
-        for record in self._records.get(batch.table, []):
+        for record in records:
             text = canonical_key(record.key)
             if text and (record.topic, record.partition, record.offset) not in poisoned:
                 latest[(record.topic, record.partition, text)] = record.offset
@@ -236,9 +254,10 @@ class Replicator:
         if count:
             log.info("%d quarantined events of %s were superseded by later changes", count, batch.table)
 
-    def commit_for_monitoring(self, batches: dict[str, ChangeBatch]) -> None:
+    def commit_for_monitoring(self, merged: list[TableChanges]) -> None:
+        """Commit the merged tables' offsets to the consumer group, for lag monitoring only."""
         offsets: dict[str, dict[int, int]] = {}
-        for batch in batches.values():
-            for topic, parts in batch.offsets.items():
+        for changes in merged:
+            for topic, parts in changes.batch.offsets.items():
                 offsets.setdefault(topic, {}).update(parts)
         self.consumer.commit_for_monitoring(offsets)

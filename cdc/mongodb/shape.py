@@ -33,8 +33,8 @@ import pyarrow as pa
 from bson import ObjectId
 from bson.decimal128 import Decimal128
 
+from cdc.mongodb.extended_json import from_json, to_json
 from floe.changes import Column
-from floe.extended_json import from_json, to_json
 
 KEY_COLUMN = "_id"
 DOC_COLUMN = "_doc"

@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from floe.errors import StackError
-from localstack.processes import ManagedProcess
-from localstack.settings import StackSettings
+from floe_stack.processes import ManagedProcess
+from floe_stack.settings import StackSettings
+from flows.deployments import prefect_cli
 
 PREFECT_DATABASE = "prefect"
-
-
-def prefect_cli() -> str:
-    path = Path(sys.executable).parent / "prefect"
-    if not path.exists():
-        raise StackError(f"prefect CLI not found next to {sys.executable}; run 'make install'")
-    return str(path)
-
-
-def client_env(settings: StackSettings) -> dict[str, str]:
-    """Environment for any Prefect client talking to this stack's server."""
-    return {
-        "PREFECT_API_URL": settings.prefect_api_url,
-        "PREFECT_HOME": str(settings.state_dir / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    }
 
 
 class LocalPrefect:
@@ -47,7 +29,7 @@ class LocalPrefect:
         self.worker = ManagedProcess("prefect-worker", settings.state_dir)
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **client_env(self.settings)}
+        env = {**os.environ, **self.settings.prefect_client_env()}
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.settings.pg_url(
             PREFECT_DATABASE, "postgresql+asyncpg"
         )
@@ -109,17 +91,3 @@ class LocalPrefect:
     def stop(self) -> None:
         self.worker.stop(grace_seconds=10)
         self.server.stop(grace_seconds=15)
-
-
-def deploy_all(project_dir: Path) -> None:
-    """``prefect deploy --all`` for the project's prefect.yaml (the work pool must exist)."""
-    result = subprocess.run(
-        [prefect_cli(), "--no-prompt", "deploy", "--all"],
-        cwd=project_dir,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise StackError(f"prefect deploy failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")

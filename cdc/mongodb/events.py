@@ -4,7 +4,7 @@ Unlike the PostgreSQL connector's typed rows, a MongoDB event carries its docume
 JSON strings (``after``, ``updateDescription.updatedFields``, the key's ``id``), so the Connect
 schema says nothing about the fields: only the payload is read, and the strings are parsed with
 pymongo's ``bson.json_util`` (every extended JSON mode: ObjectId, dates, Decimal128, int64,
-binary, UUID). Turning documents into typed rows is ``iceberg.document_schema``'s job.
+binary, UUID). Turning documents into typed rows is ``cdc.mongodb.shape``'s job.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from cdc.document_patch import Patch
 from cdc.envelope import KafkaRecord, PoisonEvent, split_envelope, undecodable
+from cdc.mongodb.extended_json import from_json, to_json
+from cdc.mongodb.patch import Patch
 from cdc.position import mongo_position
 from floe.changes import DELETE, UPSERT_OPS
-from floe.extended_json import from_json, to_json
 
 
 @dataclass(frozen=True)

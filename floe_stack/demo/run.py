@@ -11,11 +11,11 @@ from pathlib import Path
 
 from cdc.deploy import apply_connectors
 from floe.config import PipelineConfig, load_config
-from localstack.prefect_server import deploy_all
-from localstack.settings import StackSettings
-from localstack.stack import LocalStack
+from floe_stack.settings import StackSettings
+from floe_stack.stack import LocalStack
+from flows.deployments import deploy_all
 
-log = logging.getLogger("floe.demo")
+log = logging.getLogger("floe_stack.demo")
 DEMO_DIR = Path(__file__).parent
 CATCH_UP_SECONDS = 300
 

@@ -7,14 +7,14 @@ topics in memory, so a restart loses them (the pipeline detects and reports that
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from floe.errors import StackError
-from localstack.processes import ManagedProcess
-from localstack.settings import StackSettings
+from floe_stack.processes import ManagedProcess
+from floe_stack.settings import StackSettings
 
 
 def tansu_binary() -> Path:
@@ -33,17 +33,17 @@ class LocalBroker:
 
     def _wait_for_port(self, timeout: float = 20.0) -> None:
         """tansu panics when its port is still held by a previous instance's closing sockets."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def bind() -> None:
             with socket.socket() as probe:
-                try:
-                    probe.bind((self.settings.host, self.settings.kafka_port))
-                    return
-                except OSError:
-                    time.sleep(0.5)
-        raise StackError(
-            f"port {self.settings.kafka_port} is in use; set FLOE_STACK_KAFKA_PORT to a free port"
-        )
+                probe.bind((self.settings.host, self.settings.kafka_port))
+
+        try:
+            Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), reraise=True)(bind)
+        except OSError:
+            raise StackError(
+                f"port {self.settings.kafka_port} is in use; set FLOE_STACK_KAFKA_PORT to a free port"
+            ) from None
 
     def start(self) -> None:
         if self.process.pid() is None:

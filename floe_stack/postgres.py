@@ -1,15 +1,21 @@
 """A dedicated PostgreSQL 15 cluster with ``wal_level=logical``, never the system's default one.
 
 PostgreSQL refuses to run as root, so when Floe runs as root the cluster's files belong to the
-``postgres`` system user and the server runs as that user.
+``postgres`` system user and the server runs as that user. That user must reach the cluster's
+folder: when the state directory lies where it cannot (a clone in root's home, mode 700), the
+cluster lives in ``/var/tmp/floe-pg-<hash of the state directory>`` instead, and
+``<state>/pg`` links to it.
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,10 +24,40 @@ import psycopg2
 from psycopg2 import sql
 
 from floe.errors import StackError
-from localstack.processes import ManagedProcess
-from localstack.settings import StackSettings
+from floe_stack.processes import ManagedProcess
+from floe_stack.settings import StackSettings
 
 _RUN_AS = "postgres"
+
+
+def reachable(path: Path, user: str) -> bool:
+    """Whether *user* may traverse every existing folder down to *path* (by the mode bits: root
+    passes every check, so ``os.access`` cannot tell)."""
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            break  # created later by root, with the usual o+x
+        info = folder.stat()
+        if info.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def cluster_root(state_dir: Path, user: str | None) -> Path:
+    """Where the cluster's files go: ``<state>/pg``, unless *user* (who runs the server) cannot
+    reach it; then a folder of its own under /var/tmp, one per state directory."""
+    wanted = state_dir / "pg"
+    if user is None or wanted.is_symlink() or reachable(wanted, user):
+        return wanted.resolve() if wanted.is_symlink() else wanted
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"floe-pg-{digest}"
 
 
 class LocalPostgres:
@@ -29,7 +65,7 @@ class LocalPostgres:
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
-        self.root = settings.state_dir / "pg"
+        self.root = cluster_root(settings.state_dir, self._user)
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "sock"
         self.process = ManagedProcess("postgres", settings.state_dir)
@@ -60,14 +96,15 @@ class LocalPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        link = self.settings.state_dir / "pg"
+        if self.root != link and not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(self.root, target_is_directory=True)
         self.socket_dir.mkdir(exist_ok=True)
         pwfile = self.root / "initdb.pw"
         pwfile.write_text(self.settings.pg_password.get_secret_value() + "\n")
         pwfile.chmod(0o600)
         self._chown([self.root])
-        for parent in self.root.parents:
-            if not os.access(parent, os.X_OK):
-                raise StackError(f"{parent} is not traversable; choose another FLOE_STACK_DIR")
         argv = [
             self._binary("initdb"),
             "-D",
@@ -80,7 +117,9 @@ class LocalPostgres:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         ]
-        result = subprocess.run(argv, capture_output=True, text=True, user=self._user, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, user=self._user, cwd=self.root, check=False
+        )
         pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -110,7 +149,7 @@ class LocalPostgres:
             "-c",
             "shared_buffers=128MB",
         ]
-        self.process.start(argv, user=self._user)
+        self.process.start(argv, cwd=self.root, user=self._user)
         self.process.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
 
     def connect(self, database: str = "postgres"):

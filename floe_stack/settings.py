@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Read by the ``floe`` command line (which never imports this package) to find the stack's Prefect.
+PREFECT_ENV_FILE = "prefect.env"
 _RECORDED = ("host", "pg_port", "kafka_port", "connect_port", "prefect_port", "pg_user", "work_pool")
 
 
@@ -34,9 +36,22 @@ class StackSettings(BaseSettings):
     health_timeout_seconds: float = Field(default=120.0, gt=0)
 
     def record(self) -> None:
-        """Remember the ports this state directory's stack runs on, for later down/status."""
+        """Remember the ports this state directory's stack runs on, for later down/status, and
+        leave the Prefect client settings in ``prefect.env`` for ``floe`` commands run here."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.recorded_file.write_text(json.dumps({name: getattr(self, name) for name in _RECORDED}))
+        lines = [f"{key}={value}\n" for key, value in self.prefect_client_env().items()]
+        (self.state_dir / PREFECT_ENV_FILE).write_text("".join(lines))
+
+    def prefect_client_env(self) -> dict[str, str]:
+        """Environment for any Prefect client talking to this stack's server."""
+        return {
+            "PREFECT_API_URL": self.prefect_api_url,
+            "PREFECT_HOME": str(self.state_dir / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        }
 
     def recorded(self) -> StackSettings:
         """These settings with the ports the stack in this state directory was started with."""

@@ -21,13 +21,13 @@ from cdc.envelope import KafkaRecord
 from cdc.source_columns import column_ids
 from floe.config import PipelineConfig, PostgresSource, TableRef
 from floe.errors import SchemaMappingError
-from floe.replication import Replicator
 from iceberg import quarantine
 from iceberg.checkpoint import read_checkpoint
 from iceberg.merge import MergeResult, merge_batch
 from iceberg.schema import create_table
+from pipeline.replication import Replicator
 
-log = logging.getLogger("floe.replay")
+log = logging.getLogger("pipeline.replay")
 
 
 @dataclass

@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localstack.broker import LocalBroker
-from localstack.connect_worker import LocalConnectWorker
-from localstack.postgres import LocalPostgres
-from localstack.prefect_server import PREFECT_DATABASE, LocalPrefect
-from localstack.processes import ManagedProcess
-from localstack.settings import StackSettings
+from floe_stack.broker import LocalBroker
+from floe_stack.connect_worker import LocalConnectWorker
+from floe_stack.postgres import LocalPostgres
+from floe_stack.prefect_server import PREFECT_DATABASE, LocalPrefect
+from floe_stack.processes import ManagedProcess
+from floe_stack.settings import StackSettings
 
 log = logging.getLogger("floe.stack")
 

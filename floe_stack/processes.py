@@ -1,7 +1,8 @@
 """Start, watch and stop the stack's processes by pid file, each in its own process group.
 
 A pid file records the pid and the process start time, so that a stale file never makes us
-signal an unrelated process that reused the pid.
+signal an unrelated process that reused the pid. Processes are inspected with psutil, and
+waits are tenacity retries.
 """
 
 from __future__ import annotations
@@ -10,28 +11,28 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from floe.errors import StackError
 
 
 def _start_time(pid: int) -> str | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    return state != "Z"
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -104,53 +105,57 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, sig)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.2)
-        if _group_alive(pid):
+        if not _group_gone(pid, grace_seconds):
             _signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _group_alive(pid):
-                time.sleep(0.1)
+            _group_gone(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def wait_healthy(self, check: Callable[[], bool], timeout: float) -> None:
         """Poll *check* until it returns True; fail naming this component and its log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if self.pid() is None:
                 raise StackError(
                     f"{self.name} exited during start-up; see {self.log_file}:\n{log_tail(self.log_file)}"
                 )
             try:
-                if check():
-                    return
-            except Exception:
-                pass
-            time.sleep(0.5)
-        raise StackError(
-            f"{self.name} was not healthy after {timeout:.0f}s; "
-            f"see {self.log_file}:\n{log_tail(self.log_file)}"
+                return bool(check())
+            except Exception:  # not answering yet: any error of the check means "not yet"
+                return False
+
+        # Retried while not healthy; an exit during start-up raises at once.
+        retrying = Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            retry=retry_if_result(lambda ok: not ok),
+            reraise=True,
         )
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            retrying(healthy)
+        except RetryError:
+            raise StackError(
+                f"{self.name} was not healthy after {timeout:.0f}s; "
+                f"see {self.log_file}:\n{log_tail(self.log_file)}"
+            ) from None
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The living processes of process group *pgid*."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (psutil.Error, ProcessLookupError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
     return members
 
 
-def _group_alive(pgid: int) -> bool:
-    return bool(_group_members(pgid))
+def _group_gone(pgid: int, timeout: float) -> bool:
+    """Wait up to *timeout* for every process of the group to exit; whether they all did."""
+    _, alive = psutil.wait_procs(_group_members(pgid), timeout=timeout)
+    return not alive
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -17,25 +17,31 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
-from pyiceberg.table import Table
 
-from cdc.document_patch import PatchError, apply_patch
 from cdc.envelope import CONVERSION_ERRORS, KafkaRecord, PoisonEvent, StreamProgress, quarantine_record
-from cdc.mongo_envelope import DocumentChange, MongoEventParser
+from cdc.mongodb.events import DocumentChange, MongoEventParser
+from cdc.mongodb.patch import PatchError, apply_patch
+from cdc.mongodb.shape import KEY_COLUMN, DocumentShape
 from floe.changes import META_FIELDS, UPDATE, ChangeBatch, Quarantined
 from floe.config import CollectionRef
-from iceberg.document_schema import KEY_COLUMN, DocumentShape
-from iceberg.lookup import stored_rows
 
 _POSITION_FIELDS = ("rs", "ts_ms", "ord", "snapshot", "lsid", "txnNumber")
 _BROKEN = object()  # a key whose earlier patch in this batch was quarantined
 
 
+class StoredDocuments(Protocol):
+    """What the decoder needs of the collection's replicated table (given by the pipeline)."""
+
+    def arrow_schema(self) -> pa.Schema: ...
+
+    def rows(self, keys: list[str]) -> list[dict[str, Any]]: ...
+
+
 class DocumentDecoder:
-    """Decodes the messages of one collection's topic; *load* gives its Iceberg table (or None)."""
+    """Decodes the messages of one collection's topic; *load* gives its stored table (or None)."""
 
     def __init__(
         self,
@@ -43,7 +49,7 @@ class DocumentDecoder:
         source: str,
         database: str,
         collection: CollectionRef,
-        load: Callable[[], Table | None],
+        load: Callable[[], StoredDocuments | None],
     ) -> None:
         self.table = table
         self.source = source
@@ -70,7 +76,7 @@ class DocumentDecoder:
     def _resolve(
         self,
         changes: list[DocumentChange],
-        table: Table | None,
+        table: StoredDocuments | None,
         quarantined: list[Quarantined],
     ) -> list[DocumentChange]:
         """Changes with every patch turned into the whole new document.
@@ -84,10 +90,7 @@ class DocumentDecoder:
         need_stored = [key for key, change in first_seen.items() if change.patch is not None]
         stored: dict[str, Any] = {}
         if need_stored and table is not None:
-            stored = {
-                row[KEY_COLUMN]: self.shape.document(row)
-                for row in stored_rows(table, KEY_COLUMN, need_stored)
-            }
+            stored = {row[KEY_COLUMN]: self.shape.document(row) for row in table.rows(need_stored)}
         current: dict[str, Any] = {}
         resolved: list[DocumentChange] = []
         for change in changes:
@@ -139,9 +142,9 @@ class DocumentDecoder:
         return kept_changes, kept_rows
 
     def _batch(
-        self, changes: list[DocumentChange], table: Table | None, quarantined: list[Quarantined]
+        self, changes: list[DocumentChange], table: StoredDocuments | None, quarantined: list[Quarantined]
     ) -> ChangeBatch:
-        existing = table.schema().as_arrow() if table is not None else None
+        existing = table.arrow_schema() if table is not None else None
         types = self.shape.types((c.document for c in changes if c.document is not None), existing)
         columns = self.shape.columns(types)
         rows = [self.shape.row(c.key, c.document, types) for c in changes]

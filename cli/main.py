@@ -1,0 +1,224 @@
+"""The ``floe`` command line: the production commands; ``cli.stack`` adds the local stack's."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import common
+from cli.common import (
+    PROJECT_DIR,
+    ConfigOption,
+    TablesOption,
+    fail,
+    hide_tracebacks,
+    prefect_env,
+    setup_logging,
+)
+from cli.stack import demo, stack_app
+from floe.errors import ConfigError, ConnectRejected, FloeError, Transient
+from floe.secrets import masked_line
+
+app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(connectors_app, name="connectors")
+quarantine_app = typer.Typer(
+    help="Change events set aside because they could not be applied.", no_args_is_help=True
+)
+app.add_typer(quarantine_app, name="quarantine")
+app.command()(demo)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks of errors (for bug reports)")
+    ] = False,
+) -> None:
+    common.VERBOSE = verbose
+    setup_logging()
+    hide_tracebacks()
+
+
+def run() -> None:
+    """The ``floe`` console script: an error no command anticipated is one line, not a traceback."""
+    try:
+        app(standalone_mode=True)
+    except Exception as exc:
+        if common.VERBOSE:
+            raise
+        typer.secho(
+            f"error: {type(exc).__name__}: {masked_line(exc)} (run 'floe --verbose ...' for the traceback)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(1)
+
+
+@connectors_app.command("apply")
+def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Create or update the Debezium connectors of every source, validated by Connect first."""
+    from cdc.deploy import apply_connectors
+    from floe.config import load_config
+
+    try:
+        for name, state in apply_connectors(load_config(config)).items():
+            typer.echo(f"{name}: {state}")
+    except FloeError as exc:
+        fail(exc)
+
+
+@connectors_app.command("status")
+def connectors_status(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Show the state of each source's connector and its tasks; exit 1 unless all are RUNNING."""
+    from cdc.deploy import connector_states
+    from floe.config import load_config
+
+    try:
+        states = connector_states(load_config(config))
+    except FloeError as exc:
+        fail(exc)
+    for state in states:
+        typer.echo(f"{state.name}: {state.state}")
+    failures = [state.failure for state in states if state.failure]
+    if failures:
+        fail(ConnectRejected("; ".join(failures)))
+    if not all(state.running for state in states):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def replicate(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    once: Annotated[
+        bool, typer.Option("--once/--follow", help="One cycle, or cycles until interrupted")
+    ] = True,
+) -> None:
+    """Run the replicate flow: consume, merge into Iceberg, reconcile."""
+    prefect_env()
+    from floe.config import load_config
+    from flows.replicate import replicate as replicate_flow
+    from flows.report import format_rows
+
+    try:
+        interval = load_config(config).replicate.follow_interval_seconds
+        while True:
+            try:
+                rows = replicate_flow(config_path=str(config), tables=tables)
+                typer.echo(format_rows(rows))
+            except FloeError as exc:
+                if once or not isinstance(exc, Transient):
+                    raise  # a terminal error needs a person: following on would repeat it forever
+                # A transient cause may pass: the failing table is retried next cycle, others advance.
+                logging.getLogger("floe.replicate").error("cycle failed, retrying: %s", exc)
+            if once:
+                return
+            time.sleep(interval)
+    except FloeError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Run the reconcile flow: source row counts against Iceberg row counts, through Soda."""
+    prefect_env()
+    from flows.reconcile import reconcile as reconcile_flow
+
+    try:
+        rows = reconcile_flow(config_path=str(config), tables=tables)
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
+        typer.echo(
+            f"{row['table']:<20} {outcome:<6} source={row['source_count']} iceberg={row['iceberg_count']} "
+            f"quarantined={row['quarantined']}" + (f" ({row['error']})" if row["error"] else "")
+        )
+    if not all(row["passed"] for row in rows):
+        raise typer.Exit(code=1)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    all_entries: Annotated[bool, typer.Option("--all", help="Also replayed and superseded entries")] = False,
+) -> None:
+    """Show quarantined events: table, topic, partition, offset, status and reason."""
+    from floe.config import load_config
+    from iceberg import quarantine
+    from iceberg.catalog import open_catalog
+
+    try:
+        loaded = load_config(config)
+        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg.namespace)
+        rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        typer.echo(
+            f"{row['table']:<20} {row['topic']}[{row['partition']}]@{row['offset']:<8} {row['status']:<10} "
+            f"{row['quarantined_at']:%Y-%m-%d %H:%M:%S}  {row['error']}"
+        )
+    typer.echo(f"{len(rows)} {'entries' if all_entries else 'pending entries'}")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Re-apply pending quarantined events, after their cause is fixed; never duplicates a row."""
+    from floe.config import load_config
+    from pipeline.replay import replay_quarantined
+
+    try:
+        outcomes = replay_quarantined(load_config(config), tables)
+    except FloeError as exc:
+        fail(exc)
+    if not outcomes:
+        typer.echo("nothing to replay: no pending quarantined events")
+    for outcome in outcomes:
+        detail = f" ({outcome.error})" if outcome.error else ""
+        typer.echo(
+            f"{outcome.table}: {outcome.replayed} replayed, {outcome.still_failing} still failing{detail}"
+        )
+    if any(outcome.still_failing for outcome in outcomes):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def resnapshot(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+) -> None:
+    """Read tables again from the source (Debezium blocking snapshot); ends equal to the source."""
+    from floe.config import load_config
+    from pipeline.resnapshot import request_resnapshot
+
+    try:
+        if not tables:
+            raise ConfigError("name each table to read again with --table (e.g. --table orders)")
+        for line in request_resnapshot(load_config(config), tables):
+            typer.echo(line)
+    except FloeError as exc:
+        fail(exc)
+
+
+@app.command()
+def deploy() -> None:
+    """Register the deployments of prefect.yaml with the Prefect server."""
+    prefect_env()
+    from flows.deployments import deploy_all
+
+    try:
+        deploy_all(PROJECT_DIR)
+    except FloeError as exc:
+        fail(exc)
+    typer.echo("deployments registered: replicate (interval), reconcile (ad hoc)")

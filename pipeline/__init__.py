@@ -1,0 +1,5 @@
+"""The pipeline: the only layer that joins the stages (``cdc``, ``iceberg``, ``soda_checks``).
+
+A replication cycle consumes, decodes, merges and commits; replay and re-snapshot reuse its
+steps. Flows and the command line stand on top of it.
+"""
