@@ -1,7 +1,7 @@
 """A small Kafka Connect REST client. Errors carry Connect's own message and status code.
 
-Distributed workers answer 409 while they rebalance; those calls are retried for a bounded time
-because a rebalance after a config change is routine, not a failure.
+Distributed workers answer 409 while they rebalance; those calls are retried (tenacity) for a
+bounded time because a rebalance after a config change is routine, not a failure.
 """
 
 from __future__ import annotations
@@ -10,9 +10,21 @@ import time
 from typing import Any
 
 import httpx
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from floe.errors import ConnectRejected, ConnectUnavailable
 from floe.secrets import mask
+
+
+class _Rebalancing(ConnectUnavailable):
+    """409: the distributed workers are rebalancing; the request is retried."""
 
 
 class ConnectClient:
@@ -31,41 +43,42 @@ class ConnectClient:
         self.close()
 
     def _request(self, method: str, path: str, json: Any = None, ok_missing: bool = False) -> Any:
-        deadline = time.monotonic() + self.timeout
-        while True:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Rebalancing),
+            stop=stop_after_delay(self.timeout),
+            wait=wait_fixed(1.0),
+            reraise=True,
+        )
+        return retrying(self._request_once, method, path, json, ok_missing)
+
+    def _request_once(self, method: str, path: str, json: Any, ok_missing: bool) -> Any:
+        try:
+            response = self._http.request(method, path, json=json)
+        except httpx.ReadTimeout as exc:
+            raise ConnectUnavailable(
+                f"Kafka Connect at {self.url} did not answer {method} {path} within {self.timeout:.0f}s. "
+                "Validating a connector includes its connection test (for MongoDB, up to the driver's "
+                "server selection timeout): check that the source is reachable from Connect, or raise "
+                "connect.timeout_seconds"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ConnectUnavailable(
+                f"Kafka Connect at {self.url} is unreachable ({exc}); check connect.url in the pipeline "
+                "configuration and that the Connect worker is running"
+            ) from exc
+        if ok_missing and response.status_code == 404:
+            return None
+        if response.status_code >= 400:
             try:
-                response = self._http.request(method, path, json=json)
-            except httpx.ReadTimeout as exc:
-                raise ConnectUnavailable(
-                    f"Kafka Connect at {self.url} did not answer {method} {path} within {self.timeout:.0f}s. "
-                    "Validating a connector includes its connection test (for MongoDB, up to the driver's "
-                    "server selection timeout): check that the source is reachable from Connect, or raise "
-                    "connect.timeout_seconds"
-                ) from exc
-            except httpx.HTTPError as exc:
-                raise ConnectUnavailable(
-                    f"Kafka Connect at {self.url} is unreachable ({exc}); check connect.url in the pipeline "
-                    "configuration and that the Connect worker is running"
-                ) from exc
-            if response.status_code == 409 and time.monotonic() < deadline:
-                time.sleep(1.0)  # rebalance in progress
-                continue
-            if ok_missing and response.status_code == 404:
-                return None
-            if response.status_code >= 400:
-                try:
-                    message = response.json().get("message", response.text)
-                except ValueError:
-                    message = response.text
-                passing = response.status_code == 409 or response.status_code >= 500
-                cls = ConnectUnavailable if passing else ConnectRejected
-                raise cls(
-                    f"Kafka Connect {method} {path} failed ({response.status_code}): {mask(str(message))}",
-                    response.status_code,
-                )
-            if response.status_code == 204 or not response.content:
-                return None
-            return response.json()
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            status = response.status_code
+            cls = _Rebalancing if status == 409 else ConnectUnavailable if status >= 500 else ConnectRejected
+            raise cls(f"Kafka Connect {method} {path} failed ({status}): {mask(str(message))}", status)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
 
     def version(self) -> dict[str, Any]:
         return self._request("GET", "/")
@@ -101,9 +114,13 @@ class ConnectClient:
         """Delete the connector and wait until the workers no longer report it (they do so
         asynchronously in distributed mode)."""
         self._request("DELETE", f"/connectors/{name}", ok_missing=True)
-        deadline = time.monotonic() + self.timeout
-        while self.status(name) is not None and time.monotonic() < deadline:
-            time.sleep(0.5)
+        gone = Retrying(
+            retry=retry_if_result(lambda status: status is not None),
+            stop=stop_after_delay(self.timeout),
+            wait=wait_fixed(0.5),
+            retry_error_callback=lambda _: None,  # still listed after the timeout: left to Connect
+        )
+        gone(self.status, name)
 
     def validate(self, connector_class: str, config: dict[str, str]) -> dict[str, list[str]]:
         """Ask the connector itself to validate *config*; return errors per field (empty if valid)."""
@@ -120,23 +137,35 @@ class ConnectClient:
         """Wait until the connector and all its tasks are RUNNING, and still are *settle* seconds
         later (a task that fails on its first records fails within that time); raise with the
         first line of the trace on FAILED."""
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] | None = None
         running_since: float | None = None
-        while time.monotonic() < deadline:
-            status = self.status(name)
-            if status:
-                failure = failure_of(name, status)
-                if failure:
-                    raise ConnectRejected(failure)
-                if is_running(status):
-                    running_since = running_since or time.monotonic()
-                    if time.monotonic() - running_since >= settle:
-                        return status
-                else:
-                    running_since = None
-            time.sleep(0.5)
-        raise ConnectUnavailable(f"connector {name} not RUNNING after {timeout:.0f}s; last status: {status}")
+        last: dict[str, Any] | None = None
+
+        def settled() -> dict[str, Any] | None:
+            nonlocal running_since, last
+            last = self.status(name)
+            if not last:
+                return None
+            failure = failure_of(name, last)
+            if failure:
+                raise ConnectRejected(failure)
+            if not is_running(last):
+                running_since = None
+                return None
+            running_since = running_since or time.monotonic()
+            return last if time.monotonic() - running_since >= settle else None
+
+        retrying = Retrying(
+            retry=retry_if_result(lambda status: status is None),
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            reraise=True,
+        )
+        try:
+            return retrying(settled)
+        except RetryError:
+            raise ConnectUnavailable(
+                f"connector {name} not RUNNING after {timeout:.0f}s; last status: {last}"
+            ) from None
 
 
 def is_running(status: dict[str, Any]) -> bool:

@@ -45,6 +45,26 @@ class ConsumedRecords:
         return sum(len(records) for records in self.by_topic.values())
 
 
+# What the first record read where a table continues says (see probe_verdict).
+SKIP, REWIND, KEEP = "skip", "rewind", "keep"
+
+
+def probe_verdict(probe: tuple[int, int | None], offset: int, stamp: int | None) -> str:
+    """The verdict on the first record read at a partition where a table continues.
+
+    Reading starts at the last record the table holds, the probe (its offset and broker
+    timestamp). The same record again: SKIP it, the history is intact. Another record at that
+    offset (another timestamp): REWIND, the topic was re-created and has grown past that offset
+    again. A later offset: KEEP it, the probe is gone (retention) but the history goes on.
+    """
+    probe_offset, expected = probe
+    if offset != probe_offset:
+        return KEEP
+    if expected is not None and stamp != expected:
+        return REWIND
+    return SKIP
+
+
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
         self._bootstrap = config.bootstrap_servers
@@ -185,13 +205,14 @@ class ChangeConsumer:
                     raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
                 kind, stamp = message.timestamp()
                 stamp = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
-                if (topic, partition) in probes:
-                    probe, expected = probes[(topic, partition)]
-                    if message.offset() == probe and expected is not None and stamp != expected:
+                probe = probes.get((topic, partition))
+                if probe is not None:
+                    verdict = probe_verdict(probe, message.offset(), stamp)
+                    if verdict == REWIND:
                         self._rewind(result, topic, partition, probes, "holds another record")
                         continue
                     del probes[(topic, partition)]
-                    if message.offset() == probe:
+                    if verdict == SKIP:
                         continue  # the table already holds this record
                 result.by_topic[topic].append(
                     KafkaRecord(topic, partition, message.offset(), message.key(), message.value(), stamp)

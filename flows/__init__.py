@@ -1,1 +1,1 @@
-"""Prefect flows: thin recipes that wire ``cdc/``, ``iceberg/`` and ``soda_checks/`` together."""
+"""Prefect flows: thin recipes over the pipeline (``pipeline/``), with retries, reports and deployments."""

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from floe.errors import ConfigError, FloeError
+from floe.errors import ConfigError, FloeError, Terminal
 
 
-class DeployError(FloeError):
+class DeployError(FloeError, Terminal):
     """``prefect deploy`` failed; the message carries its output."""
 
 

@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.states import State
 
 from cdc.deploy import ConnectorState, connector_states
 from floe.config import PipelineConfig, load_config
@@ -29,6 +30,20 @@ log = logging.getLogger("floe.replicate")
 
 _TOTALS = ("events", "inserted", "updated", "deleted")
 _TASK = {"cache_policy": NONE, "persist_result": False}
+
+
+def _transient(task: object, task_run: object, state: State) -> bool:
+    """Prefect retries a task only when its error may pass by itself (a ``Transient`` error)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return isinstance(exc, Transient)
+    return False
+
+
+# Reading may meet a catalog or broker that is briefly away. Merging is not retried in place: a
+# merge that lost a race was read from offsets another writer has moved past (next cycle).
+_RETRIED = {**_TASK, "retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _transient}
 
 
 def table_lock_names(namespace: str, tables: list[str]) -> list[str]:
@@ -66,12 +81,12 @@ def check_connectors(config: PipelineConfig) -> dict[str, ConnectorState]:
     return {state.name: state for state in states}
 
 
-@task(name="read-checkpoints", **_TASK)
+@task(name="read-checkpoints", **_RETRIED)
 def read_checkpoints(replicator: Replicator) -> dict[str, Checkpoint]:
     return replicator.checkpoints()
 
 
-@task(name="consume-changes", **_TASK)
+@task(name="consume-changes", **_RETRIED)
 def consume_changes(replicator: Replicator, checkpoints: dict[str, Checkpoint]) -> dict[str, TableChanges]:
     changes, consumed = replicator.consume(checkpoints)
     get_run_logger().info("consumed %d events (%s)", consumed.count, consumed.stopped_because)

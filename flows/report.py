@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from iceberg.checkpoint import Checkpoint
 from iceberg.merge import MergeResult
@@ -62,7 +66,7 @@ def table_rows(
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table for terminals and logs."""
+    """A plain-text table for terminals and logs (rich, without colours or markup)."""
     if not rows:
         return "(no tables)"
     columns = [
@@ -80,8 +84,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     ]
     if any(row.get("error") for row in rows):
         columns.append("error")
-    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+    table = Table(box=None, pad_edge=False, header_style=None)
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console = Console(file=io.StringIO(), width=100_000, color_system=None, markup=False, highlight=False)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())

@@ -2,12 +2,14 @@
 
 Tests marked ``stack`` run against the real local stack, started once per session on ports of
 its own (so a running demo stack is left alone) and stopped at the end. Prefect reads its
-settings at import, so the environment is set here, before any test module imports a flow.
+settings at import, so the environment is set when pytest starts, before any test module
+imports a flow, and restored (and the state folder removed) when it ends.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,21 +17,44 @@ import pytest
 import yaml
 from pyiceberg.catalog.sql import SqlCatalog
 
-_STATE = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
-os.chmod(_STATE, 0o755)
-TEST_STACK_ENV = {
-    "FLOE_STACK_DIR": str(_STATE),
+_STACK_PORTS = {
     "FLOE_STACK_PG_PORT": os.environ.get("FLOE_TEST_PG_PORT", "56432"),
     "FLOE_STACK_KAFKA_PORT": os.environ.get("FLOE_TEST_KAFKA_PORT", "29092"),
     "FLOE_STACK_CONNECT_PORT": os.environ.get("FLOE_TEST_CONNECT_PORT", "28083"),
     "FLOE_STACK_PREFECT_PORT": os.environ.get("FLOE_TEST_PREFECT_PORT", "24200"),
 }
-os.environ.update(TEST_STACK_ENV)
-os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{TEST_STACK_ENV['FLOE_STACK_PREFECT_PORT']}/api"
-os.environ["PREFECT_HOME"] = str(_STATE / "prefect")
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"] = "floe"
-os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+_saved_env: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the stack and Prefect at a state folder of this run, before test modules import
+    Prefect (it reads its settings at import); pytest_unconfigure puts everything back."""
+    state = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
+    state.chmod(0o755)  # the postgres user runs the test cluster in there
+    env = {
+        **_STACK_PORTS,
+        "FLOE_STACK_DIR": str(state),
+        "PREFECT_API_URL": f"http://127.0.0.1:{_STACK_PORTS['FLOE_STACK_PREFECT_PORT']}/api",
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "floe",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    }
+    for key, value in env.items():
+        _saved_env[key] = os.environ.get(key)
+        os.environ[key] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = os.environ.get("FLOE_STACK_DIR")
+    for key, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if state:
+        shutil.rmtree(state, ignore_errors=True)
+
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,4 +1,7 @@
+import http.server
 import socket
+import threading
+from typing import ClassVar
 
 import pytest
 from pydantic import SecretStr
@@ -6,7 +9,7 @@ from pydantic import SecretStr
 from cdc.connect_client import ConnectClient, failure_of
 from cdc.connectors import MONGODB_CONNECTOR, render, render_postgres
 from floe.config import CollectionRef, KafkaConfig, MongoSource, PostgresSource, TableRef
-from floe.errors import ConnectUnavailable
+from floe.errors import ConnectRejected, ConnectUnavailable, Terminal
 
 
 def test_postgres_connector_properties():
@@ -97,3 +100,34 @@ def test_a_failed_task_is_named_with_its_first_trace_line_and_the_way_out():
     assert "(Caused by: org.apache.kafka.common.errors.RecordTooLargeException: The message is" in message
     assert "producer.override.max.request.size" in message and "max.message.bytes" in message
     assert "floe connectors apply" in message
+
+
+class _Worker(http.server.BaseHTTPRequestHandler):
+    """A Connect worker that answers 409 (rebalancing) twice, then serves; 400 for a bad config."""
+
+    answers: ClassVar[list[int]] = [409, 409, 200]
+
+    def do_GET(self) -> None:
+        status = self.answers.pop(0) if self.path == "/connectors" else 400
+        body = b'["floe-shop"]' if status == 200 else b'{"message": "nope"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_rebalancing_is_retried_and_a_rejection_is_terminal():
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Worker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with ConnectClient(f"http://127.0.0.1:{server.server_port}", timeout_seconds=10) as client:
+            assert client.connectors() == ["floe-shop"]  # after two 409s
+            with pytest.raises(ConnectRejected) as caught:
+                client.version()
+    finally:
+        server.shutdown()
+    assert isinstance(caught.value, Terminal) and "(400): nope" in str(caught.value)

@@ -59,6 +59,8 @@ def assert_tables_equal(
     stack: LocalStack, config: PipelineConfig, database: str, only: list[str] | None = None
 ) -> None:
     catalog = open_catalog(config.iceberg)
+    known = [table.target_name for _, table in config.tables()]
+    assert not set(only or []) - set(known), f"only= names tables not in the config: {only}, known {known}"
     with stack.postgres.connect(database) as conn:
         for _, table in config.tables():
             if only and table.target_name not in only:

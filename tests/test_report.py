@@ -1,0 +1,50 @@
+"""The per-table report of a replication cycle: its rows and their plain-text table."""
+
+from __future__ import annotations
+
+from flows.report import format_rows, table_rows
+from iceberg.checkpoint import Checkpoint
+from iceberg.merge import MergeResult
+from soda_checks.reconcile import ReconcileResult
+
+
+def test_rows_join_merges_checkpoints_checks_failures_and_connectors():
+    rows = table_rows(
+        ["orders", "docs", "idle"],
+        {
+            "orders": MergeResult(
+                "orders", events=5, inserted=3, updated=1, deleted=1, schema_changes=["a", "b"]
+            )
+        },
+        {"orders": Checkpoint(position={"lsn": 42}), "docs": Checkpoint(position={"ts_ms": 7, "ord": 2})},
+        [
+            ReconcileResult("orders", "public.orders", 10, 10, True, quarantined=2),
+            ReconcileResult("docs", "shop.docs", None, None, None, "source down"),
+        ],
+        {"docs": "table docs was not merged: boom"},
+        {"orders": "RUNNING (task 0 RUNNING)"},
+    )
+    orders, docs, idle = rows
+    assert (orders["events"], orders["inserted"], orders["quarantined"]) == (5, 3, 2)
+    assert orders["schema_changes"] == "a; b" and orders["source_position"] == 42
+    assert orders["reconciliation"] == "pass" and orders["connector"] == "RUNNING (task 0 RUNNING)"
+    assert docs["source_position"] == "7:2" and docs["reconciliation"] == "error: source down"
+    assert docs["error"] == "table docs was not merged: boom" and docs["events"] == 0
+    assert idle["reconciliation"] == "not run" and idle["source_position"] is None
+
+
+def test_format_shows_every_value_unwrapped_and_without_markup():
+    rows = table_rows(
+        ["a_very_long_table_name_indeed"],
+        {},
+        {},
+        [ReconcileResult("a_very_long_table_name_indeed", "public.t", 1, 2, False)],
+        {"a_very_long_table_name_indeed": "[bold]not markup[/bold] " + "x" * 300},
+    )
+    lines = format_rows(rows).splitlines()
+    assert lines[0].split() == [
+        "table", "events", "inserted", "updated", "deleted", "quarantined", "source_position",
+        "source_rows", "iceberg_rows", "reconciliation", "connector", "error",
+    ]  # fmt: skip
+    assert len(lines) == 2 and "FAIL" in lines[1] and "[bold]not markup[/bold] " + "x" * 300 in lines[1]
+    assert format_rows([]) == "(no tables)"
