@@ -24,8 +24,7 @@ from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.checkpoint import read_checkpoint
 from iceberg.merge import MergeResult, merge_batch
-from iceberg.schema import create_table
-from pipeline.replication import Replicator
+from pipeline.replication import Replicator, TableChanges
 
 log = logging.getLogger("pipeline.replay")
 
@@ -68,11 +67,9 @@ def _replay_table(replicator: Replicator, name: str, entries: pa.Table) -> Repla
         KafkaRecord(row["topic"], row["partition"], row["offset"], row["key"], row["value"])
         for row in entries.to_pylist()
     ]
-    table = replicator.load(name)
-    decoded = replicator.identify_columns(replicator.decode_table(name, records), table, records)
+    decoded, table = replicator.prepare(TableChanges(records, replicator.decode_table(name, records)))
     failing = {(q.topic, q.partition, q.offset): q.error for q in decoded.quarantined}
     batch = dataclasses.replace(decoded, offsets={}, position={}, quarantined=[], snapshot_completed=None)
-    table = table or create_table(replicator.catalog, replicator.config.iceberg.namespace, batch)
     try:
         result = merge_batch(table, batch, read_checkpoint(table)) if batch.size else None
     except SchemaMappingError as exc:

@@ -186,14 +186,20 @@ class Replicator:
         batch.column_history = history
         return batch
 
-    def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
-        """Quarantine what cannot be applied, then merge the rest in one commit."""
+    def prepare(self, changes: TableChanges) -> tuple[ChangeBatch, Table]:
+        """The batch with its columns identified, and its Iceberg table (created the first time).
+        The first step of merging, for a cycle and for a replay alike."""
         table = self.load(changes.table)
         batch = self.identify_columns(changes.batch, table, changes.records)
-        self.set_aside(batch.quarantined)
         if table is None:
             table = create_table(self.catalog, self.config.iceberg.namespace, batch)
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
+        return batch, table
+
+    def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
+        """Quarantine what cannot be applied, then merge the rest in one commit."""
+        batch, table = self.prepare(changes)
+        self.set_aside(batch.quarantined)
         try:
             result = merge_batch(table, batch, checkpoint)
         except SchemaMappingError as exc:
