@@ -31,4 +31,5 @@ stack-down: install
 	$(BIN)/floe stack down
 
 clean: stack-down
+	if [ -L .floe/stack/pg ]; then rm -rf "$$(readlink -f .floe/stack/pg)"; fi
 	rm -rf .floe
