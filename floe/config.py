@@ -310,11 +310,72 @@ class ConnectConfig(_Model):
     )
 
 
+def _property_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str | SecretStr) else str(value)
+
+
+# Catalog properties whose values are secrets (credentials, keys, tokens, a URI with a password).
+_SECRET_PROPERTY = re.compile(r"credential|token|secret|password|access-key|^uri$", re.IGNORECASE)
+
+
 class IcebergConfig(_Model):
+    """Where the replicated tables live: any catalog pyiceberg supports, by its properties.
+
+    ``catalog`` holds pyiceberg's catalog properties as they are (``type: rest``, ``uri``,
+    ``warehouse``, ``credential``, ``s3.endpoint``, ``s3.access-key-id``, ...), so that a REST
+    catalog over S3, Glue or a SQL catalog is configuration, not code. ``catalog_uri`` and
+    ``warehouse`` are the shorthand for a SQL catalog.
+    """
+
     catalog_name: str = "floe"
-    catalog_uri: SecretStr = Field(description="SQLAlchemy URI of the SQL catalog database")
-    warehouse: str = Field(description="Warehouse location; a relative path is taken from the config file")
+    catalog: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="pyiceberg catalog properties: type (rest, sql, glue, ...), uri, warehouse, "
+        "credential, s3.*; every value is kept secret",
+    )
+    catalog_uri: SecretStr | None = Field(
+        default=None, description="Shorthand for a SQL catalog: the SQLAlchemy URI of its database"
+    )
+    warehouse: str | None = Field(
+        default=None,
+        description="With catalog_uri: the warehouse location (a relative path is taken from "
+        "the config file's folder)",
+    )
     namespace: str = Field(pattern=_NAME)
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """YAML gives numbers and booleans; pyiceberg takes every property as text."""
+        if not isinstance(value, dict):
+            return value
+        return {str(key): _property_text(item) for key, item in value.items()}
+
+    @model_validator(mode="after")
+    def _one_catalog(self) -> IcebergConfig:
+        if self.catalog and (self.catalog_uri is not None or self.warehouse is not None):
+            raise ValueError(
+                "set either catalog (pyiceberg properties) or catalog_uri and warehouse, not both"
+            )
+        if not self.catalog and (self.catalog_uri is None or self.warehouse is None):
+            raise ValueError(
+                "set catalog (pyiceberg catalog properties, e.g. {type: rest, uri: ..., warehouse: ...}), "
+                "or catalog_uri and warehouse for a SQL catalog"
+            )
+        return self
+
+    def catalog_properties(self) -> dict[str, str]:
+        """pyiceberg's properties for the catalog. They hold credentials: never log them."""
+        if self.catalog:
+            return {key: value.get_secret_value() for key, value in self.catalog.items()}
+        assert self.catalog_uri is not None and self.warehouse is not None  # _one_catalog
+        return {"type": "sql", "uri": self.catalog_uri.get_secret_value(), "warehouse": self.warehouse}
+
+    @property
+    def secrets(self) -> list[str]:
+        return [value for key, value in self.catalog_properties().items() if _SECRET_PROPERTY.search(key)]
 
 
 class ReplicateConfig(_Model):
@@ -434,7 +495,7 @@ def _format_validation_error(origin: str, error: ValidationError) -> str:
         if loc[:1] == ("sources",) and len(loc) > 2 and loc[2] in _SOURCE_KINDS:
             loc = loc[:2] + loc[3:]  # the union's tag: sources[0].mongodb.database -> sources[0].database
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        secret = any(word in key for word in ("password", "uri", "connection_string"))
+        secret = any(word in key for word in ("password", "uri", "connection_string", "catalog"))
         shown = "" if secret else f" (got {item.get('input')!r})"
         if item["type"] in ("missing", "extra_forbidden") or isinstance(item.get("input"), dict):
             shown = ""
@@ -457,9 +518,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file} must hold a mapping at the top level")
     data = _interpolate(raw, "")
-    warehouse = data.get("iceberg", {}).get("warehouse") if isinstance(data.get("iceberg"), dict) else None
-    if isinstance(warehouse, str) and "://" not in warehouse:
-        data["iceberg"]["warehouse"] = (file.parent / warehouse).resolve().as_uri()
+    _resolve_local_warehouse(data.get("iceberg"), file.parent)
     if isinstance(data.get("connect"), dict):
         secrets_file = data["connect"].get("secrets_file", ConnectConfig.model_fields["secrets_file"].default)
         if isinstance(secrets_file, str):
@@ -468,7 +527,17 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(str(file), exc)) from None
-    for source in config.sources:
-        for secret in source.secrets:
-            register_secret(secret)
+    for secret in [*(s for source in config.sources for s in source.secrets), *config.iceberg.secrets]:
+        register_secret(secret)
     return config
+
+
+def _resolve_local_warehouse(iceberg: Any, folder: Path) -> None:
+    """A SQL catalog's warehouse given as a relative path is taken from the config file's folder."""
+    if not isinstance(iceberg, dict):
+        return
+    catalog = iceberg.get("catalog")
+    holder = catalog if isinstance(catalog, dict) and catalog.get("type", "sql") == "sql" else iceberg
+    warehouse = holder.get("warehouse")
+    if isinstance(warehouse, str) and "://" not in warehouse:
+        holder["warehouse"] = (folder / warehouse).resolve().as_uri()

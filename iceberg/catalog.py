@@ -1,12 +1,12 @@
-"""Open the Iceberg SQL catalog named in the pipeline configuration."""
+"""Open the Iceberg catalog the pipeline configuration names (any pyiceberg catalog)."""
 
 from __future__ import annotations
 
 import contextlib
 
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+import requests
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, OAuthError, RESTError
 from pyiceberg.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,24 +16,28 @@ from floe.secrets import masked_line
 
 
 class CatalogUnavailable(FloeError, Transient):
-    """The Iceberg catalog's database could not be reached or refused the connection."""
+    """The Iceberg catalog could not be reached or refused the connection."""
+
+
+# What opening a catalog raises when its service is away or refuses the credentials.
+_UNREACHABLE = (SQLAlchemyError, requests.RequestException, RESTError, OAuthError)
 
 
 def open_catalog(config: IcebergConfig) -> Catalog:
-    """The SQL catalog. Nothing is created in it until a table is (see ``ensure_namespace``)."""
+    """The configured catalog. Nothing is created in it until a table is (see ``ensure_namespace``)."""
+    properties = config.catalog_properties()
+    if properties.get("type") == "sql":
+        properties.setdefault("init_catalog_tables", "true")
     try:
-        return SqlCatalog(
-            config.catalog_name,
-            uri=config.catalog_uri.get_secret_value(),
-            warehouse=config.warehouse,
-            init_catalog_tables="true",
-        )
-    except SQLAlchemyError as exc:
+        return load_catalog(config.catalog_name, **properties)
+    except _UNREACHABLE as exc:
         reason = masked_line(getattr(exc, "orig", None) or exc)
+        setting = (
+            "iceberg.catalog_uri" if config.catalog_uri is not None else "iceberg.catalog (uri, credential)"
+        )
         raise CatalogUnavailable(
-            f"the Iceberg catalog database did not accept a connection ({reason}); check "
-            "iceberg.catalog_uri in the pipeline configuration (host, port, user and password) and "
-            "that the database is running"
+            f"the Iceberg catalog did not accept a connection ({reason}); check {setting} in the pipeline "
+            "configuration and that the catalog is running"
         ) from None
 
 

@@ -18,3 +18,15 @@ def test_an_unreachable_catalog_database_names_the_setting_and_hides_the_passwor
     message = str(caught.value)
     assert "iceberg.catalog_uri" in message and "very-secret" not in message
     assert "\n" not in message
+
+
+def test_an_unreachable_rest_catalog_names_the_setting():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    catalog = {"type": "rest", "uri": f"http://127.0.0.1:{port}", "credential": "key:rest-secret"}
+    config = IcebergConfig(catalog={k: SecretStr(v) for k, v in catalog.items()}, namespace="shop")
+    with pytest.raises(CatalogUnavailable) as caught:
+        open_catalog(config)
+    message = str(caught.value)
+    assert "check iceberg.catalog (uri, credential)" in message and "rest-secret" not in message

@@ -4,6 +4,7 @@ import pytest
 
 from floe.config import load_config, split_table_name
 from floe.errors import ConfigError
+from floe.secrets import mask
 
 VALID = """
 sources:
@@ -70,7 +71,7 @@ def test_unqualified_table_and_unknown_key(tmp_path, monkeypatch):
         load_config(write(tmp_path, text))
     message = str(error.value)
     assert "must be schema.table" in message
-    assert "iceberg.colour: unknown key 'colour' (allowed: catalog_name, catalog_uri" in message
+    assert "iceberg.colour: unknown key 'colour' (allowed: catalog_name, catalog, catalog_uri" in message
 
 
 def test_unknown_key_names_the_key_probably_meant(tmp_path, monkeypatch):
@@ -167,3 +168,35 @@ def test_table_names_split_as_sql_quotes_them(written, schema, table):
 def test_table_names_that_are_not_schema_dot_table_are_refused(written):
     with pytest.raises(ValueError, match=r"schema\.table|double quote"):
         split_table_name(written)
+
+
+def test_catalog_properties_reach_pyiceberg_and_their_secrets_are_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "pw")
+    text = VALID.replace(
+        '  catalog_uri: "sqlite:///cat.db"\n  warehouse: warehouse\n',
+        "  catalog:\n    type: rest\n    uri: http://catalog:8181\n    warehouse: floe\n"
+        "    credential: key:s3cr3t-cred\n    s3.secret-access-key: s3cr3t-key\n"
+        "    s3.path-style-access: true\n",
+    )
+    config = load_config(write(tmp_path, text))
+    properties = config.iceberg.catalog_properties()
+    assert properties["type"] == "rest" and properties["warehouse"] == "floe"
+    assert properties["s3.path-style-access"] == "true"
+    assert "s3cr3t" not in repr(config)
+    assert mask("got key:s3cr3t-cred and s3cr3t-key") == "got ******** and ********"
+
+
+def test_the_sql_shorthand_and_a_local_warehouse(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLOE_SECRET", "pw")
+    properties = load_config(write(tmp_path, VALID)).iceberg.catalog_properties()
+    assert properties == {
+        "type": "sql",
+        "uri": "sqlite:///cat.db",
+        "warehouse": (tmp_path / "warehouse").as_uri(),
+    }
+    both = VALID.replace("  warehouse: warehouse\n", "  warehouse: warehouse\n  catalog: {type: sql}\n")
+    with pytest.raises(ConfigError, match=r"either catalog .* or catalog_uri and warehouse, not both"):
+        load_config(write(tmp_path, both))
+    neither = VALID.replace('  catalog_uri: "sqlite:///cat.db"\n', "")
+    with pytest.raises(ConfigError, match="set catalog"):
+        load_config(write(tmp_path, neither))
