@@ -26,7 +26,7 @@ from iceberg.checkpoint import read_checkpoint
 from iceberg.merge import MergeResult, merge_batch
 from pipeline.replication import Replicator, TableChanges
 
-log = logging.getLogger("pipeline.replay")
+log = logging.getLogger("floe.replay")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from iceberg.lookup import StoredTable
 from iceberg.merge import MergeResult, merge_batch
 from iceberg.schema import column_history, create_table
 
-log = logging.getLogger("pipeline.replication")
+log = logging.getLogger("floe.replication")
 
 
 @dataclass(frozen=True)

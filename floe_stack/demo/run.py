@@ -15,7 +15,7 @@ from floe_stack.settings import StackSettings
 from floe_stack.stack import LocalStack
 from flows.deployments import deploy_all
 
-log = logging.getLogger("floe_stack.demo")
+log = logging.getLogger("floe.demo")
 DEMO_DIR = Path(__file__).parent
 CATCH_UP_SECONDS = 300
 
