@@ -65,7 +65,10 @@ class ManagedProcess:
             pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        if _start_time(pid) != started or not _alive(pid):
+        current = _start_time(pid)
+        # psutil derives the start time from the boot time, which the kernel may report a second
+        # apart between calls: a pid reused by another process would start far later than that.
+        if current is None or abs(float(current) - float(started)) > 2.0 or not _alive(pid):
             return None
         return pid
 
