@@ -45,11 +45,14 @@ def exact(name: str) -> str:
     """An include-list entry that matches exactly *name*.
 
     Debezium's include lists are comma-separated Java regular expressions, trimmed, and compiled
-    case-insensitively: ``(?-i)`` makes ``public.User`` leave ``public.user`` out, an escaped comma
-    stays in the name, and ``[ ]`` keeps a trailing space from being trimmed.
+    case-insensitively: ``(?-i:…)`` makes ``public.User`` leave ``public.user`` out, an escaped
+    comma stays in the name, and ``[ ]`` keeps a trailing space from being trimmed. The scoped
+    group, not a bare ``(?-i)``: the MongoDB connector sends the pattern to the server inside its
+    change-stream pipeline, and a server whose regex engine refuses a global flag in the middle of
+    an alternation (Python's ``re``, in SecantusDB) would fail the stream at the first change.
     """
     pattern = re.sub(r"([\\.\[\]{}()*+?^$|])", r"\\\1", name)
-    return "(?-i)" + pattern.replace(",", "\\,").replace(" ", "[ ]")
+    return "(?-i:" + pattern.replace(",", "\\,").replace(" ", "[ ]") + ")"
 
 
 def _signals(source: Source, kafka: KafkaConfig) -> dict[str, str]:

@@ -11,8 +11,9 @@ from cdc.connect_client import ConnectClient, failure_of, is_running
 from cdc.connect_secrets import externalize, write_secrets
 from cdc.connectors import render_all
 from cdc.replication_objects import ReplicationObjects, existing, remove_new
-from cdc.signals import ensure_signal_topic
-from cdc.source_check import check_postgres_source, largest_value
+from cdc.signals import ensure_signal_topics
+from cdc.source_catalog import largest_value
+from cdc.source_check import check_postgres_source
 from floe.config import PipelineConfig, PostgresSource, Source
 from floe.errors import ConnectError, ConnectRejected
 
@@ -42,8 +43,7 @@ def apply_connectors(
         rendered[name], values = externalize(name, properties, config.connect)
         secrets.update(values)
     new_secrets = write_secrets(Path(config.connect.secrets_file), secrets) if secrets else set()
-    for source in config.sources:
-        ensure_signal_topic(config.kafka, source)
+    ensure_signal_topics(config.kafka, config.sources)
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
         for name, properties in rendered.items():
             errors = client.validate(properties["connector.class"], {**properties, "name": name})

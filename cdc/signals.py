@@ -33,21 +33,33 @@ def _client_config(kafka: KafkaConfig) -> dict[str, str]:
     return {"bootstrap.servers": kafka.bootstrap_servers, "log_level": "3", **kafka.client_config}
 
 
-def ensure_signal_topic(kafka: KafkaConfig, source: Source) -> None:
-    """Create the source's signal topic (one partition: signals keep their order) if missing."""
+def ensure_signal_topics(kafka: KafkaConfig, sources: list[Source]) -> None:
+    """Create the sources' signal topics (one partition each: signals keep their order) where
+    missing, with one admin client and one listing for all of them."""
     admin = AdminClient(_client_config(kafka))
-    topic = signal_topic(source)
+    topics = [signal_topic(source) for source in sources]
     try:
-        if topic in admin.list_topics(timeout=10).topics:
-            return
-        futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1)])
-        futures[topic].result(timeout=30)
+        present = admin.list_topics(timeout=10).topics
+        missing = [
+            NewTopic(topic, num_partitions=1, replication_factor=-1)
+            for topic in topics
+            if topic not in present
+        ]
+        for topic, future in admin.create_topics(missing).items() if missing else []:
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise _topic_error(topic, exc) from None
     except KafkaException as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise SignalError(
-                f"cannot create the signal topic {topic} ({exc}); check kafka.bootstrap_servers and "
-                "that Floe may create topics"
-            ) from None
+        raise _topic_error(", ".join(topics), exc) from None
+
+
+def _topic_error(topic: str, exc: KafkaException) -> SignalError:
+    return SignalError(
+        f"cannot create the signal topic {topic} ({exc}); check kafka.bootstrap_servers and that Floe "
+        "may create topics"
+    )
 
 
 def request_snapshot(

@@ -10,7 +10,6 @@ the table and the fix, so that ``floe connectors apply`` leaves the source untou
 from __future__ import annotations
 
 import psycopg2
-from psycopg2 import sql
 
 from floe.config import PostgresSource
 from floe.errors import ConfigError
@@ -69,52 +68,3 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
         conn.close()
     if problems:
         raise ConfigError(f"source {source.name}: " + "; ".join(problems) + ". Nothing was created")
-
-
-_VARLENA_COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, NULL)
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1
-"""
-# octet_length of these reads the size a TOASTed value has when expanded, without fetching it.
-_RAW_SIZED = ("text", "character varying", "character", "bytea")
-
-
-def largest_value(source: PostgresSource) -> tuple[str, str, int] | None:
-    """(table, column, bytes) of the largest variable-length value in the configured tables.
-
-    Asked when a change event was too large for Kafka, to name the table behind it; it reads
-    every configured table once, so it is only asked then.
-    """
-    largest: tuple[str, str, int] | None = None
-    conn = psycopg2.connect(**source.connection_args("floe-check"))
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            for table in source.tables:
-                cur.execute(_VARLENA_COLUMNS, (table.schema_name, table.table_name))
-                columns = cur.fetchall()
-                if not columns:
-                    continue
-                sizes = [
-                    sql.SQL("max({}({}))").format(
-                        sql.SQL("octet_length" if kind in _RAW_SIZED else "pg_column_size"),
-                        sql.Identifier(name),
-                    )
-                    for name, kind in columns
-                ]
-                cur.execute(
-                    sql.SQL("SELECT {} FROM {}.{}").format(
-                        sql.SQL(", ").join(sizes),
-                        sql.Identifier(table.schema_name),
-                        sql.Identifier(table.table_name),
-                    )
-                )
-                for (name, _), size in zip(columns, cur.fetchone(), strict=True):
-                    if size is not None and (largest is None or size > largest[2]):
-                        largest = (source.source_table(table), name, size)
-    finally:
-        conn.close()
-    return largest

@@ -160,7 +160,7 @@ def quarantine_list(
 
     try:
         loaded = load_config(config)
-        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg.namespace)
+        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg)
         rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
     except FloeError as exc:
         fail(exc)

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -316,8 +317,16 @@ def _property_text(value: Any) -> Any:
     return value if isinstance(value, str | SecretStr) else str(value)
 
 
-# Catalog properties whose values are secrets (credentials, keys, tokens, a URI with a password).
-_SECRET_PROPERTY = re.compile(r"credential|token|secret|password|access-key|^uri$", re.IGNORECASE)
+# Catalog properties whose values are secrets (credentials, keys, tokens). An access key id names
+# a key, it is not one: a short id masked everywhere would hide ordinary words in logs.
+_SECRET_PROPERTY = re.compile(r"credential|token|secret|password", re.IGNORECASE)
+
+
+def _is_secret_property(key: str, value: str) -> bool:
+    """A credential-like key, or a URI carrying a password (a SQL catalog's database URL)."""
+    if _SECRET_PROPERTY.search(key):
+        return True
+    return key == "uri" and urlsplit(value).password is not None
 
 
 class IcebergConfig(_Model):
@@ -344,6 +353,11 @@ class IcebergConfig(_Model):
         "the config file's folder)",
     )
     namespace: str = Field(pattern=_NAME)
+    quarantine_table: str = Field(
+        default="floe_quarantine",
+        pattern=_NAME,
+        description="The namespace's table of change events that could not be applied",
+    )
 
     @field_validator("catalog", mode="before")
     @classmethod
@@ -375,7 +389,7 @@ class IcebergConfig(_Model):
 
     @property
     def secrets(self) -> list[str]:
-        return [value for key, value in self.catalog_properties().items() if _SECRET_PROPERTY.search(key)]
+        return [value for key, value in self.catalog_properties().items() if _is_secret_property(key, value)]
 
 
 class ReplicateConfig(_Model):

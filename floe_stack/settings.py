@@ -10,7 +10,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Read by the ``floe`` command line (which never imports this package) to find the stack's Prefect.
 PREFECT_ENV_FILE = "prefect.env"
-_RECORDED = ("host", "pg_port", "kafka_port", "connect_port", "prefect_port", "pg_user", "work_pool")
+_RECORDED = (
+    "host",
+    "pg_port",
+    "kafka_port",
+    "connect_port",
+    "prefect_port",
+    "s3_port",
+    "iceberg_port",
+    "object_store_port_base",
+    "mongodb",
+    "mongo_port",
+    "pg_user",
+    "work_pool",
+)
+# weed mini's master, volume, filer and admin ports, then the gRPC ports of master, volume,
+# filer, S3 and admin: every one explicit, from object_store_port_base upwards.
+_OBJECT_STORE_PORTS = 9
 
 
 class StackSettings(BaseSettings):
@@ -24,6 +40,18 @@ class StackSettings(BaseSettings):
     kafka_port: int = Field(default=19092, ge=1024, le=65535)
     connect_port: int = Field(default=18083, ge=1024, le=65535)
     prefect_port: int = Field(default=14200, ge=1024, le=65535)
+    s3_port: int = Field(default=18333, ge=1024, le=65535, description="S3 endpoint (SeaweedFS)")
+    iceberg_port: int = Field(default=18181, ge=1024, le=65535, description="Iceberg REST catalog")
+    object_store_port_base: int = Field(
+        default=18900, ge=1024, le=65535 - _OBJECT_STORE_PORTS, description="SeaweedFS's internal ports"
+    )
+    s3_access_key: str = "floe-stack"
+    s3_secret_key: SecretStr = SecretStr("floe-local-secret")
+    table_bucket: str = Field(default="floe-warehouse", description="S3 Tables bucket: the warehouse")
+    mongodb: bool = Field(
+        default=False, description="Run SecantusDB, a MongoDB wire-protocol server (not MongoDB itself)"
+    )
+    mongo_port: int = Field(default=17017, ge=1024, le=65535)
     pg_user: str = "floe"
     pg_password: SecretStr = SecretStr("floe-local")
     pg_bin: Path = Field(default=Path("/usr/lib/postgresql/15/bin"), description="PostgreSQL 15 binaries")
@@ -86,6 +114,28 @@ class StackSettings(BaseSettings):
     @property
     def prefect_ui_url(self) -> str:
         return f"http://{self.host}:{self.prefect_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    def object_store_internal_ports(self) -> list[int]:
+        return list(range(self.object_store_port_base, self.object_store_port_base + _OBJECT_STORE_PORTS))
+
+    def catalog_properties(self) -> dict[str, str]:
+        """pyiceberg properties of the stack's REST catalog over its S3 warehouse."""
+        secret = self.s3_secret_key.get_secret_value()
+        return {
+            "type": "rest",
+            "uri": f"http://{self.host}:{self.iceberg_port}",
+            "warehouse": self.table_bucket,
+            "credential": f"{self.s3_access_key}:{secret}",
+            "s3.endpoint": self.s3_endpoint,
+            "s3.access-key-id": self.s3_access_key,
+            "s3.secret-access-key": secret,
+            "s3.region": "us-east-1",
+            "s3.path-style-access": "true",
+        }
 
     def pg_url(self, database: str, driver: str = "postgresql") -> str:
         pw = self.pg_password.get_secret_value()

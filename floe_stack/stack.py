@@ -10,14 +10,14 @@ from pathlib import Path
 
 from floe_stack.broker import LocalBroker
 from floe_stack.connect_worker import LocalConnectWorker
+from floe_stack.mongodb import LocalMongo
+from floe_stack.object_store import LocalObjectStore
 from floe_stack.postgres import LocalPostgres
 from floe_stack.prefect_server import PREFECT_DATABASE, LocalPrefect
 from floe_stack.processes import ManagedProcess
 from floe_stack.settings import StackSettings
 
 log = logging.getLogger("floe.stack")
-
-CATALOG_DATABASE = "floe_catalog"
 
 
 def _send_pending_prefect_logs() -> None:
@@ -43,22 +43,21 @@ class LocalStack:
         self.broker = LocalBroker(settings)
         self.connect = LocalConnectWorker(settings)
         self.prefect = LocalPrefect(settings, project_dir)
-
-    @property
-    def warehouse(self) -> Path:
-        return self.settings.state_dir / "warehouse"
-
-    def catalog_uri(self) -> str:
-        return self.settings.pg_url(CATALOG_DATABASE, "postgresql+psycopg2")
+        self.object_store = LocalObjectStore(settings)
+        self.mongodb = LocalMongo(settings)
 
     def up(self) -> None:
         """Start every component, waiting for each to be healthy before the next."""
         self.settings.record()
         log.info("starting PostgreSQL on port %s", self.settings.pg_port)
         self.postgres.start()
-        for database in (PREFECT_DATABASE, CATALOG_DATABASE):
-            self.postgres.ensure_database(database)
-        self.warehouse.mkdir(parents=True, exist_ok=True)
+        self.postgres.ensure_database(PREFECT_DATABASE)
+        s = self.settings
+        log.info("starting S3 and the Iceberg REST catalog on ports %s and %s", s.s3_port, s.iceberg_port)
+        self.object_store.start()
+        if s.mongodb:
+            log.info("starting SecantusDB (MongoDB wire protocol) on port %s", s.mongo_port)
+            self.mongodb.start()
         log.info("starting the Kafka broker on port %s", self.settings.kafka_port)
         self.broker.start()
         log.info("starting Kafka Connect on port %s", self.settings.connect_port)
@@ -81,18 +80,23 @@ class LocalStack:
             except Exception as exc:
                 log.warning("could not drop replication slots: %s", exc)
         self.broker.stop()
+        self.mongodb.stop()
+        self.object_store.stop()
         self.postgres.stop()
-        log.info("stopped the broker and PostgreSQL (%.1fs)", time.monotonic() - began)
+        log.info("stopped the broker, the object store and PostgreSQL (%.1fs)", time.monotonic() - began)
         return dropped
 
     def _components(self) -> list[tuple[ManagedProcess, object, str]]:
         s = self.settings
         components = [
             (self.postgres.process, self.postgres.healthy, f"{s.host}:{s.pg_port}"),
+            (self.object_store.process, self.object_store.healthy, s.catalog_properties()["uri"]),
             (self.broker.process, self.broker.healthy, s.kafka_bootstrap),
             (self.connect.process, self.connect.healthy, s.connect_url),
             (self.prefect.server, self.prefect.healthy, s.prefect_ui_url),
         ]
+        if s.mongodb:
+            components.append((self.mongodb.process, self.mongodb.healthy, self.mongodb.uri))
         if s.start_worker:
             components.append((self.prefect.worker, lambda: True, f"work pool {s.work_pool}"))
         return components

@@ -6,25 +6,62 @@ import contextlib
 
 import requests
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, OAuthError, RESTError
+from pyiceberg.exceptions import (
+    BadRequestError,
+    CommitStateUnknownException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    OAuthError,
+    RESTError,
+    ServerError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+)
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from floe.config import IcebergConfig
-from floe.errors import FloeError, Transient
+from floe.errors import FloeError, Terminal, Transient
 from floe.secrets import masked_line
 
 
 class CatalogUnavailable(FloeError, Transient):
-    """The Iceberg catalog could not be reached or refused the connection."""
+    """The Iceberg catalog or the warehouse's storage could not be reached or refused the connection."""
+
+
+class CatalogRefused(FloeError, Terminal):
+    """The catalog refused to create a namespace or table, most often for its name."""
 
 
 # What opening a catalog raises when its service is away or refuses the credentials.
 _UNREACHABLE = (SQLAlchemyError, requests.RequestException, RESTError, OAuthError)
 
+# What reading or committing raises while the catalog or the object store is away: pyarrow's S3
+# errors are OSErrors. A commit whose outcome is unknown is safe to retry, because Floe's offsets
+# travel in the same commit: either both landed or neither did.
+AWAY = (
+    OSError,
+    SQLAlchemyError,
+    requests.RequestException,
+    ServerError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+    CommitStateUnknownException,
+)
+
+
+def away_error(table: str, exc: BaseException) -> CatalogUnavailable:
+    """The error for *table* when the catalog or storage went away under a read or a commit."""
+    return CatalogUnavailable(
+        f"table {table}: the Iceberg catalog or its storage did not answer ({masked_line(exc)}); nothing "
+        "was committed, the next cycle applies the same changes. Check that the catalog and object store "
+        "in iceberg.catalog are running"
+    )
+
 
 def open_catalog(config: IcebergConfig) -> Catalog:
-    """The configured catalog. Nothing is created in it until a table is (see ``ensure_namespace``)."""
+    """The configured catalog. Nothing is created in it until a table is (see ``new_table``)."""
     properties = config.catalog_properties()
     if properties.get("type") == "sql":
         properties.setdefault("init_catalog_tables", "true")
@@ -41,10 +78,21 @@ def open_catalog(config: IcebergConfig) -> Catalog:
         ) from None
 
 
-def ensure_namespace(catalog: Catalog, namespace: str) -> None:
-    """Create *namespace* if missing: called only when a table is about to be created in it."""
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(namespace)
+def new_table(
+    catalog: Catalog, namespace: str, name: str, schema: Schema, setting: str, properties: dict[str, str]
+) -> Table:
+    """Create *namespace* if missing, then the table. Catalogs differ in the names they accept (S3
+    Tables take only ``a-z0-9_-``, starting with a letter or digit): a refusal names *setting*,
+    the configuration that gives the table its name."""
+    try:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(namespace)
+        return catalog.create_table((namespace, name), schema=schema, properties=properties)
+    except BadRequestError as exc:
+        raise CatalogRefused(
+            f"the Iceberg catalog refused to create table '{namespace}.{name}' ({masked_line(exc)}); "
+            f"set {setting} to a name this catalog accepts"
+        ) from None
 
 
 def load_table(catalog: Catalog, namespace: str, name: str) -> Table | None:
@@ -53,3 +101,5 @@ def load_table(catalog: Catalog, namespace: str, name: str) -> Table | None:
         return catalog.load_table((namespace, name))
     except NoSuchTableError:
         return None
+    except AWAY as exc:
+        raise away_error(f"{namespace}.{name}", exc) from None

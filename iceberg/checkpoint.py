@@ -29,6 +29,9 @@ class Checkpoint:
     watermarks: dict[str, dict[int, int]] = field(default_factory=dict)
     stamps: dict[str, dict[int, int]] = field(default_factory=dict)
     snapshot_id: int | None = None
+    # The table's properties when the checkpoint was read (column names seen at the source, ...),
+    # so that decoding a cycle's events needs no second catalog round trip.
+    table_properties: dict[str, str] = field(default_factory=dict)
 
     def merged_with(
         self,
@@ -81,6 +84,7 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
     """The checkpoint of the newest snapshot that carries one; empty for a new table."""
     if table is None:
         return Checkpoint()
+    properties = dict(table.properties)
     snapshot = table.current_snapshot()
     while snapshot is not None:
         summary = snapshot.summary
@@ -88,9 +92,8 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
             position = orjson.loads(summary.get(POSITION_KEY) or "{}")
             watermarks = _load(summary.get(WATERMARKS_KEY))
             stamps = _load(summary.get(STAMPS_KEY))
-            return Checkpoint(
-                _load(summary.get(OFFSETS_KEY)), position, watermarks, stamps, snapshot.snapshot_id
-            )
+            offsets = _load(summary.get(OFFSETS_KEY))
+            return Checkpoint(offsets, position, watermarks, stamps, snapshot.snapshot_id, properties)
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    return Checkpoint()
+    return Checkpoint(table_properties=properties)

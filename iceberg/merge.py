@@ -36,6 +36,7 @@ from floe.changes import (
     ChangeBatch,
 )
 from floe.errors import FloeError, Transient
+from iceberg.catalog import AWAY, away_error
 from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
@@ -124,6 +125,8 @@ def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> Mer
             f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
             "the next cycle reads from the new offsets"
         ) from exc
+    except AWAY as exc:
+        raise away_error(batch.table, exc) from exc
 
 
 @dataclass

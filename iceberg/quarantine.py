@@ -1,7 +1,7 @@
 """The quarantine table: change events that could not be applied, kept whole with the reason.
 
-One Iceberg table per namespace (``_floe_quarantine``), keyed by topic, partition and offset,
-so that recording the same event twice (after a crash) keeps one entry. An entry is
+One Iceberg table per namespace (``iceberg.quarantine_table``), keyed by topic, partition and
+offset, so that recording the same event twice (after a crash) keeps one entry. An entry is
 ``pending`` until it is replayed, or ``superseded`` when a later change of the same key has been
 merged (replaying it then would undo that change). Volumes are small, so pyiceberg's own
 ``upsert`` serves here; the replication tables use ``iceberg.merge``.
@@ -21,9 +21,9 @@ from pyiceberg.table import Table
 from pyiceberg.types import BinaryType, IntegerType, LongType, NestedField, StringType, TimestamptzType
 
 from floe.changes import Quarantined
-from iceberg.catalog import ensure_namespace
+from floe.config import IcebergConfig
+from iceberg.catalog import new_table
 
-QUARANTINE_TABLE = "_floe_quarantine"
 PENDING, REPLAYED, SUPERSEDED = "pending", "replayed", "superseded"
 IDENTITY = ["topic", "partition", "offset"]
 
@@ -43,12 +43,12 @@ SCHEMA = Schema(
 )
 
 
-def open_quarantine(catalog: Catalog, namespace: str) -> Table:
+def open_quarantine(catalog: Catalog, config: IcebergConfig) -> Table:
     try:
-        return catalog.load_table((namespace, QUARANTINE_TABLE))
+        return catalog.load_table((config.namespace, config.quarantine_table))
     except NoSuchTableError:
-        ensure_namespace(catalog, namespace)
-        return catalog.create_table((namespace, QUARANTINE_TABLE), schema=SCHEMA)
+        setting = "iceberg.quarantine_table"
+        return new_table(catalog, config.namespace, config.quarantine_table, SCHEMA, setting, properties={})
 
 
 def _rows(items: Iterable[Quarantined], key_texts: dict[bytes | None, str | None]) -> pa.Table:

@@ -39,7 +39,7 @@ from pyiceberg.types import (
 
 from floe.changes import POSITION_TYPE, ChangeBatch, Column
 from floe.errors import SchemaMappingError
-from iceberg.catalog import ensure_namespace
+from iceberg.catalog import new_table
 
 POSITION_FIELD = "_floe_position"
 # Table property: each source column's identity (PostgreSQL's attnum) and the names it has had,
@@ -152,10 +152,12 @@ def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
 
 def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch) -> Table:
     schema = build_schema(batch.table, batch.columns, batch.key)
-    ensure_namespace(catalog, namespace)
-    return catalog.create_table(
-        (namespace, batch.table),
-        schema=schema,
+    return new_table(
+        catalog,
+        namespace,
+        batch.table,
+        schema,
+        f"'target:' of table {batch.source_table} (or iceberg.namespace)",
         properties={
             "floe.source": batch.source,
             "floe.source-table": batch.source_table,

@@ -17,7 +17,7 @@ def reconcile(
     chosen = config.tables(tables)
     catalog = open_catalog(config.iceberg)
     namespace = config.iceberg.namespace
-    waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, namespace))
+    waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
     stored = {}
     for _, table in chosen:
         iceberg_table = load_table(catalog, namespace, table.target_name)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdc.envelope import KafkaRecord
-from cdc.source_columns import column_ids
+from cdc.source_catalog import column_ids
 from floe.config import PipelineConfig, PostgresSource, TableRef
 from floe.errors import SchemaMappingError
 from iceberg import quarantine

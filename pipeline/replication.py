@@ -18,12 +18,12 @@ from cdc.consumer import ChangeConsumer, ConsumedRecords
 from cdc.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
 from cdc.mongodb.decoder import DocumentDecoder
 from cdc.mongodb.shape import KEY_COLUMN
-from cdc.source_columns import column_ids
+from cdc.source_catalog import column_ids
 from floe.changes import ChangeBatch, Quarantined, with_current_names
 from floe.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
-from iceberg.catalog import load_table, open_catalog
+from iceberg.catalog import AWAY, away_error, load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.lookup import StoredTable
 from iceberg.merge import MergeResult, merge_batch
@@ -110,7 +110,7 @@ class Replicator:
     @property
     def quarantine_table(self) -> Table:
         if self._quarantine is None:
-            self._quarantine = quarantine.open_quarantine(self.catalog, self.config.iceberg.namespace)
+            self._quarantine = quarantine.open_quarantine(self.catalog, self.config.iceberg)
         return self._quarantine
 
     def _stored(self, name: str) -> StoredTable | None:
@@ -139,27 +139,37 @@ class Replicator:
             idle_seconds=settings.idle_seconds,
             stamps=stamps,
         )
-        changes = self.decode(consumed.by_topic)
+        changes = self.decode(consumed.by_topic, checkpoints)
         log.info(
             "consumed %d events for %d tables (%s)", consumed.count, len(changes), consumed.stopped_because
         )
         return changes, consumed
 
-    def decode(self, by_topic: dict[str, list[KafkaRecord]]) -> dict[str, TableChanges]:
-        """Each table's records with their decoded batch."""
+    def decode(
+        self, by_topic: dict[str, list[KafkaRecord]], checkpoints: dict[str, Checkpoint] | None = None
+    ) -> dict[str, TableChanges]:
+        """Each table's records with their decoded batch; the table properties read with
+        *checkpoints* spare loading each table again."""
         changes = {}
         for target in self.targets.values():
             records = by_topic.get(target.topic)
             if records:
-                changes[target.name] = TableChanges(records, self.decode_table(target.name, records))
+                properties = checkpoints[target.name].table_properties if checkpoints else None
+                batch = self.decode_table(target.name, records, properties)
+                changes[target.name] = TableChanges(records, batch)
         return changes
 
-    def decode_table(self, name: str, records: list[KafkaRecord]) -> ChangeBatch:
-        """Decode *records* of one table, taking columns renamed at the source by their new name."""
+    def decode_table(
+        self, name: str, records: list[KafkaRecord], properties: dict[str, str] | None = None
+    ) -> ChangeBatch:
+        """Decode *records* of one table, taking columns renamed at the source by their new name
+        (from the table's *properties*, loaded when not given)."""
         decoder = self.decoders[self.targets[name].topic]
         if isinstance(decoder, TopicDecoder):
-            table = self.load(name)
-            decoder.column_history = column_history(table.properties if table is not None else {})
+            if properties is None:
+                table = self.load(name)
+                properties = dict(table.properties) if table is not None else {}
+            decoder.column_history = column_history(properties)
         return decoder.decode(records)
 
     def identify_columns(
@@ -197,7 +207,14 @@ class Replicator:
         return batch, table
 
     def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
-        """Quarantine what cannot be applied, then merge the rest in one commit."""
+        """Quarantine what cannot be applied, then merge the rest in one commit. A catalog or object
+        store that goes away on the way is a transient error: the next cycle applies the batch again."""
+        try:
+            return self._merge(changes, checkpoint)
+        except AWAY as exc:
+            raise away_error(changes.table, exc) from exc
+
+    def _merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
         batch, table = self.prepare(changes)
         self.set_aside(batch.quarantined)
         try:

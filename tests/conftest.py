@@ -22,6 +22,10 @@ _STACK_PORTS = {
     "FLOE_STACK_KAFKA_PORT": os.environ.get("FLOE_TEST_KAFKA_PORT", "29092"),
     "FLOE_STACK_CONNECT_PORT": os.environ.get("FLOE_TEST_CONNECT_PORT", "28083"),
     "FLOE_STACK_PREFECT_PORT": os.environ.get("FLOE_TEST_PREFECT_PORT", "24200"),
+    "FLOE_STACK_S3_PORT": os.environ.get("FLOE_TEST_S3_PORT", "26333"),
+    "FLOE_STACK_ICEBERG_PORT": os.environ.get("FLOE_TEST_ICEBERG_PORT", "26181"),
+    "FLOE_STACK_OBJECT_STORE_PORT_BASE": os.environ.get("FLOE_TEST_OBJECT_STORE_PORT_BASE", "26900"),
+    "FLOE_STACK_MONGO_PORT": os.environ.get("FLOE_TEST_MONGO_PORT", "27117"),
 }
 _saved_env: dict[str, str | None] = {}
 
@@ -33,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state.chmod(0o755)  # the postgres user runs the test cluster in there
     env = {
         **_STACK_PORTS,
+        "FLOE_STACK_MONGODB": "true",
         "FLOE_STACK_DIR": str(state),
         "PREFECT_API_URL": f"http://127.0.0.1:{_STACK_PORTS['FLOE_STACK_PREFECT_PORT']}/api",
         "PREFECT_HOME": str(state / "prefect"),

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from floe.config import load_config, split_table_name
 from floe.errors import ConfigError
@@ -176,7 +177,7 @@ def test_catalog_properties_reach_pyiceberg_and_their_secrets_are_masked(tmp_pat
         '  catalog_uri: "sqlite:///cat.db"\n  warehouse: warehouse\n',
         "  catalog:\n    type: rest\n    uri: http://catalog:8181\n    warehouse: floe\n"
         "    credential: key:s3cr3t-cred\n    s3.secret-access-key: s3cr3t-key\n"
-        "    s3.path-style-access: true\n",
+        "    s3.access-key-id: floe\n    s3.path-style-access: true\n",
     )
     config = load_config(write(tmp_path, text))
     properties = config.iceberg.catalog_properties()
@@ -184,6 +185,12 @@ def test_catalog_properties_reach_pyiceberg_and_their_secrets_are_masked(tmp_pat
     assert properties["s3.path-style-access"] == "true"
     assert "s3cr3t" not in repr(config)
     assert mask("got key:s3cr3t-cred and s3cr3t-key") == "got ******** and ********"
+    # A key id and a URI without a password stay readable in logs; a URI with one does not.
+    assert mask("floe at http://catalog:8181") == "floe at http://catalog:8181"
+    assert (
+        "postgresql://u:pw@db/c"
+        in config.iceberg.model_copy(update={"catalog": {"uri": SecretStr("postgresql://u:pw@db/c")}}).secrets
+    )
 
 
 def test_the_sql_shorthand_and_a_local_warehouse(tmp_path, monkeypatch):

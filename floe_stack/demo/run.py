@@ -69,6 +69,11 @@ def run_demo(config_path: Path, project_dir: Path) -> int:
         config.iceberg.namespace,
     )
     print(format_rows(rows))
-    print(f"\nPrefect UI (flow runs, artifacts, deployments): {settings.prefect_ui_url}")
+    catalog = settings.catalog_properties()
+    print(
+        f"\nIceberg REST catalog: {catalog['uri']} (warehouse {catalog['warehouse']}, S3 at "
+        f"{settings.s3_endpoint})"
+    )
+    print(f"Prefect UI (flow runs, artifacts, deployments): {settings.prefect_ui_url}")
     print("Stop the local stack with: .venv/bin/floe stack down")
     return 0 if all(row["reconciliation"] == "pass" for row in rows) else 1

@@ -7,6 +7,7 @@ import struct
 import uuid
 from typing import Any
 
+import pyarrow as pa
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from pyiceberg.table import Table
@@ -54,18 +55,21 @@ def source_rows(conn: PgConnection, source_table: str, key: list[str]) -> list[d
     return sorted(rows, key=lambda r: tuple(r[k] for k in key))
 
 
-def iceberg_rows(table: Table, kinds: dict[str, str], key: list[str]) -> list[dict[str, Any]]:
-    rows = table.scan().to_arrow().to_pylist()
+def iceberg_rows(rows: list[dict[str, Any]], kinds: dict[str, str], key: list[str]) -> list[dict[str, Any]]:
     rows = [{k: _normalise(kinds.get(k, ""), v, True) for k, v in row.items() if k in kinds} for row in rows]
     return sorted(rows, key=lambda r: tuple(r[k] for k in key))
 
 
-def assert_same_rows(conn: PgConnection, source_table: str, table: Table) -> int:
-    """Fail with the first differing row; return the number of rows compared."""
+def assert_same_rows(
+    conn: PgConnection, source_table: str, table: Table, read: pa.Table | None = None
+) -> int:
+    """Fail with the first differing row; return the number of rows compared. The Iceberg rows are
+    pyiceberg's scan of *table*, or *read*: the same table as another reader (DuckDB) returned it."""
     schema_name, table_name = split_table_name(source_table)
     key = [table.schema().find_column_name(i) for i in table.schema().identifier_field_ids]
     expected = source_rows(conn, source_table, key)
-    actual = iceberg_rows(table, _column_kinds(conn, schema_name, table_name), key)
+    stored = (read if read is not None else table.scan().to_arrow()).to_pylist()
+    actual = iceberg_rows(stored, _column_kinds(conn, schema_name, table_name), key)
     assert len(actual) == len(expected), (
         f"{source_table}: {len(expected)} source rows, {len(actual)} in Iceberg"
     )

@@ -14,9 +14,16 @@ from tests.stack.compare import assert_same_rows
 
 
 def write_config(
-    stack: LocalStack, directory: Path, source: str, database: str, tables: list[Any], **replicate: Any
+    stack: LocalStack,
+    directory: Path,
+    source: str,
+    database: str,
+    tables: list[Any],
+    catalog: dict[str, str] | None = None,
+    **replicate: Any,
 ) -> Path:
-    """A pipeline config for *database* on the test stack; the namespace is the source name."""
+    """A pipeline config for *database* on the test stack; the namespace is the source name, the
+    catalog the stack's REST catalog unless *catalog* gives other pyiceberg properties."""
     settings = stack.settings
     document = {
         "sources": [
@@ -32,8 +39,7 @@ def write_config(
         "kafka": {"bootstrap_servers": settings.kafka_bootstrap},
         "connect": {"url": settings.connect_url},
         "iceberg": {
-            "catalog_uri": stack.catalog_uri(),
-            "warehouse": stack.warehouse.as_uri(),
+            "catalog": catalog or stack.settings.catalog_properties(),
             "namespace": source,
         },
         "replicate": {"idle_seconds": 2, "max_seconds": 60, **replicate},

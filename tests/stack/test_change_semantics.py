@@ -191,7 +191,7 @@ def test_value_that_does_not_fit_is_quarantined_then_superseded(stack, config_pa
     )
     replicate_until_caught_up(config_path, CATCH_UP)
     catalog = open_catalog(config.iceberg)
-    waiting = quarantine.entries(quarantine.open_quarantine(catalog, "sem"), ["prices"]).to_pylist()
+    waiting = quarantine.entries(quarantine.open_quarantine(catalog, config.iceberg), ["prices"]).to_pylist()
     assert len(waiting) == 1 and "cannot hold 'NAN'" in waiting[0]["error"]
     checks = {r.table: r for r in reconcile(config, ["prices"])}
     assert checks["prices"].quarantined == 1
@@ -201,7 +201,8 @@ def test_value_that_does_not_fit_is_quarantined_then_superseded(stack, config_pa
     assert listed.exit_code == 0 and "pending" in listed.output and "1 pending entries" in listed.output
     run_sql(stack, DATABASE, ["UPDATE prices SET price = 1.5 WHERE id = 1"])
     catch_up(config_path)
-    assert quarantine.pending_counts(quarantine.open_quarantine(catalog, "sem")).get("prices") is None
+    pending = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
+    assert pending.get("prices") is None
     assert_tables_equal(stack, config, DATABASE, ["prices"])
 
 

@@ -53,8 +53,7 @@ def mongo_config(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) ->
         "kafka": {"bootstrap_servers": settings.kafka_bootstrap},
         "connect": {"url": settings.connect_url},
         "iceberg": {
-            "catalog_uri": stack.catalog_uri(),
-            "warehouse": stack.warehouse.as_uri(),
+            "catalog": stack.settings.catalog_properties(),
             "namespace": "mg",
         },
         "replicate": {"idle_seconds": 2, "max_seconds": 60},
@@ -122,7 +121,8 @@ def test_debezium_mongodb_events_replicate_through_the_broker(mongo_config: Path
         assert (position["ts_ms"], position["ord"]) == (1_700_000_061_000, 1)
         assert next(row for row in rows if row["table"] == name)["source_position"] == "1700000061000:1"
 
-    entries = quarantine.entries(quarantine.open_quarantine(catalog, "mg"), list(COLLECTIONS), status=None)
+    quarantined = quarantine.open_quarantine(catalog, config.iceberg)
+    entries = quarantine.entries(quarantined, list(COLLECTIONS), status=None)
     found = {(entry["table"], entry["error"].split(" ")[0], entry["status"]) for entry in entries.to_pylist()}
     # The poison event shares its key with the first order, changed again later: superseded. The
     # patch of a document Floe never saw waits for a re-snapshot and a replay.

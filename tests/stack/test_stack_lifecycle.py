@@ -21,11 +21,21 @@ def _processes_mentioning(*needles: str) -> list[str]:
     return found
 
 
+def _listening(stack: LocalStack) -> list[int]:
+    """The stack's ports that something still listens on."""
+    s = stack.settings
+    ports = {s.pg_port, s.kafka_port, s.connect_port, s.prefect_port, s.s3_port, s.iceberg_port, s.mongo_port}
+    ports |= set(s.object_store_internal_ports())
+    listening = {c.laddr.port for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    return sorted(listening & ports)
+
+
 def test_status_reports_every_component_healthy(stack: LocalStack):
     result = CliRunner().invoke(app, ["stack", "status"])
     assert result.exit_code == 0, result.output
-    for component in ("postgres", "kafka", "connect", "prefect-server", "prefect-worker"):
+    for component in ("postgres", "object-store", "mongodb", "kafka", "connect", "prefect-server"):
         assert f"{component} " in result.output
+    assert "prefect-worker " in result.output
     assert "unhealthy" not in result.output and "stopped" not in result.output
 
 
@@ -42,5 +52,6 @@ def test_down_leaves_no_process_and_no_replication_slot(stack: LocalStack):
     state = str(stack.settings.state_dir)
     listener = f"tcp://{stack.settings.host}:{stack.settings.kafka_port}"
     assert _processes_mentioning(state, listener) == []
+    assert _listening(stack) == []
     status = CliRunner().invoke(app, ["stack", "status"])
     assert status.exit_code == 1 and "healthy " not in status.output
