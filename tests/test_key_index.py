@@ -1,0 +1,82 @@
+"""The key index: every live row of a table by key, with its file, row position and source position."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import DecimalType, LongType, NestedField, StringType
+
+from iceberg.key_index import KeyIndex
+
+POSITION = pa.decimal128(38, 0)
+SCHEMA = Schema(
+    NestedField(1, "region", StringType(), required=True),
+    NestedField(2, "id", LongType(), required=True),
+    NestedField(3, "name", StringType(), required=False),
+    NestedField(4, "_floe_position", DecimalType(38, 0), required=False),
+    identifier_field_ids=[1, 2],
+)
+
+
+def _rows(ids: range, region: str = "eu") -> pa.Table:
+    return pa.table(
+        {
+            "region": pa.array([region] * len(ids)),
+            "id": pa.array(list(ids), pa.int64()),
+            "name": pa.array([f"n{i}" for i in ids]),
+            "_floe_position": pa.array([i * 10 for i in ids], POSITION),
+        },
+        schema=SCHEMA.as_arrow(),
+    )
+
+
+def _table(tmp_path):
+    catalog = SqlCatalog("k", uri=f"sqlite:///{tmp_path}/c.db", warehouse=(tmp_path / "wh").as_uri())
+    catalog.create_namespace("ns")
+    table = catalog.create_table(("ns", "t"), schema=SCHEMA)
+    for part in (range(0, 100), range(100, 250), range(250, 300)):
+        table.append(_rows(part))
+    table.append(_rows(range(0, 10), region="us"))  # the same ids under another region
+    return table
+
+
+def test_the_index_holds_every_live_row_at_its_file_and_position(tmp_path):
+    table = _table(tmp_path)
+    index = KeyIndex.build(table, ["region", "id"], "_floe_position")
+    assert len(index) == 310 and index.snapshot_id == table.current_snapshot().snapshot_id
+    # Each indexed position holds its key in its file.
+    for file_path in set(index.rows["__file"].to_pylist()):
+        with table.io.new_input(file_path).open() as handle:
+            content = pq.read_table(handle)
+        mine = index.rows.filter(pc.equal(index.rows["__file"].cast(pa.string()), file_path))
+        assert content.take(mine["__pos"])["id"].to_pylist() == mine["id"].to_pylist()
+
+
+def test_locate_compares_every_key_column_and_returns_the_stored_position(tmp_path):
+    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
+    incoming = pa.table({"region": ["us", "eu", "us", "eu"], "id": pa.array([5, 120, 50, 999], pa.int64())})
+    found = index.locate(incoming)
+    by_incoming = dict(zip(found.incoming.to_pylist(), found.position.to_pylist(), strict=True))
+    assert sorted(by_incoming) == [0, 1]  # us/50 and eu/999 are not in the table
+    assert int(by_incoming[0]) == 50 and int(by_incoming[1]) == 1200
+
+
+def test_advance_drops_removed_rows_and_adds_a_new_files_rows_in_order(tmp_path):
+    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
+    located = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
+    index.advance(located.row, [("s3://bucket/new.parquet", _rows(range(1, 3)))], snapshot_id=42)
+    assert len(index) == 310 and index.snapshot_id == 42
+    again = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
+    assert set(again.file.cast(pa.string()).to_pylist()) == {"s3://bucket/new.parquet"}
+    assert dict(zip(again.incoming.to_pylist(), again.pos.to_pylist(), strict=True)) == {0: 0, 1: 1}
+
+
+def test_rows_below_a_floor(tmp_path):
+    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
+    below = index.below(pa.scalar(30, POSITION))
+    assert sorted(index.rows.take(below)["id"].to_pylist()) == [0, 0, 1, 1, 2, 2]
+    deletes = index.files_of(below)
+    assert deletes.column_names == ["file_path", "pos"] and deletes.num_rows == 6
