@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
@@ -48,18 +48,21 @@ def test_the_index_holds_every_live_row_at_its_file_and_position(tmp_path):
     index = KeyIndex.build(table, ["region", "id"], "_floe_position")
     assert len(index) == 310 and index.snapshot_id == table.current_snapshot().snapshot_id
     # Each indexed position holds its key in its file.
-    for file_path in set(index.rows["__file"].to_pylist()):
+    every = index.locate(_rows(range(0, 300)))
+    assert len(every.incoming) == 300
+    for file_path in set(every.file):
         with table.io.new_input(file_path).open() as handle:
             content = pq.read_table(handle)
-        mine = index.rows.filter(pc.equal(index.rows["__file"].cast(pa.string()), file_path))
-        assert content.take(mine["__pos"])["id"].to_pylist() == mine["id"].to_pylist()
+        mine = [i for i, path in enumerate(every.file) if path == file_path]
+        stored_ids = content.take(pa.array(every.pos[mine]))["id"].to_pylist()
+        assert stored_ids == [int(every.incoming[i]) for i in mine]
 
 
 def test_locate_compares_every_key_column_and_returns_the_stored_position(tmp_path):
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     incoming = pa.table({"region": ["us", "eu", "us", "eu"], "id": pa.array([5, 120, 50, 999], pa.int64())})
     found = index.locate(incoming)
-    by_incoming = dict(zip(found.incoming.to_pylist(), found.position.to_pylist(), strict=True))
+    by_incoming = dict(zip(found.incoming.tolist(), found.position.to_pylist(), strict=True))
     assert sorted(by_incoming) == [0, 1]  # us/50 and eu/999 are not in the table
     assert int(by_incoming[0]) == 50 and int(by_incoming[1]) == 1200
 
@@ -67,16 +70,36 @@ def test_locate_compares_every_key_column_and_returns_the_stored_position(tmp_pa
 def test_advance_drops_removed_rows_and_adds_a_new_files_rows_in_order(tmp_path):
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     located = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
-    index.advance(located.row, [("s3://bucket/new.parquet", _rows(range(1, 3)))], snapshot_id=42)
+    index.advance(located.entry, [("s3://bucket/new.parquet", _rows(range(1, 3)))], snapshot_id=42)
     assert len(index) == 310 and index.snapshot_id == 42
     again = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
-    assert set(again.file.cast(pa.string()).to_pylist()) == {"s3://bucket/new.parquet"}
-    assert dict(zip(again.incoming.to_pylist(), again.pos.to_pylist(), strict=True)) == {0: 0, 1: 1}
+    assert set(again.file) == {"s3://bucket/new.parquet"}
+    assert dict(zip(again.incoming.tolist(), again.pos.tolist(), strict=True)) == {0: 0, 1: 1}
 
 
 def test_rows_below_a_floor(tmp_path):
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     below = index.below(pa.scalar(30, POSITION))
-    assert sorted(index.rows.take(below)["id"].to_pylist()) == [0, 0, 1, 1, 2, 2]
-    deletes = index.files_of(below)
+    deletes = index.deletes_for(below)
     assert deletes.column_names == ["file_path", "pos"] and deletes.num_rows == 6
+
+
+def test_an_integer_key_is_its_own_code_and_removed_keys_can_come_back(tmp_path):
+    catalog = SqlCatalog("i", uri=f"sqlite:///{tmp_path}/c.db", warehouse=(tmp_path / "wh").as_uri())
+    catalog.create_namespace("ns")
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+        NestedField(3, "_floe_position", DecimalType(38, 0), required=False),
+        identifier_field_ids=[1],
+    )
+    table = catalog.create_table(("ns", "t"), schema=schema)
+    table.append(_rows(range(0, 50)).drop_columns(["region"]).cast(schema.as_arrow()))
+    index = KeyIndex.build(table, ["id"], "_floe_position")
+    assert index.exact_codes and len(index) == 50
+    gone = index.locate(pa.table({"id": pa.array([7, 8], pa.int64())}))
+    index.advance(gone.entry, [], snapshot_id=1)
+    assert len(index.locate(pa.table({"id": pa.array([7, 8, 9], pa.int64())})).entry) == 1
+    index.advance(np.zeros(0, np.int64), [("new", _rows(range(7, 8)).drop_columns(["region"]))], 2)
+    back = index.locate(pa.table({"id": pa.array([7], pa.int64())}))
+    assert back.file == ["new"] and back.pos.tolist() == [0] and len(index) == 49
