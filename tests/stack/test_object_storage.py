@@ -4,13 +4,10 @@ the middle of a commit."""
 
 from __future__ import annotations
 
-import gzip
-import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import httpx
 import pyarrow as pa
 import pytest
@@ -24,6 +21,7 @@ from floe_stack.processes import ManagedProcess
 from floe_stack.stack import LocalStack
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import CatalogRefused, new_table, open_catalog
+from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.stack.compare import assert_same_rows
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
@@ -54,20 +52,6 @@ def _replicated_database(stack: LocalStack, directory: Path, name: str, **catalo
     return path
 
 
-def _duckdb_with_iceberg(directory: Path) -> duckdb.DuckDBPyConnection:
-    """DuckDB with its httpfs and iceberg extensions loaded from their wheels: DuckDB would
-    otherwise download them, and these machines have no route to its extension repository."""
-    connection = duckdb.connect()
-    version = connection.execute("PRAGMA version").fetchone()[0]
-    for name in ("httpfs", "iceberg"):
-        package = Path(importlib.import_module(f"duckdb_extension_{name}").__file__).parent
-        packed = package / "extensions" / version / f"{name}.duckdb_extension.gz"
-        extension = directory / f"{name}.duckdb_extension"
-        extension.write_bytes(gzip.decompress(packed.read_bytes()))
-        connection.execute(f"LOAD '{extension}'")
-    return connection
-
-
 def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalStack, tmp_path):
     path = _replicated_database(stack, tmp_path, "floe_objects")
     run_sql(stack, "floe_objects", CHANGES)
@@ -78,7 +62,7 @@ def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalS
     table = open_catalog(config.iceberg).load_table((config.iceberg.namespace, "items"))
     assert table.metadata_location.startswith(f"s3://{stack.settings.table_bucket}/")
     s = stack.settings
-    connection = _duckdb_with_iceberg(tmp_path)
+    connection = duckdb_with_iceberg(tmp_path)
     connection.execute(
         f"SET s3_endpoint = '{s.host}:{s.s3_port}'; SET s3_url_style = 'path'; SET s3_use_ssl = false; "
         f"SET s3_region = 'us-east-1'; SET s3_access_key_id = '{s.s3_access_key}'; "

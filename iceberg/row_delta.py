@@ -1,0 +1,171 @@
+"""One Iceberg v2 snapshot that adds data files and position delete files: a row delta.
+
+pyiceberg 0.12 reads position deletes but has no API to write them. This module writes them
+with pyiceberg's own parts, and is the one place that leans on its private ones, so that an
+upgrade has one module to check:
+- ``write_position_deletes`` writes a file-scoped delete file (one data file's path, sorted
+  positions; full metrics, so that readers match it to its data file by path);
+- ``RowDelta`` is pyiceberg's fast append that also writes a delete manifest, counts the delete
+  files in the summary, and refuses to commit when a concurrent commit removed a data file it
+  deletes from (the deleted rows would come back), as Java's ``RowDelta`` does.
+Sequence numbers are left to inheritance: a delete file added in a snapshot applies to the data
+files of that snapshot's sequence number and older.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.io.pyarrow import (
+    _get_parquet_writer_kwargs,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+    schema_to_pyarrow,
+)
+from pyiceberg.manifest import (
+    DataFile,
+    DataFileContent,
+    FileFormat,
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    ManifestWriterV2,
+)
+from pyiceberg.schema import Schema
+from pyiceberg.table import Transaction
+from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
+from pyiceberg.table.update.snapshot import _FastAppendFiles
+from pyiceberg.table.update.validate import _validate_data_files_exist
+from pyiceberg.types import LongType, NestedField, StringType
+
+# The spec's reserved field ids. pyiceberg's own POSITIONAL_DELETE_SCHEMA types pos as int; the
+# spec says long.
+POSITION_DELETE_SCHEMA = Schema(
+    NestedField(2147483546, "file_path", StringType(), required=True),
+    NestedField(2147483545, "pos", LongType(), required=True),
+)
+# The default truncate(16) would cut the file_path bounds, and readers would no longer match a
+# delete file to its data file by path.
+_FULL_METRICS = {"write.metadata.metrics.default": "full"}
+
+
+def write_position_deletes(tx: Transaction, data_file: DataFile, positions: pa.Array) -> DataFile:
+    """A delete file removing *positions* (row numbers in the file) from *data_file*."""
+    metadata, io = tx.table_metadata, tx._table.io
+    ordered = pa.array(sorted(positions.to_pylist()), pa.int64())  # the spec: sorted by position
+    rows = pa.Table.from_arrays(
+        [pa.array([data_file.file_path] * len(ordered), pa.string()), ordered],
+        schema=schema_to_pyarrow(POSITION_DELETE_SCHEMA),
+    )
+    provider = load_location_provider(metadata.location, metadata.properties)
+    path = provider.new_data_location(f"{uuid.uuid4()}-deletes.parquet")
+    output = io.new_output(path)
+    with (
+        output.create(overwrite=False) as stream,
+        pq.ParquetWriter(
+            stream, schema=rows.schema, **_get_parquet_writer_kwargs(metadata.properties)
+        ) as writer,
+    ):
+        writer.write_table(rows)
+    statistics = data_file_statistics_from_parquet_metadata(
+        writer.writer.metadata,
+        compute_statistics_plan(POSITION_DELETE_SCHEMA, _FULL_METRICS),
+        parquet_path_to_id_mapping(POSITION_DELETE_SCHEMA),
+    )
+    delete_file = DataFile.from_args(
+        content=DataFileContent.POSITION_DELETES,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition=data_file.partition,
+        file_size_in_bytes=len(output),
+        sort_order_id=None,
+        equality_ids=None,
+        key_metadata=None,
+        **statistics.to_serialized_dict(),
+    )
+    delete_file.spec_id = getattr(data_file, "spec_id", metadata.default_spec_id)  # from_args drops it
+    return delete_file
+
+
+class _DeleteManifestWriter(ManifestWriterV2):
+    """pyiceberg's v2 manifest writer always declares data content."""
+
+    def content(self) -> ManifestContent:
+        return ManifestContent.DELETES
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes"}
+
+
+class RowDelta(_FastAppendFiles):
+    """A fast append that also adds position delete files, in the same snapshot."""
+
+    def __init__(self, tx: Transaction, snapshot_properties: dict[str, str]) -> None:
+        super().__init__(Operation.OVERWRITE, tx, tx._table.io, snapshot_properties=snapshot_properties)
+        self._added_delete_files: list[DataFile] = []
+        self._referenced_data_files: set[DataFile] = set()
+
+    def add_position_deletes(self, delete_file: DataFile, data_file: DataFile) -> None:
+        self._added_delete_files.append(delete_file)
+        self._referenced_data_files.add(data_file)
+
+    def _manifests(self) -> list[ManifestFile]:
+        manifests = super()._manifests()  # the added data files, and every manifest carried over
+        by_spec: dict[int, list[DataFile]] = {}
+        for delete_file in self._added_delete_files:
+            by_spec.setdefault(delete_file.spec_id, []).append(delete_file)
+        added = []
+        for spec_id, files in by_spec.items():
+            with _DeleteManifestWriter(
+                self.spec(spec_id),
+                self.schema(),
+                self.new_manifest_output(),
+                self._snapshot_id,
+                self._compression,
+            ) as writer:
+                for delete_file in files:
+                    writer.add_entry(
+                        ManifestEntry.from_args(
+                            status=ManifestEntryStatus.ADDED,
+                            snapshot_id=self._snapshot_id,
+                            sequence_number=None,  # inherited from this snapshot
+                            file_sequence_number=None,
+                            data_file=delete_file,
+                        )
+                    )
+            added.append(writer.to_manifest_file())
+        return added + manifests
+
+    def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
+        metadata = self._transaction.table_metadata
+        collector = SnapshotSummaryCollector()
+        for data_file in self._added_data_files:
+            collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
+        for delete_file in self._added_delete_files:
+            spec = metadata.specs()[delete_file.spec_id]
+            collector.add_file(delete_file, schema=metadata.schema(), partition_spec=spec)
+        if not self._added_delete_files:
+            operation = Operation.APPEND
+        else:
+            operation = Operation.OVERWRITE if self._added_data_files else Operation.DELETE
+        parent_id = self._parent_snapshot_id
+        parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
+        return update_snapshot_summaries(
+            Summary(operation=operation, **collector.build(), **(snapshot_properties or {})),
+            parent.summary if parent else None,
+        )
+
+    def _validate_concurrency(self) -> None:
+        window = self._commit_window
+        if window is None or window.is_empty() or window.head is None or not self._referenced_data_files:
+            return
+        _validate_data_files_exist(
+            self._transaction._table, window.head, self._referenced_data_files, window.base
+        )
