@@ -85,11 +85,12 @@ def run(rows: int, batch_size: int, batches: int, files: int, seed: int) -> dict
     # Initial load: the same rows in both tables, in several files (as replication leaves them).
     per_file = rows // files
     floe_table = upsert_table = None
+    indexes: dict = {}  # Floe's key index, kept between merges as a following replicator keeps it
     for part in range(files):
         ids = list(range(part * per_file, (part + 1) * per_file))
         batch = _batch(["r"] * len(ids), _rows(ids, "v0"), 1 + part * per_file, part * per_file)
         floe_table = floe_table or create_table(catalog, "bench", batch)
-        merge_batch(floe_table, batch, read_checkpoint(floe_table))
+        merge_batch(floe_table, batch, read_checkpoint(floe_table), indexes)
         if upsert_table is None:
             data = (
                 floe_table.schema()
@@ -108,7 +109,7 @@ def run(rows: int, batch_size: int, batches: int, files: int, seed: int) -> dict
         batch = _batch(ops, rows_in, position, position)
         position += len(ops)
         began = time.perf_counter()
-        merge_batch(floe_table, batch, read_checkpoint(floe_table))
+        merge_batch(floe_table, batch, read_checkpoint(floe_table), indexes)
         timings["floe"].append(time.perf_counter() - began)
 
         upserts = [i for i, op in enumerate(ops) if op != "d"]

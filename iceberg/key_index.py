@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _read_deletes
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
 from iceberg.changeset import keys_only
@@ -58,6 +59,7 @@ class KeyIndex:
     schema: pa.Schema  # of the key columns and the position field
     snapshot_id: int | None = None
     files: list[str] = field(default_factory=list)
+    data_files: dict[str, DataFile] = field(default_factory=dict)  # the live ones, by path
     _keys: list[pa.Table] = field(default_factory=list)  # key columns + position, per addition
     _file: list[np.ndarray] = field(default_factory=list)
     _pos: list[np.ndarray] = field(default_factory=list)
@@ -79,6 +81,7 @@ class KeyIndex:
             projected = table.schema().select(*key, position_field)
             for task in table.scan().plan_files():
                 rows, positions = _live_rows(table, projected, task)
+                index.data_files[task.file.file_path] = task.file
                 index._add(task.file.file_path, rows, positions)
             index._fold()
         index.snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -145,9 +148,11 @@ class KeyIndex:
         if not self.exact_codes and len(rows):
             same = np.ones(len(rows), bool)
             for name in self.key:
-                stored = self._column(name).take(pa.array(entries))
-                wanted = incoming[name].take(pa.array(rows)).cast(stored.type)
-                same &= pc.fill_null(pc.equal(stored, wanted), False).to_numpy(zero_copy_only=False)
+                stored = _plain(self._column(name).take(pa.array(entries)))
+                wanted = _plain(incoming[name].take(pa.array(rows)))
+                same &= pc.fill_null(pc.equal(stored, wanted.cast(stored.type)), False).to_numpy(
+                    zero_copy_only=False
+                )
             rows, entries = rows[same], entries[same]
         file_codes = np.concatenate(self._file)[entries] if len(entries) else np.zeros(0, np.int32)
         return Located(
@@ -171,16 +176,26 @@ class KeyIndex:
         return pa.table({"file_path": paths.cast(pa.string()), "pos": np.concatenate(self._pos)[entries]})
 
     def advance(
-        self, removed: np.ndarray, added: list[tuple[str, pa.Table]], snapshot_id: int | None
+        self, removed: np.ndarray, added: list[tuple[DataFile | str, pa.Table]], snapshot_id: int | None
     ) -> None:
         """After a commit: clear the *removed* entries, add each new data file's rows (in file
         order: a row's position is its index), and stamp the commit's snapshot."""
         self._alive[removed] = False
-        for path, rows in added:
+        for data_file, rows in added:
+            path = data_file if isinstance(data_file, str) else data_file.file_path
+            if not isinstance(data_file, str):
+                self.data_files[path] = data_file
             self._add(path, rows, np.arange(rows.num_rows, dtype=np.int64))
         if len(self._runs) > _MAX_RUNS:
             self._fold()
         self.snapshot_id = snapshot_id
+
+
+def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Extension values (UUIDs) as their storage: compute kernels compare only the latter."""
+    if isinstance(values.type, pa.BaseExtensionType):
+        return pa.chunked_array([chunk.storage for chunk in values.chunks], values.type.storage_type)
+    return values
 
 
 def _live_rows(table: Table, projected: object, task: FileScanTask) -> tuple[pa.Table, np.ndarray]:

@@ -19,12 +19,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThanOrEqual
 from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
-from pyiceberg.table import Table
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table
 
 from floe.changes import (
     DELETE,
@@ -39,6 +41,8 @@ from floe.errors import FloeError, Transient
 from iceberg.catalog import AWAY, away_error
 from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
+from iceberg.key_index import KeyIndex
+from iceberg.row_delta import RowDelta, write_position_deletes
 from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
 
 log = logging.getLogger("floe.merge")
@@ -60,6 +64,7 @@ class MergeResult:
     truncated: bool = False
     files_rewritten: int = 0
     files_added: int = 0
+    delete_files_added: int = 0
     schema_changes: list[str] = field(default_factory=list)
     snapshot_id: int | None = None
 
@@ -104,12 +109,17 @@ def _watermarks(batch: ChangeBatch) -> dict[str, dict[int, int]]:
     return {stream: {p: int(m) for p, m in zip(*grouped.to_pydict().values(), strict=True)}}
 
 
-def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> MergeResult:
+def merge_batch(
+    table: Table, batch: ChangeBatch, checkpoint: Checkpoint, indexes: dict[str, KeyIndex] | None = None
+) -> MergeResult:
     """Merge *batch* into *table* in one commit that also records the advanced *checkpoint*.
 
     *checkpoint* is the one the batch was consumed from. If the table has moved on since, the
     batch is stale and is refused; the table is created with commit retries off, so that a commit
     racing another writer fails instead of being re-applied on top of it.
+
+    *indexes* keeps each table's key index between merges (a long-running replicator); an index
+    that does not describe the table's current snapshot is rebuilt.
     """
     current = read_checkpoint(table)
     if current.snapshot_id != checkpoint.snapshot_id:
@@ -118,8 +128,13 @@ def merge_batch(table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> Mer
             f"this batch was read from snapshot {checkpoint.snapshot_id}; nothing was written, the next "
             "cycle reads from the new offsets"
         )
+    indexes = {} if indexes is None else indexes
+    index = indexes.get(batch.table)
+    snapshot = table.current_snapshot()
+    if index is None or index.key != batch.key or index.snapshot_id != (snapshot and snapshot.snapshot_id):
+        index = indexes[batch.table] = KeyIndex.build(table, batch.key, POSITION_FIELD)
     try:
-        return _Merge(table, batch, checkpoint).run()
+        return _Merge(table, batch, checkpoint, index).run()
     except (CommitFailedException, ValidationException) as exc:
         raise ConcurrentWriteError(
             f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
@@ -142,11 +157,19 @@ class _Matches:
     existing: list[pa.Table] = field(default_factory=list)
 
 
+@dataclass
+class _PositionDeletes:
+    """The stored rows a merge supersedes: their index entries, and their positions by file."""
+
+    entries: np.ndarray
+    by_file: dict[str, list[int]] = field(default_factory=dict)
+
+
 class _Merge:
     """One merge: the reduced changes matched against the table's files."""
 
-    def __init__(self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint) -> None:
-        self.table, self.batch, self.checkpoint = table, batch, checkpoint
+    def __init__(self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint, index: KeyIndex) -> None:
+        self.table, self.batch, self.checkpoint, self.index = table, batch, checkpoint, index
         self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(_stream(batch), {}))
         self.result = MergeResult(
             table=batch.table,
@@ -176,17 +199,67 @@ class _Merge:
             metadata = tx.table_metadata
             target = metadata.schema().as_arrow()
             incoming = _conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
-            removed, kept, matches = self._match_files(metadata, target, incoming, evolution)
+            deletes = None
+            if self.floor is not None or evolution.defaults:
+                # Every stored row is read: rows below the floor go, a new default fills in.
+                removed, kept, matches = self._match_files(metadata, target, incoming, evolution)
+            else:
+                removed, kept = [], []
+                matches, deletes = self._locate(metadata, target, latest, incoming)
             upserts = self._accepted_upserts(latest, incoming, matches)
             self.result.replayed += len(matches.rejected)
             new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
             _check_pyarrow_schema_compatible(
                 metadata.schema(), new_rows.schema, format_version=metadata.format_version
             )
-            self._commit(tx, metadata, removed, new_rows)
+            added = self._commit(tx, metadata, removed, new_rows, deletes)
         snapshot = self.table.current_snapshot()
         self.result.snapshot_id = snapshot.snapshot_id if snapshot else None
+        if deletes is not None and len(added) <= 1:
+            # The rows of the one new file are new_rows, in order: their positions are known.
+            written = [(added[0], new_rows)] if added else []
+            self.index.advance(deletes.entries, written, self.result.snapshot_id)
         return self.result
+
+    def _locate(
+        self, metadata: Any, target: pa.Schema, latest: pa.Table, incoming: pa.Table
+    ) -> tuple[_Matches, _PositionDeletes]:
+        """Match the incoming keys through the key index: no data file is read, except for the
+        stored rows of updates that lack a column (unchanged TOASTed values)."""
+        located = self.index.locate(incoming)
+        incoming_pos = incoming[POSITION_FIELD].take(pa.array(located.incoming, pa.int64()))
+        stored_pos = pc.fill_null(located.position, position_scalar(0))
+        stale = pc.greater(stored_pos, incoming_pos).to_numpy(zero_copy_only=False)
+        win = ~stale
+        matches = _Matches(rejected=located.incoming[stale].tolist())
+        matches.incoming = [pa.chunked_array([pa.array(located.incoming[win], pa.int64())])]
+        chosen = np.nonzero(win)[0]
+        files = [located.file[i] for i in chosen]
+        positions = located.pos[win]
+        if any(latest[UNAVAILABLE_COLUMN].to_pylist()):
+            matches.existing = [self._stored_rows(metadata, target, files, positions)]
+        deletes = _PositionDeletes(located.entry[win])
+        for path, position in zip(files, positions.tolist(), strict=True):
+            deletes.by_file.setdefault(path, []).append(position)
+        return matches, deletes
+
+    def _stored_rows(
+        self, metadata: Any, target: pa.Schema, files: list[str], positions: np.ndarray
+    ) -> pa.Table:
+        """The stored rows at *files*/*positions*, in that order."""
+        order = np.arange(len(files))
+        parts, placed = [], []
+        for path in dict.fromkeys(files):
+            mine = np.array([i for i, f in enumerate(files) if f == path], np.int64)
+            task = FileScanTask(self.index.data_files[path])
+            rows = _conform(
+                ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
+            )
+            parts.append(rows.take(pa.array(positions[mine])))
+            placed.append(order[mine])
+        if not parts:
+            return target.empty_table()
+        return pa.concat_tables(parts).take(pa.array(np.argsort(np.concatenate(placed))))
 
     def _candidates(self, incoming: pa.Table, full_scan: bool) -> list[Any]:
         if self.table.current_snapshot() is None:
@@ -287,7 +360,9 @@ class _Merge:
             )
         return incoming
 
-    def _commit(self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table) -> None:
+    def _commit(
+        self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table, deletes: _PositionDeletes | None
+    ) -> list[DataFile]:
         batch = self.batch
         checkpoint = self.checkpoint.merged_with(
             batch.offsets, batch.position, _watermarks(batch), batch.stamps
@@ -299,11 +374,24 @@ class _Merge:
             if new_rows.num_rows
             else []
         )
-        snapshot = tx.update_snapshot(snapshot_properties=properties)
-        producer = snapshot.overwrite() if removed else snapshot.fast_append()
-        with producer as update:
-            for data_file in removed:
-                update.delete_data_file(data_file)
+        if deletes is not None and deletes.by_file:
+            delta = RowDelta(tx, properties)
+            for path, positions in deletes.by_file.items():
+                data_file = self.index.data_files[path]
+                delta.add_position_deletes(
+                    write_position_deletes(tx, data_file, pa.array(positions, pa.int64())), data_file
+                )
             for data_file in added:
-                update.append_data_file(data_file)
+                delta.append_data_file(data_file)
+            delta.commit()
+        else:
+            snapshot = tx.update_snapshot(snapshot_properties=properties)
+            producer = snapshot.overwrite() if removed else snapshot.fast_append()
+            with producer as update:
+                for data_file in removed:
+                    update.delete_data_file(data_file)
+                for data_file in added:
+                    update.append_data_file(data_file)
         self.result.files_rewritten, self.result.files_added = len(removed), len(added)
+        self.result.delete_files_added = len(deletes.by_file) if deletes is not None else 0
+        return added

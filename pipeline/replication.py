@@ -25,6 +25,7 @@ from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.catalog import AWAY, away_error, load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
+from iceberg.key_index import KeyIndex
 from iceberg.lookup import StoredTable
 from iceberg.merge import MergeResult, merge_batch
 from iceberg.schema import column_history, create_table
@@ -82,6 +83,8 @@ class Replicator:
         self._consumer: ChangeConsumer | None = None
         self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
         self._quarantine: Table | None = None
+        # Each table's key index, kept between merges while this replicator lives (--follow).
+        self.indexes: dict[str, KeyIndex] = {}
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
         source = target.source
@@ -218,12 +221,12 @@ class Replicator:
         batch, table = self.prepare(changes)
         self.set_aside(batch.quarantined)
         try:
-            result = merge_batch(table, batch, checkpoint)
+            result = merge_batch(table, batch, checkpoint, self.indexes)
         except SchemaMappingError as exc:
             if self.targets[batch.table].table.on_incompatible_change != "quarantine":
                 raise
             self.set_aside([quarantine_record(batch.table, r, str(exc)) for r in changes.records])
-            result = merge_batch(table, batch.without_rows(), checkpoint)
+            result = merge_batch(table, batch.without_rows(), checkpoint, self.indexes)
             result.quarantined = len(changes.records)
         self._supersede(batch, changes.records)
         log.info(
