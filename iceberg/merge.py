@@ -132,7 +132,12 @@ def merge_batch(
     index = indexes.get(batch.table)
     snapshot = table.current_snapshot()
     if index is None or index.key != batch.key or index.snapshot_id != (snapshot and snapshot.snapshot_id):
-        index = indexes[batch.table] = KeyIndex.build(table, batch.key, POSITION_FIELD)
+        # A key column renamed by this very batch is not in the table yet: no index this once.
+        known = set(table.schema().column_names)
+        index = KeyIndex.build(table, batch.key, POSITION_FIELD) if known.issuperset(batch.key) else None
+        indexes.pop(batch.table, None)
+        if index is not None:
+            indexes[batch.table] = index
     try:
         return _Merge(table, batch, checkpoint, index).run()
     except (CommitFailedException, ValidationException) as exc:
@@ -168,7 +173,9 @@ class _PositionDeletes:
 class _Merge:
     """One merge: the reduced changes matched against the table's files."""
 
-    def __init__(self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint, index: KeyIndex) -> None:
+    def __init__(
+        self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint, index: KeyIndex | None
+    ) -> None:
         self.table, self.batch, self.checkpoint, self.index = table, batch, checkpoint, index
         self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(_stream(batch), {}))
         self.result = MergeResult(
@@ -200,7 +207,7 @@ class _Merge:
             target = metadata.schema().as_arrow()
             incoming = _conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
             deletes = None
-            if self.floor is not None or evolution.defaults:
+            if self.floor is not None or evolution.defaults or self.index is None:
                 # Every stored row is read: rows below the floor go, a new default fills in.
                 removed, kept, matches = self._match_files(metadata, target, incoming, evolution)
             else:
