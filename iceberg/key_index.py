@@ -163,29 +163,15 @@ class KeyIndex:
             self._column(self.position_field).take(pa.array(entries, pa.int64())),
         )
 
-    def below(self, floor: pa.Scalar) -> np.ndarray:
-        """Live entries whose source position is below *floor* (or unknown)."""
-        positions = pc.fill_null(self._column(self.position_field), pa.scalar(0, floor.type))
-        low = pc.less(positions, floor).to_numpy(zero_copy_only=False)
-        return np.nonzero(low & self._alive)[0]
-
-    def deletes_for(self, entries: np.ndarray) -> pa.Table:
-        """``file_path`` and ``pos`` of *entries*: the position deletes that remove them."""
-        file_codes = np.concatenate(self._file)[entries]
-        paths = pa.DictionaryArray.from_arrays(pa.array(file_codes), pa.array(self.files))
-        return pa.table({"file_path": paths.cast(pa.string()), "pos": np.concatenate(self._pos)[entries]})
-
     def advance(
-        self, removed: np.ndarray, added: list[tuple[DataFile | str, pa.Table]], snapshot_id: int | None
+        self, removed: np.ndarray, added: list[tuple[DataFile, pa.Table]], snapshot_id: int | None
     ) -> None:
         """After a commit: clear the *removed* entries, add each new data file's rows (in file
         order: a row's position is its index), and stamp the commit's snapshot."""
         self._alive[removed] = False
         for data_file, rows in added:
-            path = data_file if isinstance(data_file, str) else data_file.file_path
-            if not isinstance(data_file, str):
-                self.data_files[path] = data_file
-            self._add(path, rows, np.arange(rows.num_rows, dtype=np.int64))
+            self.data_files[data_file.file_path] = data_file
+            self._add(data_file.file_path, rows, np.arange(rows.num_rows, dtype=np.int64))
         if len(self._runs) > _MAX_RUNS:
             self._fold()
         self.snapshot_id = snapshot_id

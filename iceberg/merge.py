@@ -128,18 +128,8 @@ def merge_batch(
             f"this batch was read from snapshot {checkpoint.snapshot_id}; nothing was written, the next "
             "cycle reads from the new offsets"
         )
-    indexes = {} if indexes is None else indexes
-    index = indexes.get(batch.table)
-    snapshot = table.current_snapshot()
-    if index is None or index.key != batch.key or index.snapshot_id != (snapshot and snapshot.snapshot_id):
-        # A key column renamed by this very batch is not in the table yet: no index this once.
-        known = set(table.schema().column_names)
-        index = KeyIndex.build(table, batch.key, POSITION_FIELD) if known.issuperset(batch.key) else None
-        indexes.pop(batch.table, None)
-        if index is not None:
-            indexes[batch.table] = index
     try:
-        return _Merge(table, batch, checkpoint, index).run()
+        return _Merge(table, batch, checkpoint, _current_index(table, batch, indexes)).run()
     except (CommitFailedException, ValidationException) as exc:
         raise ConcurrentWriteError(
             f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
@@ -147,6 +137,26 @@ def merge_batch(
         ) from exc
     except AWAY as exc:
         raise away_error(batch.table, exc) from exc
+
+
+def _current_index(table: Table, batch: ChangeBatch, indexes: dict[str, KeyIndex] | None) -> KeyIndex | None:
+    """The table's key index from *indexes* if it describes the current snapshot, else rebuilt
+    (and kept there). None when a key column is renamed by this very batch: it is not in the
+    table yet, and the merge reads the files this once."""
+    indexes = {} if indexes is None else indexes
+    index = indexes.get(batch.table)
+    snapshot = table.current_snapshot()
+    if (
+        index is not None
+        and index.key == batch.key
+        and index.snapshot_id == (snapshot and snapshot.snapshot_id)
+    ):
+        return index
+    indexes.pop(batch.table, None)
+    if not set(table.schema().column_names).issuperset(batch.key):
+        return None
+    index = indexes[batch.table] = KeyIndex.build(table, batch.key, POSITION_FIELD)
+    return index
 
 
 @dataclass
@@ -385,9 +395,7 @@ class _Merge:
             delta = RowDelta(tx, properties)
             for path, positions in deletes.by_file.items():
                 data_file = self.index.data_files[path]
-                delta.add_position_deletes(
-                    write_position_deletes(tx, data_file, pa.array(positions, pa.int64())), data_file
-                )
+                delta.add_position_deletes(write_position_deletes(tx, data_file, positions), data_file)
             for data_file in added:
                 delta.append_data_file(data_file)
             delta.commit()

@@ -15,14 +15,13 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import BinaryType, IntegerType, LongType, NestedField, StringType, TimestamptzType
 
 from floe.changes import Quarantined
 from floe.config import IcebergConfig
-from iceberg.catalog import new_table
+from iceberg.catalog import load_table, new_table
 
 PENDING, REPLAYED, SUPERSEDED = "pending", "replayed", "superseded"
 IDENTITY = ["topic", "partition", "offset"]
@@ -44,11 +43,11 @@ SCHEMA = Schema(
 
 
 def open_quarantine(catalog: Catalog, config: IcebergConfig) -> Table:
-    try:
-        return catalog.load_table((config.namespace, config.quarantine_table))
-    except NoSuchTableError:
-        setting = "iceberg.quarantine_table"
-        return new_table(catalog, config.namespace, config.quarantine_table, SCHEMA, setting, properties={})
+    table = load_table(catalog, config.namespace, config.quarantine_table)
+    if table is not None:
+        return table
+    setting = "iceberg.quarantine_table"
+    return new_table(catalog, config.namespace, config.quarantine_table, SCHEMA, setting, properties={})
 
 
 def _rows(items: Iterable[Quarantined], key_texts: dict[bytes | None, str | None]) -> pa.Table:

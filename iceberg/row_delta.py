@@ -55,10 +55,10 @@ POSITION_DELETE_SCHEMA = Schema(
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
 
 
-def write_position_deletes(tx: Transaction, data_file: DataFile, positions: pa.Array) -> DataFile:
+def write_position_deletes(tx: Transaction, data_file: DataFile, positions: list[int]) -> DataFile:
     """A delete file removing *positions* (row numbers in the file) from *data_file*."""
     metadata, io = tx.table_metadata, tx._table.io
-    ordered = pa.array(sorted(positions.to_pylist()), pa.int64())  # the spec: sorted by position
+    ordered = pa.array(sorted(positions), pa.int64())  # the spec: sorted by position
     rows = pa.Table.from_arrays(
         [pa.array([data_file.file_path] * len(ordered), pa.string()), ordered],
         schema=schema_to_pyarrow(POSITION_DELETE_SCHEMA),

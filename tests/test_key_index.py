@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import DataFile, FileFormat
 from pyiceberg.schema import Schema
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
@@ -30,6 +31,13 @@ def _rows(ids: range, region: str = "eu") -> pa.Table:
             "_floe_position": pa.array([i * 10 for i in ids], POSITION),
         },
         schema=SCHEMA.as_arrow(),
+    )
+
+
+def _data_file(path: str) -> DataFile:
+    """A data file's entry, as a commit reports it (the index reads only its path)."""
+    return DataFile.from_args(
+        file_path=path, file_format=FileFormat.PARQUET, record_count=1, file_size_in_bytes=1
     )
 
 
@@ -70,18 +78,13 @@ def test_locate_compares_every_key_column_and_returns_the_stored_position(tmp_pa
 def test_advance_drops_removed_rows_and_adds_a_new_files_rows_in_order(tmp_path):
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     located = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
-    index.advance(located.entry, [("s3://bucket/new.parquet", _rows(range(1, 3)))], snapshot_id=42)
+    index.advance(
+        located.entry, [(_data_file("s3://bucket/new.parquet"), _rows(range(1, 3)))], snapshot_id=42
+    )
     assert len(index) == 310 and index.snapshot_id == 42
     again = index.locate(pa.table({"region": ["eu", "eu"], "id": pa.array([1, 2], pa.int64())}))
     assert set(again.file) == {"s3://bucket/new.parquet"}
     assert dict(zip(again.incoming.tolist(), again.pos.tolist(), strict=True)) == {0: 0, 1: 1}
-
-
-def test_rows_below_a_floor(tmp_path):
-    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
-    below = index.below(pa.scalar(30, POSITION))
-    deletes = index.deletes_for(below)
-    assert deletes.column_names == ["file_path", "pos"] and deletes.num_rows == 6
 
 
 def test_an_integer_key_is_its_own_code_and_removed_keys_can_come_back(tmp_path):
@@ -100,6 +103,8 @@ def test_an_integer_key_is_its_own_code_and_removed_keys_can_come_back(tmp_path)
     gone = index.locate(pa.table({"id": pa.array([7, 8], pa.int64())}))
     index.advance(gone.entry, [], snapshot_id=1)
     assert len(index.locate(pa.table({"id": pa.array([7, 8, 9], pa.int64())})).entry) == 1
-    index.advance(np.zeros(0, np.int64), [("new", _rows(range(7, 8)).drop_columns(["region"]))], 2)
+    index.advance(
+        np.zeros(0, np.int64), [(_data_file("new"), _rows(range(7, 8)).drop_columns(["region"]))], 2
+    )
     back = index.locate(pa.table({"id": pa.array([7], pa.int64())}))
     assert back.file == ["new"] and back.pos.tolist() == [0] and len(index) == 49

@@ -57,7 +57,7 @@ def _row_delta(table: Table, index: KeyIndex, upserts: pa.Table, deletes: list[i
         delta = RowDelta(tx, {"floe.test": snapshot})
         for path, positions in by_file.items():
             delta.add_position_deletes(
-                write_position_deletes(tx, data_files[path], pa.array(positions, pa.int64())),
+                write_position_deletes(tx, data_files[path], positions),
                 data_files[path],
             )
         added = list(_dataframe_to_data_files(table_metadata=tx.table_metadata, df=upserts, io=table.io))
@@ -65,7 +65,7 @@ def _row_delta(table: Table, index: KeyIndex, upserts: pa.Table, deletes: list[i
             delta.append_data_file(data_file)
         delta.commit()
     assert len(added) == 1
-    index.advance(located.entry, [(added[0].file_path, upserts)], table.current_snapshot().snapshot_id)
+    index.advance(located.entry, [(added[0], upserts)], table.current_snapshot().snapshot_id)
 
 
 def _expected(rows: dict[int, str]) -> list[tuple[int, str]]:
@@ -119,7 +119,7 @@ def test_a_row_delta_built_on_a_snapshot_that_moved_is_refused(tmp_path):
     target = next(task.file for task in table.scan().plan_files() if task.file.file_path == located.file[0])
     stale = table.transaction()
     delta = RowDelta(stale, {})
-    delta.add_position_deletes(write_position_deletes(stale, target, pa.array(located.pos)), target)
+    delta.add_position_deletes(write_position_deletes(stale, target, located.pos.tolist()), target)
     # Another writer (its own table object, as another process would have) removes that file.
     table.catalog.load_table(("ns", "t")).delete("id < 100")
     with pytest.raises(CommitFailedException):
