@@ -147,6 +147,27 @@ def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = N
         raise typer.Exit(code=1)
 
 
+@app.command()
+def maintain(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Run the maintain flow: rewrite files with many deletes, compact small files, expire
+    snapshots and remove orphan files. Safe while replicate runs."""
+    prefect_env()
+    from flows.maintain import maintain as maintain_flow
+
+    try:
+        rows = maintain_flow(config_path=str(config), tables=tables)
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        typer.echo(
+            f"{row['table']:<20} rewrote {row['files_rewritten']} files into {row['files_written']}, "
+            f"retired {row['delete_files_removed']} delete files, "
+            f"expired {row['snapshots_expired']} snapshots, "
+            f"removed {row['orphan_files_removed']} orphan files"
+            + (f" ({row['notes']})" if row["notes"] else "")
+        )
+
+
 @quarantine_app.command("list")
 def quarantine_list(
     config: ConfigOption = Path("floe.yaml"),
@@ -221,4 +242,4 @@ def deploy() -> None:
         deploy_all(PROJECT_DIR)
     except FloeError as exc:
         fail(exc)
-    typer.echo("deployments registered: replicate (interval), reconcile (ad hoc)")
+    typer.echo("deployments registered: replicate (interval), reconcile (ad hoc), maintain (hourly)")

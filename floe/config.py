@@ -402,12 +402,34 @@ class ReplicateConfig(_Model):
     )
 
 
+class MaintainConfig(_Model):
+    """Table maintenance: merges add position deletes and small files, which slow every read until
+    the files are rewritten; snapshots and replaced files pile up until they are expired."""
+
+    target_file_size_mb: int = Field(default=128, gt=0, description="Size of the data files a rewrite writes")
+    delete_ratio: float = Field(
+        default=0.1, gt=0, le=1, description="Rewrite a data file once this share of its rows is deleted"
+    )
+    min_small_files: int = Field(
+        default=5, ge=2, description="Compact files under 3/4 of the target size once there are this many"
+    )
+    snapshot_retention_hours: float = Field(
+        default=24.0, ge=0, description="Snapshots younger than this are kept (time travel, running readers)"
+    )
+    orphan_min_age_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="Unreferenced files younger than this are kept: a writer may be about to commit them",
+    )
+
+
 class PipelineConfig(_Model):
     sources: list[Source] = Field(min_length=1)
     kafka: KafkaConfig
     connect: ConnectConfig
     iceberg: IcebergConfig
     replicate: ReplicateConfig = ReplicateConfig()
+    maintain: MaintainConfig = MaintainConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:

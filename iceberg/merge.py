@@ -42,8 +42,8 @@ from iceberg.catalog import AWAY, away_error
 from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
-from iceberg.row_delta import RowDelta, write_position_deletes
 from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
+from iceberg.snapshots import RowDelta, write_position_deletes
 
 log = logging.getLogger("floe.merge")
 

@@ -14,7 +14,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
 from iceberg.key_index import KeyIndex
-from iceberg.row_delta import RowDelta, write_position_deletes
+from iceberg.snapshots import RowDelta, write_position_deletes
 from tests.duckdb_iceberg import duckdb_with_iceberg
 
 POSITION = pa.decimal128(38, 0)

@@ -24,12 +24,11 @@ async def _pause_schedules() -> list[str]:
         return sorted(f"{d.name}:{d.work_pool_name}" for d in deployments)
 
 
-def test_deployments_register_and_the_worker_runs_reconcile(stack: LocalStack, config_path):
+def test_deployments_register_and_the_worker_runs_reconcile_and_maintain(stack: LocalStack, config_path):
     deploy_all(PROJECT_DIR)
-    assert asyncio.run(_pause_schedules()) == ["reconcile:floe", "replicate:floe"]
-    flow_run = run_deployment(
-        "reconcile/reconcile",
-        parameters={"config_path": str(config_path), "tables": ["orders"]},
-        timeout=180,
-    )
-    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    assert asyncio.run(_pause_schedules()) == ["maintain:floe", "reconcile:floe", "replicate:floe"]
+    for deployment in ("reconcile/reconcile", "maintain/maintain"):
+        flow_run = run_deployment(
+            deployment, parameters={"config_path": str(config_path), "tables": ["orders"]}, timeout=180
+        )
+        assert flow_run.state is not None and flow_run.state.is_completed(), (deployment, flow_run.state)

@@ -4,23 +4,29 @@ the middle of a commit."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pyarrow as pa
 import pytest
+import yaml
 from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Transaction
 
 from cdc.deploy import apply_connectors
 from floe.config import load_config
-from floe.errors import FloeError, Transient
+from floe.errors import FloeError, ReplicationFailed, Transient
 from floe_stack.processes import ManagedProcess
 from floe_stack.stack import LocalStack
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import CatalogRefused, new_table, open_catalog
+from iceberg.maintenance import MaintainResult
+from pipeline.maintenance import maintain
 from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.stack.compare import assert_same_rows
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
@@ -71,6 +77,61 @@ def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalS
     read = connection.execute(f"SELECT * FROM iceberg_scan('{table.metadata_location}')").arrow()
     with stack.postgres.connect("floe_objects") as conn:
         assert assert_same_rows(conn, "public.items", table, read) == 400 - 36 + 50
+
+
+def test_maintain_beside_replicate_loses_and_duplicates_nothing(stack: LocalStack, tmp_path):
+    path = _replicated_database(stack, tmp_path, "floe_maintained")
+    # Everything is due at once; files younger than an hour may be a commit in flight.
+    eager = {
+        "delete_ratio": 0.01,
+        "min_small_files": 2,
+        "snapshot_retention_hours": 0,
+        "orphan_min_age_hours": 1,
+    }
+    with path.open("a") as document:
+        yaml.safe_dump({"maintain": eager}, document)
+    config = load_config(path)
+    results: list[MaintainResult] = []
+    stop = threading.Event()
+
+    def maintain_repeatedly() -> None:
+        while not stop.is_set():
+            results.extend(maintain(config, ["items"]))
+            time.sleep(0.2)
+
+    maintainer = threading.Thread(target=maintain_repeatedly)
+    maintainer.start()
+    try:
+        for step in range(6):
+            run_sql(
+                stack,
+                "floe_maintained",
+                [
+                    f"UPDATE items SET name = 'step {step}', price = price + 1 WHERE id % {step + 2} = 0",
+                    f"DELETE FROM items WHERE id % 13 = {step}",
+                    f"INSERT INTO items (id, name, price) SELECT g, 'new', 1 FROM generate_series("
+                    f"{2000 + 20 * step}, {2019 + 20 * step}) g",
+                ],
+            )
+            with contextlib.suppress(ReplicationFailed):  # a cycle that lost a race to a rewrite
+                replicate(config_path=str(path))
+    finally:
+        stop.set()
+        maintainer.join()
+    assert [r.error for r in results if r.error] == []
+    assert sum(r.files_rewritten for r in results) > 0
+    replicate_until_caught_up(path, CATCH_UP)
+    assert_tables_equal(stack, config, "floe_maintained")
+
+    # With no writer in flight, the files of the expired snapshots go, and the table still reads.
+    [final] = maintain(
+        config.model_copy(
+            update={"maintain": config.maintain.model_copy(update={"orphan_min_age_hours": 0})}
+        ),
+        ["items"],
+    )
+    assert final.orphan_files_removed > 0 and final.error is None
+    assert_tables_equal(stack, config, "floe_maintained")
 
 
 def test_a_name_the_catalog_refuses_names_the_setting(stack: LocalStack):

@@ -1,13 +1,16 @@
-"""One Iceberg v2 snapshot that adds data files and position delete files: a row delta.
+"""Iceberg v2 snapshots pyiceberg 0.12 cannot write: row deltas and rewrites of files with deletes.
 
-pyiceberg 0.12 reads position deletes but has no API to write them. This module writes them
-with pyiceberg's own parts, and is the one place that leans on its private ones, so that an
-upgrade has one module to check:
+pyiceberg 0.12 reads position deletes but has no API to write them, nor to remove them. This
+module does both with pyiceberg's own parts, and is the one place that leans on its private
+ones, so that an upgrade has one module to check:
 - ``write_position_deletes`` writes a file-scoped delete file (one data file's path, sorted
   positions; full metrics, so that readers match it to its data file by path);
 - ``RowDelta`` is pyiceberg's fast append that also writes a delete manifest, counts the delete
   files in the summary, and refuses to commit when a concurrent commit removed a data file it
-  deletes from (the deleted rows would come back), as Java's ``RowDelta`` does.
+  deletes from (the deleted rows would come back), as Java's ``RowDelta`` does;
+- ``RewriteFiles`` replaces data files and the delete files that apply to them with new data
+  files holding the same live rows (maintenance). pyiceberg's overwrite would carry the delete
+  files over, dangling, and rewrites a delete manifest as a data manifest.
 Sequence numbers are left to inheritance: a delete file added in a snapshot applies to the data
 files of that snapshot's sequence number and older.
 """
@@ -40,7 +43,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
-from pyiceberg.table.update.snapshot import _FastAppendFiles
+from pyiceberg.table.update.snapshot import _FastAppendFiles, _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
 from pyiceberg.types import LongType, NestedField, StringType
 
@@ -169,3 +172,71 @@ class RowDelta(_FastAppendFiles):
         _validate_data_files_exist(
             self._transaction._table, window.head, self._referenced_data_files, window.base
         )
+
+
+class RewriteFiles(_OverwriteFiles):
+    """Replaces data files, and the delete files that apply only to them, by new data files.
+
+    The new files take this snapshot's sequence number, so no older delete file applies to them.
+    The operation is ``replace``: the table's rows do not change, and incremental readers skip it.
+    Like every Floe commit it asserts the snapshot it was planned on, so a concurrent merge makes
+    it fail instead of resurrecting rows that merge deleted.
+    """
+
+    def __init__(self, tx: Transaction) -> None:
+        super().__init__(Operation.OVERWRITE, tx, tx._table.io)
+        self._removed_delete_files: set[DataFile] = set()
+
+    def remove_delete_file(self, delete_file: DataFile) -> None:
+        self._removed_delete_files.add(delete_file)
+
+    def _existing_manifests(self) -> list[ManifestFile]:
+        snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
+        removed = self._deleted_data_files | self._removed_delete_files
+        carried: list[ManifestFile] = []
+        for manifest in snapshot.manifests(io=self._io) if snapshot else []:
+            entries = manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
+            kept = [entry for entry in entries if entry.data_file not in removed]
+            if len(kept) == len(entries):
+                carried.append(manifest)
+                continue
+            if not kept:
+                continue
+            spec = self.spec(manifest.partition_spec_id)
+            writer = (
+                _DeleteManifestWriter(
+                    spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
+                )
+                if manifest.content == ManifestContent.DELETES
+                else self.new_manifest_writer(spec)
+            )
+            with writer:
+                for entry in kept:
+                    writer.add_entry(
+                        ManifestEntry.from_args(
+                            status=ManifestEntryStatus.EXISTING,
+                            snapshot_id=entry.snapshot_id,
+                            sequence_number=entry.sequence_number,
+                            file_sequence_number=entry.file_sequence_number,
+                            data_file=entry.data_file,
+                        )
+                    )
+            carried.append(writer.to_manifest_file())
+        return carried
+
+    def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
+        metadata = self._transaction.table_metadata
+        collector = SnapshotSummaryCollector()
+        for data_file in self._added_data_files:
+            collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
+        for removed in (*self._deleted_data_files, *self._removed_delete_files):
+            collector.remove_file(
+                removed, schema=metadata.schema(), partition_spec=metadata.specs()[removed.spec_id]
+            )
+        parent_id = self._parent_snapshot_id
+        parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
+        # pyiceberg totals up only append, overwrite and delete summaries.
+        totals = update_snapshot_summaries(
+            Summary(operation=Operation.OVERWRITE, **collector.build()), parent.summary if parent else None
+        )
+        return Summary(operation=Operation.REPLACE, **totals.additional_properties)

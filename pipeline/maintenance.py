@@ -1,0 +1,27 @@
+"""Maintain every configured table (and the quarantine table): rewrite, expire, remove orphans."""
+
+from __future__ import annotations
+
+from floe.config import PipelineConfig
+from iceberg.catalog import AWAY, away_error, load_table, open_catalog
+from iceberg.maintenance import MaintainResult, maintain_table
+
+
+def maintain(config: PipelineConfig, tables: list[str] | None = None) -> list[MaintainResult]:
+    """One result per table, chosen by *tables* (every configured table and the quarantine table
+    when empty). A table the catalog or object store fails on is reported; the others go on."""
+    names = [table.target_name for _, table in config.tables(tables)]
+    if not tables:
+        names.append(config.iceberg.quarantine_table)
+    catalog = open_catalog(config.iceberg)
+    results = []
+    for name in names:
+        try:
+            table = load_table(catalog, config.iceberg.namespace, name)
+            if table is None:
+                results.append(MaintainResult(name, notes=["not created yet: nothing to maintain"]))
+            else:
+                results.append(maintain_table(table, name, config.maintain))
+        except AWAY as exc:
+            results.append(MaintainResult(name, error=str(away_error(name, exc))))
+    return results

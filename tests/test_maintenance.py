@@ -1,0 +1,178 @@
+"""Maintenance against real pyiceberg tables (SQLite catalog): rewrites keep every row, retire
+delete files, keep Floe's checkpoint, and stay correct while merges commit at the same time."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+
+from floe.changes import OP_COLUMN, Column
+from floe.config import MaintainConfig
+from iceberg.checkpoint import read_checkpoint
+from iceberg.maintenance import expire_snapshots, maintain_table, plan_rewrite, remove_orphan_files
+from iceberg.merge import ConcurrentWriteError, merge_batch
+from iceberg.schema import create_table
+from tests.batches import make_batch
+from tests.duckdb_iceberg import duckdb_with_iceberg
+from tests.test_merge import rows
+
+COLUMNS = [Column("id", pa.int64(), False, "INT8"), Column("name", pa.string())]
+# Every rewrite and expiry applies at once: the tests' tables are tiny and young.
+EAGER = MaintainConfig(
+    target_file_size_mb=8,
+    delete_ratio=0.05,
+    min_small_files=2,
+    snapshot_retention_hours=0,
+    orphan_min_age_hours=0,
+)
+
+
+def _catalog(tmp_path: Path) -> SqlCatalog:
+    # A plain warehouse path, not a file:// URI: DuckDB's iceberg extension opens only the former.
+    return SqlCatalog("m", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=str(tmp_path / "wh"))
+
+
+def _batches(count: int, size: int, seed: int) -> list:
+    """*count* batches of inserts, updates and deletes of random keys, positions increasing."""
+    rng = random.Random(seed)
+    batches, step = [], 0
+    for number in range(count):
+        events = []
+        for _ in range(size):
+            key = rng.randrange(size * 2)
+            op = "d" if rng.random() < 0.2 else "u"
+            events.append((op, {"id": key, "name": f"b{number}-{key}"}))
+        batches.append(make_batch("items", ["id"], COLUMNS, events, offset=step))
+        step += size
+    return batches
+
+
+def _model(batches: list) -> list[dict]:
+    state: dict[int, str] = {}
+    for batch in batches:
+        for row in batch.data.select(["id", "name", OP_COLUMN]).to_pylist():
+            if row[OP_COLUMN] == "d":
+                state.pop(row["id"], None)
+            else:
+                state[row["id"]] = row["name"]
+    return [{"id": k, "name": v} for k, v in sorted(state.items())]
+
+
+def _merge_all(catalog: SqlCatalog, batches: list) -> None:
+    """Merge each batch as a replicate cycle would: from the table's checkpoint, again after a
+    lost race (the batch is read again from the offsets in the table)."""
+    indexes: dict = {}
+    done = 0
+    while done < len(batches):
+        table = catalog.load_table(("ns", "items")) if catalog.table_exists(("ns", "items")) else None
+        table = table or create_table(catalog, "ns", batches[0])
+        checkpoint = read_checkpoint(table)
+        done = checkpoint.offsets.get("topic.items", {}).get(0, 0) // len(batches[0].data)
+        if done == len(batches):
+            return
+        try:
+            merge_batch(table, batches[done], checkpoint, indexes)
+        except ConcurrentWriteError:
+            continue
+
+
+def _delete_files(table) -> int:
+    return sum(len(task.delete_files) for task in table.scan().plan_files())
+
+
+def test_maintain_rewrites_files_with_deletes_and_keeps_rows_and_checkpoint(tmp_path):
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    batches = _batches(6, 200, seed=1)
+    _merge_all(catalog, batches)
+    table = catalog.load_table(("ns", "items"))
+    before = read_checkpoint(table)
+    assert _delete_files(table) > 0 and len(list(table.scan().plan_files())) == 6
+
+    result = maintain_table(table, "items", EAGER)
+
+    table = catalog.load_table(("ns", "items"))
+    assert rows(table) == _model(batches)
+    assert _delete_files(table) == 0
+    assert len(list(table.scan().plan_files())) == 1
+    assert result.files_rewritten == 6 and result.files_written == 1 and result.delete_files_removed > 0
+    assert table.current_snapshot().summary.operation.value == "replace"
+    after = read_checkpoint(table)
+    assert (after.offsets, after.watermarks, after.position) == (
+        before.offsets,
+        before.watermarks,
+        before.position,
+    )
+    assert plan_rewrite(table, EAGER) == []
+    with duckdb_with_iceberg(tmp_path) as duckdb:
+        scanned = duckdb.execute(f"SELECT id, name FROM iceberg_scan('{table.metadata_location}')").fetchall()
+    assert sorted(scanned) == [(r["id"], r["name"]) for r in _model(batches)]
+
+    more = _batches(8, 200, seed=1)  # the same stream, two batches further
+    _merge_all(catalog, more)
+    assert rows(catalog.load_table(("ns", "items"))) == _model(more)
+
+
+def test_expiry_keeps_the_chain_back_to_floes_checkpoint_and_orphans_go(tmp_path):
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    batches = _batches(4, 100, seed=2)
+    _merge_all(catalog, batches)
+    table = catalog.load_table(("ns", "items"))
+    checkpoint = read_checkpoint(table)
+    maintain_table(table, "items", EAGER.model_copy(update={"orphan_min_age_hours": 1}))
+    table = catalog.load_table(("ns", "items"))
+    # The rewrite's snapshot carries no offsets: its parent, which does, is kept.
+    assert [s.snapshot_id for s in table.metadata.snapshots] == [
+        checkpoint.snapshot_id,
+        table.current_snapshot().snapshot_id,
+    ]
+    assert read_checkpoint(table).offsets == checkpoint.offsets
+    assert expire_snapshots(table, 0) == 0
+
+    files_before = {p for p in (tmp_path / "wh").rglob("*") if p.suffix in (".parquet", ".avro")}
+    stray = tmp_path / "wh" / "ns" / "items" / "data" / "in-flight.parquet"
+    stray.write_bytes(b"a file a writer is about to commit")
+    assert remove_orphan_files(table, 1) == 0  # nothing is old enough
+    removed = remove_orphan_files(table, 0)
+    files_after = {p for p in (tmp_path / "wh").rglob("*") if p.suffix in (".parquet", ".avro")}
+    assert removed == len(files_before | {stray}) - len(files_after) > 0
+    assert not stray.exists()
+    assert rows(catalog.load_table(("ns", "items"))) == _model(batches)
+
+
+def test_maintain_while_merges_commit_loses_no_change_and_duplicates_no_row(tmp_path):
+    _catalog(tmp_path).create_namespace("ns")
+    batches = _batches(30, 150, seed=3)
+    _merge_all(_catalog(tmp_path), batches[:2])
+    failures: list[BaseException] = []
+    rewritten: list[int] = []
+    stop = threading.Event()
+
+    def maintain_repeatedly() -> None:
+        # Its own catalog, as a separate maintain run would have.
+        catalog = _catalog(tmp_path)
+        settings = EAGER.model_copy(update={"orphan_min_age_hours": 1})
+        try:
+            while not stop.is_set():
+                result = maintain_table(catalog.load_table(("ns", "items")), "items", settings)
+                rewritten.append(result.files_rewritten)
+        except BaseException as exc:
+            failures.append(exc)
+
+    maintainer = threading.Thread(target=maintain_repeatedly)
+    maintainer.start()
+    try:
+        _merge_all(_catalog(tmp_path), batches)
+    finally:
+        stop.set()
+        maintainer.join()
+    assert failures == []
+    table = _catalog(tmp_path).load_table(("ns", "items"))
+    assert rows(table) == _model(batches)
+    assert sum(rewritten) > 0
+    assert read_checkpoint(table).offsets == {"topic.items": {0: 30 * 150}}
