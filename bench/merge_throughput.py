@@ -1,173 +1,218 @@
-"""Merge throughput: Floe's merge engine against pyiceberg's ``Table.upsert``, side by side.
+"""Merge throughput: Floe's merge against pyiceberg's ``Table.upsert``, side by side in one run.
 
-Both tables start from the same rows, in several data files, and receive the same change
-batches (updates of random existing keys, inserts, deletes). pyiceberg needs two commits per
-batch (``upsert``, then ``delete``); Floe commits once. At the end both tables must hold the same
-rows, so the comparison is between two correct results.
+For each storage (a local folder behind a SQLite catalog, and S3 behind an Iceberg REST catalog,
+SeaweedFS started for the run) and each table size, both engines load the same table (10 files of
+consecutive ids) and apply the same batches of random keys (50% updates, 10% deletes, 40%
+inserts), one engine after the other, each in a process of its own (`bench/merge_worker.py`)
+so that its peak memory is its own. Both tables must end with the same rows.
 
-    .venv/bin/python -m bench.merge_throughput [--rows 1000000] [--batch 20000] [--batches 3]
+    .venv/bin/python -m bench.merge_throughput [--sizes 1000000 10000000] [--with-100m]
+        [--storage local s3] [--batch 100000] [--batches 3]
 
-Prints a table and writes ``bench/results/merge_throughput.json``. Compare the ratio, not the
-absolute times: the ratio holds on a noisy machine.
+Prints a table and writes ``bench/results/merge_throughput.json`` and a chart of throughput
+against table size, ``bench/results/merge_throughput.png``. Compare ratios, not absolute
+times: a ratio holds on a noisy machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import random
+import shutil
+import subprocess
+import sys
 import tempfile
-import time
-from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.expressions import In
+from pyiceberg.catalog import load_catalog
 
-from floe.changes import META_FIELDS, ChangeBatch, Column, make_position
-from iceberg.checkpoint import read_checkpoint
-from iceberg.merge import merge_batch
-from iceberg.schema import POSITION_FIELD, create_table
+from bench.merge_worker import NAMESPACE
+from iceberg.schema import POSITION_FIELD
 
-COLUMNS = [
-    Column("id", pa.int64(), False, "INT8"),
-    Column("name", pa.string()),
-    Column("amount", pa.decimal128(12, 2)),
-]
-RESULTS = Path(__file__).parent / "results" / "merge_throughput.json"
+RESULTS = Path(__file__).parent / "results"
+ENGINES = ("floe", "pyiceberg_upsert")
+# Ports of the object store the benchmark starts (apart from the local stack's and the tests').
+BENCH_PORTS = {"s3_port": 36333, "iceberg_port": 36181, "object_store_port_base": 36900}
 
 
-def _rows(ids: list[int], tag: str) -> dict[str, list]:
-    return {
-        "id": ids,
-        "name": [f"{tag}-{i}" for i in ids],
-        "amount": [Decimal(i % 100_000) / 100 for i in ids],
-    }
-
-
-def _batch(ops: list[str], rows: dict[str, list], first_position: int, offset: int) -> ChangeBatch:
-    count = len(ops)
-    arrays = [pa.array(rows[c.name], c.type) for c in COLUMNS]
-    meta = [
-        pa.array(ops, pa.string()),
-        pa.array(range(count), pa.int64()),
-        pa.array([make_position(first_position + i) for i in range(count)], META_FIELDS[2].type),
-        pa.array([0] * count, pa.int32()),
-        pa.nulls(count, META_FIELDS[4].type),
-    ]
-    schema = pa.schema([*(pa.field(c.name, c.type) for c in COLUMNS), *META_FIELDS])
-    return ChangeBatch(
-        "bench",
-        "bench",
-        "public.bench",
-        ["id"],
-        COLUMNS,
-        pa.Table.from_arrays(arrays + meta, schema=schema),
-        offsets={"bench": {0: offset + count}},
-    )
-
-
-def _changes(existing: list[int], next_id: int, size: int, rng: random.Random) -> tuple[list[str], list[int]]:
-    """70% updates of random existing keys, 20% inserts, 10% deletes; no key twice."""
-    updates = rng.sample(existing, int(size * 0.8))
-    deletes, updates = updates[: int(size * 0.1)], updates[int(size * 0.1) :]
-    inserts = list(range(next_id, next_id + size - len(updates) - len(deletes)))
-    ops = ["u"] * len(updates) + ["c"] * len(inserts) + ["d"] * len(deletes)
-    return ops, updates + inserts + deletes
-
-
-def run(rows: int, batch_size: int, batches: int, files: int, seed: int) -> dict:
-    rng = random.Random(seed)
+@contextlib.contextmanager
+def storage(kind: str) -> Iterator[dict[str, str]]:
+    """pyiceberg catalog properties of a fresh warehouse of *kind*, removed afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="floe-bench-"))
-    catalog = SqlCatalog("bench", uri=f"sqlite:///{directory}/catalog.db", warehouse=directory.as_uri())
-    catalog.create_namespace("bench")
-    # Initial load: the same rows in both tables, in several files (as replication leaves them).
-    per_file = rows // files
-    floe_table = upsert_table = None
-    indexes: dict = {}  # Floe's key index, kept between merges as a following replicator keeps it
-    for part in range(files):
-        ids = list(range(part * per_file, (part + 1) * per_file))
-        batch = _batch(["r"] * len(ids), _rows(ids, "v0"), 1 + part * per_file, part * per_file)
-        floe_table = floe_table or create_table(catalog, "bench", batch)
-        merge_batch(floe_table, batch, read_checkpoint(floe_table), indexes)
-        if upsert_table is None:
-            data = (
-                floe_table.schema()
-                .as_arrow()
-                .remove(floe_table.schema().as_arrow().get_field_index(POSITION_FIELD))
-            )
-            upsert_table = catalog.create_table(("bench", "upsert"), schema=data)
-            with upsert_table.update_schema() as update:
-                update.set_identifier_fields("id")
-        upsert_table.append(pa.Table.from_pydict(_rows(ids, "v0"), schema=upsert_table.schema().as_arrow()))
-    existing, next_id, position = list(range(per_file * files)), per_file * files, per_file * files + 1
-    timings = {"floe": [], "pyiceberg_upsert": []}
-    for number in range(batches):
-        ops, ids = _changes(existing, next_id, batch_size, rng)
-        rows_in = _rows(ids, f"v{number + 1}")
-        batch = _batch(ops, rows_in, position, position)
-        position += len(ops)
-        began = time.perf_counter()
-        merge_batch(floe_table, batch, read_checkpoint(floe_table), indexes)
-        timings["floe"].append(time.perf_counter() - began)
+    try:
+        if kind == "local":
+            yield {
+                "type": "sql",
+                "uri": f"sqlite:///{directory}/catalog.db",
+                "warehouse": str(directory / "wh"),
+            }
+            return
+        from floe_stack.object_store import LocalObjectStore
+        from floe_stack.settings import StackSettings
 
-        upserts = [i for i, op in enumerate(ops) if op != "d"]
-        frame = pa.Table.from_pydict(
-            {k: [v[i] for i in upserts] for k, v in rows_in.items()}, schema=upsert_table.schema().as_arrow()
-        )
-        deleted = [ids[i] for i, op in enumerate(ops) if op == "d"]
-        began = time.perf_counter()
-        upsert_table.upsert(frame, join_cols=["id"])
-        upsert_table.delete(In("id", deleted))
-        timings["pyiceberg_upsert"].append(time.perf_counter() - began)
+        store = LocalObjectStore(StackSettings(dir=directory, **BENCH_PORTS))
+        store.start()
+        try:
+            yield store.settings.catalog_properties()
+        finally:
+            store.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
-        gone = set(deleted)
-        existing = [i for i in existing if i not in gone] + [
-            i for i, op in zip(ids, ops, strict=True) if op == "c"
-        ]
-        next_id += ops.count("c")
-    floe_rows = floe_table.scan().to_arrow().drop_columns([POSITION_FIELD]).sort_by("id")
-    upsert_rows = upsert_table.scan().to_arrow().sort_by("id")
-    # ChunkedArray.equals compares nulls too (pc.equal would yield null there, which pc.all skips).
-    same = floe_rows.num_rows == upsert_rows.num_rows and all(
-        floe_rows[c].combine_chunks().equals(upsert_rows[c].cast(floe_rows[c].type).combine_chunks())
-        for c in ("id", "name", "amount")
+
+def _worker(arguments: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.merge_worker", json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parent.parent,
     )
-    events = batch_size * batches
-    result = {
+    if done.returncode != 0:
+        raise RuntimeError(f"{arguments['engine']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _same_rows(catalog_properties: dict[str, str], first: str, second: str) -> bool:
+    catalog = load_catalog("bench", **catalog_properties)  # a SQL catalog keeps tables per name
+    a = catalog.load_table((NAMESPACE, first)).scan().to_arrow().drop_columns([POSITION_FIELD]).sort_by("id")
+    b = catalog.load_table((NAMESPACE, second)).scan().to_arrow().sort_by("id")
+    # ChunkedArray.equals compares nulls too (pc.equal would yield null there, which pc.all skips).
+    return a.num_rows == b.num_rows and all(
+        a[c].combine_chunks().equals(b[c].cast(a[c].type).combine_chunks()) for c in a.column_names
+    )
+
+
+def measure(kind: str, rows: int, batch: int, batches: int, files: int, seed: int) -> dict[str, Any]:
+    """Both engines on one storage and one table size."""
+    with storage(kind) as catalog:
+        common = {
+            "rows": rows,
+            "batch": batch,
+            "batches": batches,
+            "files": files,
+            "seed": seed,
+            "catalog": catalog,
+        }
+        tables = {engine: f"{engine}_{rows}" for engine in ENGINES}
+        engines = {
+            engine: _worker({**common, "engine": engine, "table": tables[engine]}) for engine in ENGINES
+        }
+        same = _same_rows(catalog, tables["floe"], tables["pyiceberg_upsert"])
+    floe, upsert = engines["floe"], engines["pyiceberg_upsert"]
+    return {
+        "storage": kind,
         "rows": rows,
-        "batch": batch_size,
-        "batches": batches,
         "files": files,
         "same_result": same,
-        "seconds": {name: round(sum(values), 3) for name, values in timings.items()},
-        "events_per_second": {name: round(events / sum(values)) for name, values in timings.items()},
+        "engines": engines,
+        "events_per_second": {engine: engines[engine]["events_per_second"] for engine in ENGINES},
+        "speedup": round(floe["events_per_second"] / upsert["events_per_second"], 1),
     }
-    result["speedup"] = round(result["seconds"]["pyiceberg_upsert"] / result["seconds"]["floe"], 2)
-    return result
+
+
+def _goals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's goals, as measured by this run (None where the run did not measure it)."""
+    local = {r["rows"]: r for r in runs if r["storage"] == "local"}
+    floe = {rows: r["engines"]["floe"] for rows, r in local.items()}
+    time_of = {rows: sum(f["seconds_per_batch"]) for rows, f in floe.items()}
+    ten_m = floe.get(10_000_000)
+    return {
+        "events_per_second_at_10m_at_least_100k": ten_m and ten_m["events_per_second"] >= 100_000,
+        "peak_rss_at_10m_under_1500_mb": ten_m and ten_m["peak_rss_mb"] < 1500,
+        "time_10m_over_1m_at_most_2": (
+            round(time_of[10_000_000] / time_of[1_000_000], 2)
+            if {1_000_000, 10_000_000} <= set(time_of)
+            else None
+        ),
+        "time_100m_over_1m_at_most_4": (
+            round(time_of[100_000_000] / time_of[1_000_000], 2)
+            if {1_000_000, 100_000_000} <= set(time_of)
+            else None
+        ),
+        "write_amplification_at_most_3": max(r["engines"]["floe"]["write_amplification"] for r in runs),
+        "speedup_at_least_25": min(r["speedup"] for r in runs),
+    }
+
+
+def _chart(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    for kind in sorted({r["storage"] for r in runs}):
+        mine = sorted((r for r in runs if r["storage"] == kind), key=lambda r: r["rows"])
+        for engine, style in zip(ENGINES, ("o-", "s--"), strict=True):
+            axes.plot(
+                [r["rows"] for r in mine],
+                [r["events_per_second"][engine] for r in mine],
+                style,
+                label=f"{engine} ({kind})",
+            )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("table rows")
+    axes.set_ylabel("change events merged per second")
+    axes.set_title("Merging batches of 100k changes (2 cores)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--with-100m", action="store_true", help="also a 100M-row table (local only)")
+    parser.add_argument("--storage", nargs="+", choices=["local", "s3"], default=["local", "s3"])
+    parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    result = run(args.rows, args.batch, args.batches, args.files, args.seed)
+    plan = [(kind, rows) for kind in args.storage for rows in args.sizes]
+    if args.with_100m:
+        plan.append(("local", 100_000_000))
+    print(f"batches of {args.batch:,} changes (50% updates, 10% deletes, 40% inserts, random keys)")
     print(
-        f"table of {result['rows']:,} rows in {result['files']} files; {result['batches']} batches of "
-        f"{result['batch']:,} changes (70% updates, 20% inserts, 10% deletes)"
+        f"{'storage':<7} {'rows':>12} {'engine':<17} {'events/s':>9} {'s/batch':>8} {'RSS MB':>7} "
+        f"{'MB written':>10} {'WA':>6} {'index s':>8}"
     )
-    print(f"{'engine':<20} {'seconds':>9} {'events/s':>10}")
-    for name in ("floe", "pyiceberg_upsert"):
-        print(f"{name:<20} {result['seconds'][name]:>9.2f} {result['events_per_second'][name]:>10,}")
-    print(f"speed-up: {result['speedup']}x; same rows in both tables: {result['same_result']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(f"written {RESULTS}")
+    runs = []
+    for kind, rows in plan:
+        run = measure(kind, rows, args.batch, args.batches, args.files, args.seed)
+        runs.append(run)
+        for engine in ENGINES:
+            e = run["engines"][engine]
+            per_batch = sum(e["seconds_per_batch"]) / len(e["seconds_per_batch"])
+            print(
+                f"{kind:<7} {rows:>12,} {engine:<17} {e['events_per_second']:>9,} {per_batch:>8.2f} "
+                f"{e['peak_rss_mb']:>7} {e['bytes_written'] / 1e6:>10.1f} {e['write_amplification']:>6} "
+                f"{e['index_build_seconds']:>8}"
+            )
+        print(f"{'':<20} speed-up {run['speedup']}x, same rows in both tables: {run['same_result']}")
+    headline = max((r for r in runs if r["storage"] == "local"), key=lambda r: r["rows"], default=runs[0])
+    result = {
+        "batch": args.batch,
+        "batches": args.batches,
+        "mix": "50% updates, 10% deletes, 40% inserts",
+        # The largest local table's figures, under the keys earlier results used.
+        "rows": headline["rows"],
+        "events_per_second": headline["events_per_second"],
+        "same_result": all(r["same_result"] for r in runs),
+        "goals": _goals(runs),
+        "runs": runs,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "merge_throughput.json").write_text(json.dumps(result, indent=2))
+    _chart(runs, RESULTS / "merge_throughput.png")
+    print(json.dumps(result["goals"], indent=2))
+    print(f"written {RESULTS / 'merge_throughput.json'} and merge_throughput.png")
 
 
 if __name__ == "__main__":

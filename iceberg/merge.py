@@ -43,7 +43,7 @@ from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
 from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
-from iceberg.snapshots import RowDelta, write_position_deletes
+from iceberg.snapshots import RowDelta, spec_id_of, write_position_deletes
 
 log = logging.getLogger("floe.merge")
 
@@ -393,9 +393,14 @@ class _Merge:
         )
         if deletes is not None and deletes.by_file:
             delta = RowDelta(tx, properties)
+            partitions: dict[tuple[int, str], dict[DataFile, list[int]]] = {}
             for path, positions in deletes.by_file.items():
                 data_file = self.index.data_files[path]
-                delta.add_position_deletes(write_position_deletes(tx, data_file, positions), data_file)
+                where = (spec_id_of(data_file, metadata), str(data_file.partition))
+                partitions.setdefault(where, {})[data_file] = positions
+            for by_file in partitions.values():
+                delta.add_position_deletes(write_position_deletes(tx, by_file), list(by_file))
+            self.result.delete_files_added = len(partitions)
             for data_file in added:
                 delta.append_data_file(data_file)
             delta.commit()
@@ -408,5 +413,4 @@ class _Merge:
                 for data_file in added:
                     update.append_data_file(data_file)
         self.result.files_rewritten, self.result.files_added = len(removed), len(added)
-        self.result.delete_files_added = len(deletes.by_file) if deletes is not None else 0
         return added

@@ -3,8 +3,10 @@
 pyiceberg 0.12 reads position deletes but has no API to write them, nor to remove them. This
 module does both with pyiceberg's own parts, and is the one place that leans on its private
 ones, so that an upgrade has one module to check:
-- ``write_position_deletes`` writes a file-scoped delete file (one data file's path, sorted
-  positions; full metrics, so that readers match it to its data file by path);
+- ``write_position_deletes`` writes one delete file for the rows a commit removes from the data
+  files of one partition (sorted by path and position; full metrics, so that readers match it
+  to its data files by path bounds). One file per commit rather than one per data file: with
+  random keys a merge touches every data file, and readers open every delete file;
 - ``RowDelta`` is pyiceberg's fast append that also writes a delete manifest, counts the delete
   files in the summary, and refuses to commit when a concurrent commit removed a data file it
   deletes from (the deleted rows would come back), as Java's ``RowDelta`` does;
@@ -42,6 +44,7 @@ from pyiceberg.manifest import (
 from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _FastAppendFiles, _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
@@ -58,14 +61,25 @@ POSITION_DELETE_SCHEMA = Schema(
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
 
 
-def write_position_deletes(tx: Transaction, data_file: DataFile, positions: list[int]) -> DataFile:
-    """A delete file removing *positions* (row numbers in the file) from *data_file*."""
+def spec_id_of(data_file: DataFile, metadata: TableMetadata) -> int:
+    """The data file's partition spec; one just written by pyiceberg has none until read back."""
+    return getattr(data_file, "spec_id", metadata.default_spec_id)
+
+
+def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) -> DataFile:
+    """A delete file removing, from each data file of *deletes* (one partition), its positions."""
     metadata, io = tx.table_metadata, tx._table.io
-    ordered = pa.array(sorted(positions), pa.int64())  # the spec: sorted by position
+    paths: list[str] = []
+    positions: list[int] = []
+    for data_file in sorted(deletes, key=lambda f: f.file_path):  # the spec: by path, then position
+        ordered = sorted(deletes[data_file])
+        paths += [data_file.file_path] * len(ordered)
+        positions += ordered
     rows = pa.Table.from_arrays(
-        [pa.array([data_file.file_path] * len(ordered), pa.string()), ordered],
+        [pa.array(paths, pa.string()), pa.array(positions, pa.int64())],
         schema=schema_to_pyarrow(POSITION_DELETE_SCHEMA),
     )
+    any_file = next(iter(deletes))
     provider = load_location_provider(metadata.location, metadata.properties)
     path = provider.new_data_location(f"{uuid.uuid4()}-deletes.parquet")
     output = io.new_output(path)
@@ -85,14 +99,14 @@ def write_position_deletes(tx: Transaction, data_file: DataFile, positions: list
         content=DataFileContent.POSITION_DELETES,
         file_path=path,
         file_format=FileFormat.PARQUET,
-        partition=data_file.partition,
+        partition=any_file.partition,
         file_size_in_bytes=len(output),
         sort_order_id=None,
         equality_ids=None,
         key_metadata=None,
         **statistics.to_serialized_dict(),
     )
-    delete_file.spec_id = getattr(data_file, "spec_id", metadata.default_spec_id)  # from_args drops it
+    delete_file.spec_id = spec_id_of(any_file, metadata)  # from_args drops it
     return delete_file
 
 
@@ -115,9 +129,9 @@ class RowDelta(_FastAppendFiles):
         self._added_delete_files: list[DataFile] = []
         self._referenced_data_files: set[DataFile] = set()
 
-    def add_position_deletes(self, delete_file: DataFile, data_file: DataFile) -> None:
+    def add_position_deletes(self, delete_file: DataFile, data_files: list[DataFile]) -> None:
         self._added_delete_files.append(delete_file)
-        self._referenced_data_files.add(data_file)
+        self._referenced_data_files.update(data_files)
 
     def _manifests(self) -> list[ManifestFile]:
         manifests = super()._manifests()  # the added data files, and every manifest carried over

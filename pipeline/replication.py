@@ -32,6 +32,13 @@ from iceberg.schema import column_history, create_table
 
 log = logging.getLogger("floe.replication")
 
+# Key indexes by catalog and namespace, then by table, for the life of the process: a
+# ``--follow`` loop runs each cycle as a new flow run with a new Replicator, and rebuilding a
+# large table's index every cycle would cost what merge-on-read saves. Each merge checks that an
+# index describes the table's current snapshot, and rebuilds it otherwise (another writer, a
+# maintenance rewrite), so a kept index is never trusted blindly.
+_KEY_INDEXES: dict[tuple[str, ...], dict[str, KeyIndex]] = {}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -83,8 +90,11 @@ class Replicator:
         self._consumer: ChangeConsumer | None = None
         self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
         self._quarantine: Table | None = None
-        # Each table's key index, kept between merges while this replicator lives (--follow).
-        self.indexes: dict[str, KeyIndex] = {}
+        where = (
+            config.iceberg.namespace,
+            *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
+        )
+        self.indexes = _KEY_INDEXES.setdefault(where, {})
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
         source = target.source

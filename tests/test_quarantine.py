@@ -8,6 +8,7 @@ import pytest
 from floe.config import load_config
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
+from iceberg.key_index import KeyIndex
 from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
 from pipeline.replay import replay_quarantined
 from pipeline.replication import Replicator
@@ -133,3 +134,28 @@ def test_during_a_resnapshot_an_incompatible_column_is_replaced_then_refilled(sh
         cycle(replicator, snapshot)
         assert rows(replicator) == [{"id": 1, "code": "x7"}, {"id": 2, "code": "8"}]
         assert RESNAPSHOT_PROPERTY not in replicator.load("items").properties
+
+
+def test_a_following_replicator_keeps_the_key_index_of_the_cycle_before(shop_config, monkeypatch):
+    """``--follow`` runs each cycle with a new Replicator: the index built by one is reused by
+    the next, and rebuilt only when the table moved under it."""
+    builds = []
+    real_build = KeyIndex.build
+    monkeypatch.setattr(KeyIndex, "build", lambda *a: builds.append(a) or real_build(*a))
+    config = load_config(shop_config("fail"))
+    for offset, code in enumerate((7, 8)):
+        with Replicator(config, column_lookup=columns) as replicator:
+            stamp = (10 + 2 * offset, 11 + 2 * offset)
+            cycle(
+                replicator,
+                [event(TOPIC, offset, "public.items", INT_CODE, ["id"], "u", {"id": 1, "code": code}, stamp)],
+            )
+    assert len(builds) == 1
+    with Replicator(config, column_lookup=columns) as replicator:
+        replicator.load("items").delete("id = 1")  # another writer
+        cycle(
+            replicator,
+            [event(TOPIC, 2, "public.items", INT_CODE, ["id"], "c", {"id": 2, "code": 9}, (20, 21))],
+        )
+        assert rows(replicator) == [{"id": 2, "code": 9}]
+    assert len(builds) == 2

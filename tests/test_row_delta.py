@@ -55,11 +55,8 @@ def _row_delta(table: Table, index: KeyIndex, upserts: pa.Table, deletes: list[i
         by_file.setdefault(path, []).append(pos)
     with table.transaction() as tx:
         delta = RowDelta(tx, {"floe.test": snapshot})
-        for path, positions in by_file.items():
-            delta.add_position_deletes(
-                write_position_deletes(tx, data_files[path], positions),
-                data_files[path],
-            )
+        deletes = {data_files[path]: positions for path, positions in by_file.items()}
+        delta.add_position_deletes(write_position_deletes(tx, deletes), list(deletes))
         added = list(_dataframe_to_data_files(table_metadata=tx.table_metadata, df=upserts, io=table.io))
         for data_file in added:
             delta.append_data_file(data_file)
@@ -119,7 +116,7 @@ def test_a_row_delta_built_on_a_snapshot_that_moved_is_refused(tmp_path):
     target = next(task.file for task in table.scan().plan_files() if task.file.file_path == located.file[0])
     stale = table.transaction()
     delta = RowDelta(stale, {})
-    delta.add_position_deletes(write_position_deletes(stale, target, located.pos.tolist()), target)
+    delta.add_position_deletes(write_position_deletes(stale, {target: located.pos.tolist()}), [target])
     # Another writer (its own table object, as another process would have) removes that file.
     table.catalog.load_table(("ns", "t")).delete("id < 100")
     with pytest.raises(CommitFailedException):

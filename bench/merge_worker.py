@@ -1,0 +1,125 @@
+"""One engine of the merge benchmark in a process of its own, so that its peak memory is its own.
+
+    python -m bench.merge_worker '<json arguments>'
+
+Loads the initial table, resets the process's peak-RSS mark, then applies the batches and prints
+one JSON line: seconds per batch, bytes written, peak RSS. For Floe the key index is built
+(and timed) after the reset, so that its memory counts; it is then kept between batches, as a
+following replicator keeps it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.expressions import In
+from pyiceberg.table import Table
+
+from bench.workload import DATA_SCHEMA, Changes, change_batches, initial_batch, initial_files
+from iceberg.checkpoint import read_checkpoint
+from iceberg.key_index import KeyIndex
+from iceberg.merge import merge_batch
+from iceberg.schema import POSITION_FIELD, create_table
+
+NAMESPACE = "bench"
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS mark starts again from now
+
+
+class _Floe:
+    def __init__(self, catalog: Catalog, name: str) -> None:
+        self.catalog, self.name, self.table, self.indexes = catalog, name, None, {}
+        self.offset = 0
+
+    def load(self, changes: Changes) -> None:
+        self.apply(changes)
+
+    def prepare(self) -> float:
+        self.indexes.clear()
+        _reset_peak_rss()
+        began = time.perf_counter()
+        self.indexes[self.name] = KeyIndex.build(self.table, ["id"], POSITION_FIELD)
+        return time.perf_counter() - began
+
+    def apply(self, changes: Changes) -> None:
+        batch = changes.change_batch(self.name, self.offset)
+        self.offset += len(changes.ops)
+        if self.table is None:
+            self.table = create_table(self.catalog, NAMESPACE, batch)
+        merge_batch(self.table, batch, read_checkpoint(self.table), self.indexes)
+
+
+class _Upsert:
+    def __init__(self, catalog: Catalog, name: str) -> None:
+        self.table: Table = catalog.create_table((NAMESPACE, name), schema=DATA_SCHEMA)
+        with self.table.update_schema() as update:
+            update.set_identifier_fields("id")
+
+    def load(self, changes: Changes) -> None:
+        self.table.append(changes.upserts)
+
+    def prepare(self) -> float:
+        _reset_peak_rss()
+        return 0.0
+
+    def apply(self, changes: Changes) -> None:
+        # pyiceberg needs two commits: the upsert, then the delete.
+        self.table.upsert(changes.upserts, join_cols=["id"])
+        self.table.delete(In("id", changes.deletes.tolist()))
+
+
+def run(arguments: dict[str, Any]) -> dict[str, Any]:
+    catalog = load_catalog("bench", **arguments["catalog"])
+    catalog.create_namespace_if_not_exists(NAMESPACE)
+    engine = (_Floe if arguments["engine"] == "floe" else _Upsert)(catalog, arguments["table"])
+    rows, size = arguments["rows"], arguments["batch"]
+    began = time.perf_counter()
+    for ids in initial_files(rows, arguments["files"]):
+        engine.load(initial_batch(ids))
+    load_seconds = time.perf_counter() - began
+    table = engine.table
+    loaded = table.metadata.last_sequence_number
+    prepare_seconds = engine.prepare()
+    seconds, changed_bytes = [], 0
+    for changes in change_batches(rows, size, arguments["batches"], arguments["seed"]):
+        changed_bytes += changes.parquet_bytes()
+        began = time.perf_counter()
+        engine.apply(changes)
+        seconds.append(time.perf_counter() - began)
+    written = sum(
+        int(s.summary.get("added-files-size") or 0)
+        for s in table.metadata.snapshots
+        if (s.sequence_number or 0) > loaded
+    )
+    return {
+        "load_seconds": round(load_seconds, 2),
+        "index_build_seconds": round(prepare_seconds, 3),
+        "seconds_per_batch": [round(s, 3) for s in seconds],
+        "events_per_second": round(size * len(seconds) / sum(seconds)),
+        "peak_rss_mb": round(_peak_rss_mb()),
+        "bytes_written": written,
+        "changed_bytes": changed_bytes,
+        "write_amplification": round(written / changed_bytes, 2),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(json.loads(sys.argv[1]))))

@@ -1,0 +1,135 @@
+"""Read health: what merge-on-read costs readers, and what ``floe maintain`` gives back.
+
+A table is loaded and then takes ``--cycles`` merges of ``--batch`` random changes (as in the
+merge benchmark). A full pyiceberg scan of it is timed then, again after Floe's maintenance,
+and against a freshly written table holding the same rows; the three scans must return the same
+rows.
+
+    .venv/bin/python -m bench.read_health [--rows 1000000] [--batch 100000] [--cycles 50]
+
+Prints a table and writes ``bench/results/read_health.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.catalog import load_catalog
+from pyiceberg.table import Table
+
+from bench.merge_throughput import RESULTS, storage
+from bench.merge_worker import NAMESPACE
+from bench.workload import change_batches, initial_batch, initial_files
+from floe.config import MaintainConfig
+from iceberg.checkpoint import read_checkpoint
+from iceberg.maintenance import maintain_table
+from iceberg.merge import merge_batch
+from iceberg.schema import POSITION_FIELD, create_table
+
+SCANS = 3  # the median of three scans
+
+
+def _scan(table: Table) -> tuple[float, pa.Table]:
+    timings, rows = [], None
+    for _ in range(SCANS):
+        began = time.perf_counter()
+        rows = table.scan().to_arrow()
+        timings.append(time.perf_counter() - began)
+    return statistics.median(timings), rows.drop_columns([POSITION_FIELD]).sort_by("id")
+
+
+def _files(table: Table) -> dict[str, int]:
+    tasks = list(table.scan().plan_files())
+    return {
+        "data_files": len(tasks),
+        "delete_files": len({d.file_path for t in tasks for d in t.delete_files}),
+    }
+
+
+def run(kind: str, rows: int, batch: int, cycles: int, files: int, seed: int) -> dict[str, Any]:
+    with storage(kind) as properties:
+        catalog = load_catalog("bench", **properties)
+        catalog.create_namespace(NAMESPACE)
+        table, indexes, offset = None, {}, 0
+        for ids in initial_files(rows, files):
+            changes = initial_batch(ids)
+            change_batch = changes.change_batch("merged", offset)
+            offset += len(changes.ops)
+            table = table or create_table(catalog, NAMESPACE, change_batch)
+            merge_batch(table, change_batch, read_checkpoint(table), indexes)
+        began = time.perf_counter()
+        for changes in change_batches(rows, batch, cycles, seed):
+            merge_batch(table, changes.change_batch("merged", offset), read_checkpoint(table), indexes)
+            offset += len(changes.ops)
+        merging = time.perf_counter() - began
+        merged_seconds, merged_rows = _scan(table)
+        merged_files = _files(table)
+
+        fresh = catalog.create_table((NAMESPACE, "fresh"), schema=table.schema())
+        fresh.append(table.scan().to_arrow())
+        fresh_seconds, fresh_rows = _scan(fresh)
+
+        began = time.perf_counter()
+        maintain_table(table, "merged", MaintainConfig())
+        maintaining = time.perf_counter() - began
+        maintained_seconds, maintained_rows = _scan(table)
+        same = merged_rows.equals(fresh_rows) and maintained_rows.equals(fresh_rows)
+        return {
+            "storage": kind,
+            "rows": rows,
+            "live_rows": fresh_rows.num_rows,
+            "batch": batch,
+            "cycles": cycles,
+            "merge_seconds": round(merging, 1),
+            "maintain_seconds": round(maintaining, 1),
+            "scan_seconds": {
+                "fresh": round(fresh_seconds, 3),
+                "after_cycles": round(merged_seconds, 3),
+                "after_maintain": round(maintained_seconds, 3),
+            },
+            "files": {"fresh": _files(fresh), "after_cycles": merged_files, "after_maintain": _files(table)},
+            "slowdown_after_cycles": round(merged_seconds / fresh_seconds, 2),
+            "slowdown_after_maintain": round(maintained_seconds / fresh_seconds, 2),
+            "same_rows": same,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", nargs="+", choices=["local", "s3"], default=["local"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    results = [run(kind, args.rows, args.batch, args.cycles, args.files, args.seed) for kind in args.storage]
+    print(
+        f"{'storage':<7} {'table':<26} {'scan s':>7} {'x fresh':>7} {'data files':>10} {'delete files':>12}"
+    )
+    for result in results:
+        for state in ("fresh", "after_cycles", "after_maintain"):
+            seconds = result["scan_seconds"][state]
+            ratio = seconds / result["scan_seconds"]["fresh"]
+            counts = result["files"][state]
+            label = f"after {args.cycles} cycles" if state == "after_cycles" else state.replace("_", " ")
+            print(
+                f"{result['storage']:<7} {label:<26} {seconds:>7.3f} {ratio:>7.2f} "
+                f"{counts['data_files']:>10} {counts['delete_files']:>12}"
+            )
+        print(
+            f"same rows in all three scans: {result['same_rows']}; "
+            f"maintain took {result['maintain_seconds']} s"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "read_health.json").write_text(json.dumps({"runs": results}, indent=2))
+    print(f"written {RESULTS / 'read_health.json'}")
+
+
+if __name__ == "__main__":
+    main()
