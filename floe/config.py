@@ -400,6 +400,15 @@ class ReplicateConfig(_Model):
     lock_timeout_seconds: float = Field(
         default=600.0, gt=0, description="How long a run waits for another run of the same tables to finish"
     )
+    compact_delete_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="A merge rewrites a data file in passing once this share is deleted",
+    )
+    compact_rows_per_change: float = Field(
+        default=1.0, ge=0, description="Live rows a merge may rewrite in passing, per change event (0: never)"
+    )
 
 
 class MaintainConfig(_Model):

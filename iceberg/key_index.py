@@ -45,6 +45,34 @@ class Located:
     position: pa.Array
 
 
+class _Growing:
+    """An append-only numpy array with spare room: an append costs what it appends, not a copy
+    of everything before it (numpy arrays do not grow in place)."""
+
+    def __init__(self, dtype: type, values: np.ndarray | None = None) -> None:
+        self._data = np.zeros(max(1024, len(values) if values is not None else 0), dtype)
+        self._size = 0
+        if values is not None:
+            self.append(values)
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def values(self) -> np.ndarray:
+        """The appended values: a view, so that assigning into it changes them."""
+        return self._data[: self._size]
+
+    def append(self, values: np.ndarray) -> None:
+        end = self._size + len(values)
+        if end > len(self._data):
+            grown = np.zeros(max(end, 2 * len(self._data)), self._data.dtype)
+            grown[: self._size] = self.values
+            self._data = grown
+        self._data[self._size : end] = values
+        self._size = end
+
+
 @dataclass
 class _Run:
     codes: np.ndarray  # sorted
@@ -61,9 +89,10 @@ class KeyIndex:
     files: list[str] = field(default_factory=list)
     data_files: dict[str, DataFile] = field(default_factory=dict)  # the live ones, by path
     _keys: list[pa.Table] = field(default_factory=list)  # key columns + position, per addition
-    _file: list[np.ndarray] = field(default_factory=list)
-    _pos: list[np.ndarray] = field(default_factory=list)
-    _alive: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    _file: _Growing = field(default_factory=lambda: _Growing(np.int32))  # per entry: its file's code
+    _pos: _Growing = field(default_factory=lambda: _Growing(np.int64))  # per entry: its row position
+    _alive: _Growing = field(default_factory=lambda: _Growing(np.bool_))
+    _live_per_file: _Growing = field(default_factory=lambda: _Growing(np.int64))  # by file code
     _runs: list[_Run] = field(default_factory=list)
 
     @classmethod
@@ -88,7 +117,7 @@ class KeyIndex:
         return index
 
     def __len__(self) -> int:
-        return int(self._alive.sum())
+        return int(self._live_per_file.values.sum())
 
     def _codes(self, keys: pa.Table) -> np.ndarray:
         if self.exact_codes:
@@ -107,8 +136,9 @@ class KeyIndex:
         self._keys.append(keys_only(rows, [*self.key, self.position_field]).cast(self.schema))
         self._file.append(np.full(rows.num_rows, len(self.files) - 1, np.int32))
         self._pos.append(positions)
+        self._live_per_file.append(np.array([rows.num_rows], np.int64))
         first = len(self._alive)
-        self._alive = np.concatenate([self._alive, np.ones(rows.num_rows, bool)])
+        self._alive.append(np.ones(rows.num_rows, bool))
         codes = self._codes(self._keys[-1])
         order = np.argsort(codes, kind="stable")
         self._runs.append(_Run(codes[order], order.astype(np.int64) + first))
@@ -117,7 +147,7 @@ class KeyIndex:
         """Merge every run into one, leaving out removed entries."""
         codes = np.concatenate([run.codes for run in self._runs]) if self._runs else np.zeros(0, np.int64)
         entries = np.concatenate([run.entries for run in self._runs]) if self._runs else codes
-        live = self._alive[entries]
+        live = self._alive.values[entries]
         codes, entries = codes[live], entries[live]
         order = np.argsort(codes, kind="stable")
         self._runs = [_Run(codes[order], entries[order])]
@@ -129,6 +159,10 @@ class KeyIndex:
     def locate(self, incoming: pa.Table) -> Located:
         """The stored row of each incoming key the table holds."""
         codes = self._codes(keys_only(incoming, self.key))
+        # Searching in sorted order walks each run forwards: several times faster on large runs
+        # than probing it at random.
+        by_code = np.argsort(codes, kind="stable")
+        codes = codes[by_code]
         found_in, found_entry = [], []
         for run in self._runs:
             left = np.searchsorted(run.codes, codes, "left")
@@ -141,9 +175,9 @@ class KeyIndex:
             within = np.arange(len(rows)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
             found_in.append(rows)
             found_entry.append(run.entries[np.repeat(left[hit], repeat) + within])
-        rows = np.concatenate(found_in) if found_in else np.zeros(0, np.int64)
+        rows = by_code[np.concatenate(found_in)] if found_in else np.zeros(0, np.int64)
         entries = np.concatenate(found_entry) if found_entry else np.zeros(0, np.int64)
-        live = self._alive[entries]
+        live = self._alive.values[entries]
         rows, entries = rows[live], entries[live]
         if not self.exact_codes and len(rows):
             same = np.ones(len(rows), bool)
@@ -154,27 +188,90 @@ class KeyIndex:
                     zero_copy_only=False
                 )
             rows, entries = rows[same], entries[same]
-        file_codes = np.concatenate(self._file)[entries] if len(entries) else np.zeros(0, np.int32)
+        file_codes = self._file.values[entries]
         return Located(
             rows,
             entries,
             [self.files[code] for code in file_codes],
-            np.concatenate(self._pos)[entries] if len(entries) else np.zeros(0, np.int64),
+            self._pos.values[entries],
             self._column(self.position_field).take(pa.array(entries, pa.int64())),
         )
 
+    def worn_files(
+        self, removed: np.ndarray, delete_ratio: float, max_rows: int
+    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """The data files whose deleted share reaches *delete_ratio* once the *removed* entries
+        go, most worn first, whose live rows fit in *max_rows* together: each with its live
+        entries and their row positions. A file with no live row left costs nothing and is
+        always among them."""
+        removed = np.unique(removed[self._alive.values[removed]])
+        live = self._live_per_file.values - np.bincount(self._file.values[removed], minlength=len(self.files))
+        worn = []
+        for code, path in enumerate(self.files):
+            data_file = self.data_files.get(path)
+            if data_file is not None and data_file.record_count:
+                share = 1 - live[code] / data_file.record_count
+                if share >= delete_ratio:
+                    worn.append((share, code))
+        chosen = []
+        for _, code in sorted(worn, reverse=True):
+            if live[code] <= max_rows:
+                max_rows -= live[code]
+                chosen.append(code)
+        if not chosen:
+            return []
+        alive = self._alive.values.copy()
+        alive[removed] = False
+        found = []
+        for code in chosen:
+            entries = np.nonzero(alive & (self._file.values == code))[0]
+            found.append((self.files[code], entries, self._pos.values[entries]))
+        return found
+
     def advance(
-        self, removed: np.ndarray, added: list[tuple[DataFile, pa.Table]], snapshot_id: int | None
+        self,
+        removed: np.ndarray,
+        added: list[tuple[DataFile, pa.Table]],
+        snapshot_id: int | None,
+        dropped_files: list[str] | None = None,
     ) -> None:
-        """After a commit: clear the *removed* entries, add each new data file's rows (in file
-        order: a row's position is its index), and stamp the commit's snapshot."""
-        self._alive[removed] = False
+        """After a commit: clear the *removed* entries, forget the data files the commit
+        removed, add each new data file's rows (in file order: a row's position is its index),
+        and stamp the commit's snapshot."""
+        removed = np.unique(removed[self._alive.values[removed]])
+        self._alive.values[removed] = False
+        self._live_per_file.values[:] -= np.bincount(self._file.values[removed], minlength=len(self.files))
+        for path in dropped_files or []:
+            self.data_files.pop(path, None)
         for data_file, rows in added:
             self.data_files[data_file.file_path] = data_file
             self._add(data_file.file_path, rows, np.arange(rows.num_rows, dtype=np.int64))
-        if len(self._runs) > _MAX_RUNS:
+        if 2 * len(self) < len(self._alive):
+            self._compact()
+        elif len(self._runs) > _MAX_RUNS:
             self._fold()
         self.snapshot_id = snapshot_id
+
+    def _compact(self) -> None:
+        """Drop removed entries from the store once they outnumber the live ones, so that a
+        following replicator's index stays the size of the table (amortised: each compaction
+        at least halves the store)."""
+        alive = np.nonzero(self._alive.values)[0]
+        renumbered = np.full(len(self._alive), -1, np.int64)
+        renumbered[alive] = np.arange(len(alive))
+        self._keys = [pa.concat_tables(self._keys).take(pa.array(alive, pa.int64())).combine_chunks()]
+        file_codes = self._file.values[alive]
+        self._pos = _Growing(np.int64, self._pos.values[alive])
+        live_files = np.unique(file_codes)
+        self.files = [self.files[code] for code in live_files]
+        self._file = _Growing(np.int32, np.searchsorted(live_files, file_codes).astype(np.int32))
+        self._live_per_file = _Growing(np.int64, np.bincount(self._file.values, minlength=len(self.files)))
+        self.data_files = {path: self.data_files[path] for path in self.files if path in self.data_files}
+        self._alive = _Growing(np.bool_, np.ones(len(alive), bool))
+        for run in self._runs:
+            kept = renumbered[run.entries] >= 0
+            run.codes, run.entries = run.codes[kept], renumbered[run.entries[kept]]
+        self._fold()
 
 
 def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -37,6 +37,7 @@ from floe.changes import (
     UPSERT_OPS,
     ChangeBatch,
 )
+from floe.config import ReplicateConfig
 from floe.errors import FloeError, Transient
 from iceberg.catalog import AWAY, away_error
 from iceberg.changeset import match_rows, position_scalar, reduce
@@ -50,6 +51,25 @@ log = logging.getLogger("floe.merge")
 
 class ConcurrentWriteError(FloeError, Transient):
     """Another writer committed to the table after this batch's offsets were read."""
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """Data files a merge rewrites in passing, in its own commit: those whose deleted share
+    reaches *delete_ratio* once the merge's deletes land, most worn first, while their live rows
+    stay within *rows_per_change* times the batch's events. Readers then never face a pile of
+    dead rows, and the merge's cost still follows its change; files too large for that budget
+    wait for ``floe maintain``."""
+
+    delete_ratio: float
+    rows_per_change: float
+
+    @classmethod
+    def of(cls, settings: ReplicateConfig) -> Compaction | None:
+        """The compaction the replicate settings ask for (None when they turn it off)."""
+        if not settings.compact_rows_per_change:
+            return None
+        return cls(settings.compact_delete_ratio, settings.compact_rows_per_change)
 
 
 @dataclass
@@ -110,7 +130,11 @@ def _watermarks(batch: ChangeBatch) -> dict[str, dict[int, int]]:
 
 
 def merge_batch(
-    table: Table, batch: ChangeBatch, checkpoint: Checkpoint, indexes: dict[str, KeyIndex] | None = None
+    table: Table,
+    batch: ChangeBatch,
+    checkpoint: Checkpoint,
+    indexes: dict[str, KeyIndex] | None = None,
+    compaction: Compaction | None = None,
 ) -> MergeResult:
     """Merge *batch* into *table* in one commit that also records the advanced *checkpoint*.
 
@@ -119,7 +143,8 @@ def merge_batch(
     racing another writer fails instead of being re-applied on top of it.
 
     *indexes* keeps each table's key index between merges (a long-running replicator); an index
-    that does not describe the table's current snapshot is rebuilt.
+    that does not describe the table's current snapshot is rebuilt. *compaction* lets the merge
+    rewrite worn data files in passing.
     """
     current = read_checkpoint(table)
     if current.snapshot_id != checkpoint.snapshot_id:
@@ -129,7 +154,7 @@ def merge_batch(
             "cycle reads from the new offsets"
         )
     try:
-        return _Merge(table, batch, checkpoint, _current_index(table, batch, indexes)).run()
+        return _Merge(table, batch, checkpoint, _current_index(table, batch, indexes), compaction).run()
     except (CommitFailedException, ValidationException) as exc:
         raise ConcurrentWriteError(
             f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
@@ -184,9 +209,15 @@ class _Merge:
     """One merge: the reduced changes matched against the table's files."""
 
     def __init__(
-        self, table: Table, batch: ChangeBatch, checkpoint: Checkpoint, index: KeyIndex | None
+        self,
+        table: Table,
+        batch: ChangeBatch,
+        checkpoint: Checkpoint,
+        index: KeyIndex | None,
+        compaction: Compaction | None,
     ) -> None:
         self.table, self.batch, self.checkpoint, self.index = table, batch, checkpoint, index
+        self.compaction = compaction
         self.reduced = reduce(batch.data, batch.key, checkpoint.watermarks.get(_stream(batch), {}))
         self.result = MergeResult(
             table=batch.table,
@@ -221,8 +252,8 @@ class _Merge:
                 # Every stored row is read: rows below the floor go, a new default fills in.
                 removed, kept, matches = self._match_files(metadata, target, incoming, evolution)
             else:
-                removed, kept = [], []
                 matches, deletes = self._locate(metadata, target, latest, incoming)
+                removed, kept = self._compact_in_passing(metadata, target, deletes)
             upserts = self._accepted_upserts(latest, incoming, matches)
             self.result.replayed += len(matches.rejected)
             new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
@@ -235,7 +266,8 @@ class _Merge:
         if deletes is not None and len(added) <= 1:
             # The rows of the one new file are new_rows, in order: their positions are known.
             written = [(added[0], new_rows)] if added else []
-            self.index.advance(deletes.entries, written, self.result.snapshot_id)
+            gone = [data_file.file_path for data_file in removed]
+            self.index.advance(deletes.entries, written, self.result.snapshot_id, gone)
         return self.result
 
     def _locate(
@@ -259,6 +291,30 @@ class _Merge:
         for path, position in zip(files, positions.tolist(), strict=True):
             deletes.by_file.setdefault(path, []).append(position)
         return matches, deletes
+
+    def _compact_in_passing(
+        self, metadata: Any, target: pa.Schema, deletes: _PositionDeletes
+    ) -> tuple[list[DataFile], list[pa.Table]]:
+        """The worn data files this merge removes, and their live rows, which it writes again
+        with its own; their entries join the ones the merge deletes from the index."""
+        if self.compaction is None:
+            return [], []
+        budget = int(self.compaction.rows_per_change * self.batch.size)
+        worn = self.index.worn_files(deletes.entries, self.compaction.delete_ratio, budget)
+        removed, kept = [], []
+        for path, entries, positions in worn:
+            data_file = self.index.data_files[path]
+            removed.append(data_file)
+            deletes.by_file.pop(path, None)
+            deletes.entries = np.concatenate([deletes.entries, entries])
+            if len(positions):
+                # The file read without its delete files: positions are file positions.
+                stored = ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table(
+                    [FileScanTask(data_file)]
+                )
+                kept.append(_conform(stored, target).take(pa.array(positions, pa.int64())))
+        self.result.files_rewritten = len(removed)
+        return removed, kept
 
     def _stored_rows(
         self, metadata: Any, target: pa.Schema, files: list[str], positions: np.ndarray
@@ -391,8 +447,13 @@ class _Merge:
             if new_rows.num_rows
             else []
         )
-        if deletes is not None and deletes.by_file:
+        for data_file in added:
+            # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
+            data_file.spec_id = metadata.default_spec_id
+        if deletes is not None:
             delta = RowDelta(tx, properties)
+            for data_file in removed:
+                delta.delete_data_file(data_file)
             partitions: dict[tuple[int, str], dict[DataFile, list[int]]] = {}
             for path, positions in deletes.by_file.items():
                 data_file = self.index.data_files[path]

@@ -7,9 +7,10 @@ ones, so that an upgrade has one module to check:
   files of one partition (sorted by path and position; full metrics, so that readers match it
   to its data files by path bounds). One file per commit rather than one per data file: with
   random keys a merge touches every data file, and readers open every delete file;
-- ``RowDelta`` is pyiceberg's fast append that also writes a delete manifest, counts the delete
-  files in the summary, and refuses to commit when a concurrent commit removed a data file it
-  deletes from (the deleted rows would come back), as Java's ``RowDelta`` does;
+- ``RowDelta`` adds data files and delete files in one snapshot (reading no manifest unless it
+  also removes data files), counts the delete files in the summary, and refuses to commit when a
+  concurrent commit removed a data file it deletes from (the deleted rows would come back), as
+  Java's ``RowDelta`` does;
 - ``RewriteFiles`` replaces data files and the delete files that apply to them with new data
   files holding the same live rows (maintenance). pyiceberg's overwrite would carry the delete
   files over, dangling, and rewrites a delete manifest as a data manifest.
@@ -46,7 +47,7 @@ from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
-from pyiceberg.table.update.snapshot import _FastAppendFiles, _OverwriteFiles
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
 from pyiceberg.types import LongType, NestedField, StringType
 
@@ -121,11 +122,86 @@ class _DeleteManifestWriter(ManifestWriterV2):
         return {**super()._meta, "content": "deletes"}
 
 
-class RowDelta(_FastAppendFiles):
-    """A fast append that also adds position delete files, in the same snapshot."""
+class _Replacing(_OverwriteFiles):
+    """pyiceberg's overwrite, made to remove delete files too, and to keep a delete manifest a
+    delete manifest when it rewrites one without the removed files."""
 
     def __init__(self, tx: Transaction, snapshot_properties: dict[str, str]) -> None:
         super().__init__(Operation.OVERWRITE, tx, tx._table.io, snapshot_properties=snapshot_properties)
+        self._removed_delete_files: set[DataFile] = set()
+
+    def remove_delete_file(self, delete_file: DataFile) -> None:
+        self._removed_delete_files.add(delete_file)
+
+    def _existing_manifests(self) -> list[ManifestFile]:
+        snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
+        manifests = snapshot.manifests(io=self._io) if snapshot else []
+        removed = self._deleted_data_files | self._removed_delete_files
+        if not removed:  # as a fast append: no manifest is read
+            return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
+        carried: list[ManifestFile] = []
+        for manifest in manifests:
+            entries = manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
+            kept = [entry for entry in entries if entry.data_file not in removed]
+            if len(kept) == len(entries):
+                carried.append(manifest)
+                continue
+            if not kept:
+                continue
+            spec = self.spec(manifest.partition_spec_id)
+            writer = (
+                _DeleteManifestWriter(
+                    spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
+                )
+                if manifest.content == ManifestContent.DELETES
+                else self.new_manifest_writer(spec)
+            )
+            with writer:
+                for entry in kept:
+                    writer.add_entry(
+                        ManifestEntry.from_args(
+                            status=ManifestEntryStatus.EXISTING,
+                            snapshot_id=entry.snapshot_id,
+                            sequence_number=entry.sequence_number,
+                            file_sequence_number=entry.file_sequence_number,
+                            data_file=entry.data_file,
+                        )
+                    )
+            carried.append(writer.to_manifest_file())
+        return carried
+
+    def _deleted_entries(self) -> list[ManifestEntry]:
+        return super()._deleted_entries() if self._deleted_data_files else []
+
+    def _collector(self) -> SnapshotSummaryCollector:
+        """The added data files and every removed file, counted for the summary."""
+        metadata = self._transaction.table_metadata
+        collector = SnapshotSummaryCollector()
+        for data_file in self._added_data_files:
+            collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
+        specs = metadata.specs()
+        for removed in (*self._deleted_data_files, *self._removed_delete_files):
+            collector.remove_file(removed, schema=metadata.schema(), partition_spec=specs[removed.spec_id])
+        return collector
+
+    def _totals(self, collector: SnapshotSummaryCollector, operation: Operation) -> Summary:
+        metadata = self._transaction.table_metadata
+        parent_id = self._parent_snapshot_id
+        parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
+        # pyiceberg totals up only append, overwrite and delete summaries.
+        totals = update_snapshot_summaries(
+            Summary(operation=Operation.OVERWRITE, **collector.build(), **self.snapshot_properties),
+            parent.summary if parent else None,
+        )
+        return Summary(operation=operation, **totals.additional_properties)
+
+
+class RowDelta(_Replacing):
+    """New data files and position delete files in one snapshot; data files whose rows it
+    carries over into its new files (a compaction in passing) can be removed in the same one."""
+
+    def __init__(self, tx: Transaction, snapshot_properties: dict[str, str]) -> None:
+        super().__init__(tx, snapshot_properties)
         self._added_delete_files: list[DataFile] = []
         self._referenced_data_files: set[DataFile] = set()
 
@@ -162,24 +238,18 @@ class RowDelta(_FastAppendFiles):
 
     def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
         metadata = self._transaction.table_metadata
-        collector = SnapshotSummaryCollector()
-        for data_file in self._added_data_files:
-            collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
+        collector = self._collector()
         for delete_file in self._added_delete_files:
             spec = metadata.specs()[delete_file.spec_id]
             collector.add_file(delete_file, schema=metadata.schema(), partition_spec=spec)
-        if not self._added_delete_files:
+        if not self._added_delete_files and not self._deleted_data_files:
             operation = Operation.APPEND
         else:
             operation = Operation.OVERWRITE if self._added_data_files else Operation.DELETE
-        parent_id = self._parent_snapshot_id
-        parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
-        return update_snapshot_summaries(
-            Summary(operation=operation, **collector.build(), **(snapshot_properties or {})),
-            parent.summary if parent else None,
-        )
+        return self._totals(collector, operation)
 
     def _validate_concurrency(self) -> None:
+        super()._validate_concurrency()
         window = self._commit_window
         if window is None or window.is_empty() or window.head is None or not self._referenced_data_files:
             return
@@ -188,7 +258,7 @@ class RowDelta(_FastAppendFiles):
         )
 
 
-class RewriteFiles(_OverwriteFiles):
+class RewriteFiles(_Replacing):
     """Replaces data files, and the delete files that apply only to them, by new data files.
 
     The new files take this snapshot's sequence number, so no older delete file applies to them.
@@ -198,59 +268,7 @@ class RewriteFiles(_OverwriteFiles):
     """
 
     def __init__(self, tx: Transaction) -> None:
-        super().__init__(Operation.OVERWRITE, tx, tx._table.io)
-        self._removed_delete_files: set[DataFile] = set()
-
-    def remove_delete_file(self, delete_file: DataFile) -> None:
-        self._removed_delete_files.add(delete_file)
-
-    def _existing_manifests(self) -> list[ManifestFile]:
-        snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
-        removed = self._deleted_data_files | self._removed_delete_files
-        carried: list[ManifestFile] = []
-        for manifest in snapshot.manifests(io=self._io) if snapshot else []:
-            entries = manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
-            kept = [entry for entry in entries if entry.data_file not in removed]
-            if len(kept) == len(entries):
-                carried.append(manifest)
-                continue
-            if not kept:
-                continue
-            spec = self.spec(manifest.partition_spec_id)
-            writer = (
-                _DeleteManifestWriter(
-                    spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
-                )
-                if manifest.content == ManifestContent.DELETES
-                else self.new_manifest_writer(spec)
-            )
-            with writer:
-                for entry in kept:
-                    writer.add_entry(
-                        ManifestEntry.from_args(
-                            status=ManifestEntryStatus.EXISTING,
-                            snapshot_id=entry.snapshot_id,
-                            sequence_number=entry.sequence_number,
-                            file_sequence_number=entry.file_sequence_number,
-                            data_file=entry.data_file,
-                        )
-                    )
-            carried.append(writer.to_manifest_file())
-        return carried
+        super().__init__(tx, {})
 
     def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
-        metadata = self._transaction.table_metadata
-        collector = SnapshotSummaryCollector()
-        for data_file in self._added_data_files:
-            collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
-        for removed in (*self._deleted_data_files, *self._removed_delete_files):
-            collector.remove_file(
-                removed, schema=metadata.schema(), partition_spec=metadata.specs()[removed.spec_id]
-            )
-        parent_id = self._parent_snapshot_id
-        parent = metadata.snapshot_by_id(parent_id) if parent_id is not None else None
-        # pyiceberg totals up only append, overwrite and delete summaries.
-        totals = update_snapshot_summaries(
-            Summary(operation=Operation.OVERWRITE, **collector.build()), parent.summary if parent else None
-        )
-        return Summary(operation=Operation.REPLACE, **totals.additional_properties)
+        return self._totals(self._collector(), Operation.REPLACE)

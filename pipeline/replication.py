@@ -27,7 +27,7 @@ from iceberg.catalog import AWAY, away_error, load_table, open_catalog
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
 from iceberg.lookup import StoredTable
-from iceberg.merge import MergeResult, merge_batch
+from iceberg.merge import Compaction, MergeResult, merge_batch
 from iceberg.schema import column_history, create_table
 
 log = logging.getLogger("floe.replication")
@@ -95,6 +95,7 @@ class Replicator:
             *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
         )
         self.indexes = _KEY_INDEXES.setdefault(where, {})
+        self.compaction = Compaction.of(config.replicate)
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
         source = target.source
@@ -231,12 +232,12 @@ class Replicator:
         batch, table = self.prepare(changes)
         self.set_aside(batch.quarantined)
         try:
-            result = merge_batch(table, batch, checkpoint, self.indexes)
+            result = merge_batch(table, batch, checkpoint, self.indexes, self.compaction)
         except SchemaMappingError as exc:
             if self.targets[batch.table].table.on_incompatible_change != "quarantine":
                 raise
             self.set_aside([quarantine_record(batch.table, r, str(exc)) for r in changes.records])
-            result = merge_batch(table, batch.without_rows(), checkpoint, self.indexes)
+            result = merge_batch(table, batch.without_rows(), checkpoint, self.indexes, self.compaction)
             result.quarantined = len(changes.records)
         self._supersede(batch, changes.records)
         log.info(

@@ -108,3 +108,18 @@ def test_an_integer_key_is_its_own_code_and_removed_keys_can_come_back(tmp_path)
     )
     back = index.locate(pa.table({"id": pa.array([7], pa.int64())}))
     assert back.file == ["new"] and back.pos.tolist() == [0] and len(index) == 49
+
+
+def test_removed_entries_are_dropped_once_they_outnumber_the_live_ones(tmp_path):
+    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
+    live = len(index)
+    for round_ in range(6):  # each round replaces every row of region eu by a new file's rows
+        keys = _rows(range(1, 101))
+        located = index.locate(keys)
+        index.advance(located.entry, [(_data_file(f"s3://bucket/r{round_}.parquet"), keys)], round_)
+        assert len(index) == live and len(index._alive) <= 2 * live + 100
+    found = index.locate(_rows(range(1, 101)))
+    assert set(found.file) == {"s3://bucket/r5.parquet"} and sorted(found.pos.tolist()) == list(range(100))
+    assert "s3://bucket/r0.parquet" not in index.files
+    untouched = index.locate(pa.table({"region": ["us"], "id": pa.array([1], pa.int64())}))
+    assert len(untouched.entry) == 1 and untouched.file[0] in index.data_files

@@ -16,7 +16,7 @@ from floe.changes import Column
 from floe.errors import SchemaMappingError
 from iceberg.checkpoint import read_checkpoint
 from iceberg.key_index import KeyIndex
-from iceberg.merge import ConcurrentWriteError, merge_batch
+from iceberg.merge import Compaction, ConcurrentWriteError, merge_batch
 from iceberg.schema import POSITION_FIELD, create_table
 from tests.batches import make_batch
 
@@ -27,7 +27,7 @@ ITEMS = [
 ]
 
 
-def apply(catalog, batch, table=None, indexes=None):
+def apply(catalog, batch, table=None, indexes=None, compaction=None):
     table = (
         table or catalog.load_table(("ns", batch.table))
         if catalog.table_exists(("ns", batch.table))
@@ -35,7 +35,7 @@ def apply(catalog, batch, table=None, indexes=None):
     )
     if table is None:
         table = create_table(catalog, "ns", batch)
-    return table, merge_batch(table, batch, read_checkpoint(table), indexes)
+    return table, merge_batch(table, batch, read_checkpoint(table), indexes, compaction)
 
 
 def rows(table, key="id"):
@@ -142,6 +142,61 @@ def test_a_change_writes_its_rows_and_a_position_delete_and_rewrites_no_file(cat
     assert (result.files_rewritten, result.files_added, result.delete_files_added) == (0, 1, 1)
     assert table.current_snapshot().summary["added-position-deletes"] == "1"
     assert len(rows(table)) == 300 and [r["name"] for r in rows(table) if r["id"] == 150] == ["x"]
+
+
+def test_a_merge_rewrites_worn_files_in_passing_within_its_budget(catalog):
+    table, _ = apply(
+        catalog, make_batch("items", ["id"], ITEMS, [("r", {"id": i, "name": "a"}) for i in range(100)])
+    )
+    table, _ = apply(
+        catalog,
+        make_batch(
+            "items", ["id"], ITEMS, [("r", {"id": i, "name": "b"}) for i in range(100, 400)], offset=100
+        ),
+        table,
+    )
+    indexes: dict = {}
+    small, large = (
+        task.file.file_path for task in sorted(table.scan().plan_files(), key=lambda t: t.file.record_count)
+    )
+    # 60 of the small file's 100 rows change: it passes half deleted. The large one barely moves.
+    changes = [("u", {"id": i, "name": "c"}) for i in [*range(60), 100, 101]]
+    table, result = apply(
+        catalog,
+        make_batch("items", ["id"], ITEMS, changes, offset=400),
+        table,
+        indexes,
+        Compaction(delete_ratio=0.5, rows_per_change=1),
+    )
+    files = {task.file.file_path: task for task in table.scan().plan_files()}
+    assert small not in files and large in files and result.files_rewritten == 1
+    assert (
+        len(files) == 2 and sum(len(t.delete_files) for t in files.values()) == 1
+    )  # the large file's two rows
+    expected = {i: "c" if i < 60 or i in (100, 101) else ("a" if i < 100 else "b") for i in range(400)}
+    assert {r["id"]: r["name"] for r in rows(table)} == expected
+    # The rewritten rows are where the warm index says.
+    probe = pa.table({"id": pa.array(range(400), pa.int64())})
+    warm, rebuilt = (
+        indexes["items"].locate(probe),
+        KeyIndex.build(table, ["id"], "_floe_position").locate(probe),
+    )
+    assert sorted(zip(warm.incoming.tolist(), warm.file, warm.pos.tolist(), strict=True)) == sorted(
+        zip(rebuilt.incoming.tolist(), rebuilt.file, rebuilt.pos.tolist(), strict=True)
+    )
+    # A budget too small for the worn file's 40 live rows leaves it for maintenance.
+    table2, result2 = apply(
+        catalog,
+        make_batch("other", ["id"], ITEMS, [("r", {"id": i, "name": "a"}) for i in range(100)]),
+    )
+    table2, result2 = apply(
+        catalog,
+        make_batch("other", ["id"], ITEMS, [("u", {"id": i, "name": "c"}) for i in range(60)], offset=100),
+        table2,
+        {},
+        Compaction(delete_ratio=0.5, rows_per_change=0.5),
+    )
+    assert result2.files_rewritten == 0 and result2.delete_files_added == 1
 
 
 def test_schema_evolves_in_the_same_commit(catalog):
@@ -337,6 +392,8 @@ def test_random_change_streams_match_a_model(tmp_path_factory, ops, cuts, redeli
     bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
     table, delivered = None, 0
     indexes: dict[str, KeyIndex] = {}  # kept warm across batches, as a long-running replicator does
+    # Half the streams let merges rewrite worn files in passing, eagerly.
+    compaction = Compaction(delete_ratio=0.2, rows_per_change=3) if len(ops) % 2 else None
     for number, (start, end) in enumerate(itertools.pairwise(bounds)):
         first, length = redeliveries[number] if number < len(redeliveries) else (0, 0)
         indices = [*range(min(first, start), min(first + length, start)), *range(start, end)]
@@ -351,7 +408,7 @@ def test_random_change_streams_match_a_model(tmp_path_factory, ops, cuts, redeli
             ]
         batch = make_batch("items", ["id"], columns, batch_events, offset=delivered)
         delivered += batch.size
-        table, _ = apply(catalog, batch, table, indexes)
+        table, _ = apply(catalog, batch, table, indexes, compaction)
     # Debezium reports an added column with the next change of the table, not before.
     column_seen = added_at is not None and added_at < len(events)
     got = {r["id"]: (r["name"], r.get("extra")) for r in rows(table)} if table is not None else {}
