@@ -7,6 +7,7 @@ bounded time because a rebalance after a config change is routine, not a failure
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -133,26 +134,54 @@ class ConnectClient:
                 errors[value["name"]] = value["errors"]
         return errors
 
+    def wait_state(self, name: str, state: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks report *state* (PAUSED, say)."""
+
+        def reached(status: dict[str, Any] | None) -> dict[str, Any] | None:
+            states = (
+                [status["connector"]["state"], *(t["state"] for t in status.get("tasks", []))]
+                if status
+                else []
+            )
+            return status if states and all(s == state for s in states) else None
+
+        return self._wait(name, reached, timeout, state)
+
     def wait_running(self, name: str, timeout: float = 60.0, settle: float = 0.0) -> dict[str, Any]:
         """Wait until the connector and all its tasks are RUNNING, and still are *settle* seconds
         later (a task that fails on its first records fails within that time); raise with the
         first line of the trace on FAILED."""
         running_since: float | None = None
-        last: dict[str, Any] | None = None
 
-        def settled() -> dict[str, Any] | None:
-            nonlocal running_since, last
-            last = self.status(name)
-            if not last:
+        def settled(status: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal running_since
+            if not status:
                 return None
-            failure = failure_of(name, last)
+            failure = failure_of(name, status)
             if failure:
                 raise ConnectRejected(failure)
-            if not is_running(last):
+            if not is_running(status):
                 running_since = None
                 return None
             running_since = running_since or time.monotonic()
-            return last if time.monotonic() - running_since >= settle else None
+            return status if time.monotonic() - running_since >= settle else None
+
+        return self._wait(name, settled, timeout, "RUNNING")
+
+    def _wait(
+        self,
+        name: str,
+        check: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        timeout: float,
+        wanted: str,
+    ) -> dict[str, Any]:
+        """Poll the connector's status until *check* returns it, for at most *timeout* seconds."""
+        last: dict[str, Any] | None = None
+
+        def attempt() -> dict[str, Any] | None:
+            nonlocal last
+            last = self.status(name)
+            return check(last)
 
         retrying = Retrying(
             retry=retry_if_result(lambda status: status is None),
@@ -161,10 +190,10 @@ class ConnectClient:
             reraise=True,
         )
         try:
-            return retrying(settled)
+            return retrying(attempt)
         except RetryError:
             raise ConnectUnavailable(
-                f"connector {name} not RUNNING after {timeout:.0f}s; last status: {last}"
+                f"connector {name} not {wanted} after {timeout:.0f}s; last status: {last}"
             ) from None
 
 

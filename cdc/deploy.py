@@ -126,6 +126,7 @@ class ConnectorState:
     state: str
     failure: str | None = None
     running: bool = False  # the connector and every task RUNNING
+    paused: bool = False  # paused on purpose ('floe pause'): replicate leaves its tables alone
 
 
 def connector_states(config: PipelineConfig) -> list[ConnectorState]:
@@ -144,5 +145,34 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
             failure = failure_of(name, status)
             if failure:
                 failure += _largest_value_hint(source, failure)
-            states.append(ConnectorState(name, line, failure, is_running(status)))
+            paused = status["connector"]["state"] == "PAUSED"
+            states.append(ConnectorState(name, line, failure, is_running(status), paused))
     return states
+
+
+def pause_source(config: PipelineConfig, name: str, timeout: float = 60.0) -> ConnectorState:
+    """Pause the source's connector and wait until Kafka Connect reports it PAUSED. Replicate
+    then skips the source's tables, so that nothing of it moves until ``resume_source``. The
+    connector's state is the only record of the pause: nothing else can disagree with it."""
+    return _switch(config, name, True, timeout)
+
+
+def resume_source(config: PipelineConfig, name: str, timeout: float = 60.0) -> ConnectorState:
+    """Resume the source's connector and wait until it and its tasks run again."""
+    return _switch(config, name, False, timeout)
+
+
+def _switch(config: PipelineConfig, name: str, pause: bool, timeout: float) -> ConnectorState:
+    connector = config.find_source(name).connector_name
+    with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
+        if client.status(connector) is None:
+            raise ConnectRejected(
+                f"connector {connector} of source {name} does not exist; run 'floe connectors apply'"
+            )
+        if pause:
+            client.pause(connector)
+            client.wait_state(connector, "PAUSED", timeout)
+        else:
+            client.resume(connector)
+            client.wait_running(connector, timeout)
+    return next(state for state in connector_states(config) if state.name == connector)

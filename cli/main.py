@@ -147,6 +147,32 @@ def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = N
         raise typer.Exit(code=1)
 
 
+SourceOption = Annotated[str, typer.Option("--source", help="Source name, as in floe.yaml")]
+
+
+@app.command()
+def pause(source: SourceOption, config: ConfigOption = Path("floe.yaml")) -> None:
+    """Pause a source: its connector stops and replicate leaves its tables alone."""
+    _switch_source("pause", source, config)
+
+
+@app.command()
+def resume(source: SourceOption, config: ConfigOption = Path("floe.yaml")) -> None:
+    """Resume a paused source: its connector reads on and replicate merges its tables again."""
+    _switch_source("resume", source, config)
+
+
+def _switch_source(action: str, source: str, config: Path) -> None:
+    prefect_env()
+    from flows import pause as flows
+
+    try:
+        row = getattr(flows, action)(source=source, config_path=str(config))
+    except FloeError as exc:
+        fail(exc)
+    typer.echo(f"{row['source']}: {action}d ({row['connector']} {row['state']})")
+
+
 @app.command()
 def maintain(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
     """Run the maintain flow: rewrite files with many deletes, compact small files, expire
@@ -242,4 +268,4 @@ def deploy() -> None:
         deploy_all(PROJECT_DIR)
     except FloeError as exc:
         fail(exc)
-    typer.echo("deployments registered: replicate (interval), reconcile (ad hoc), maintain (hourly)")
+    typer.echo("deployments registered: replicate (interval), reconcile, pause, resume, maintain (hourly)")

@@ -474,6 +474,13 @@ class PipelineConfig(_Model):
             return [self.find_table(name) for name in names]
         return [(source, table) for source in self.sources for table in source.tables]
 
+    def find_source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(source.name for source in self.sources)
+        raise ConfigError(f"no source '{name}' in the pipeline configuration; known sources: {known}")
+
     def find_table(self, target: str) -> tuple[Source, TargetRef]:
         for source, table in self.tables():
             if target in (table.target_name, table.name, source.source_table(table)):

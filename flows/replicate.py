@@ -120,13 +120,41 @@ def replicate(
     names = [table.target_name for _, table in chosen]
     connectors = check_connectors(config)
     connector_of = {table.target_name: connectors.get(source.connector_name) for source, table in chosen}
+    # A paused source ('floe pause') is left alone: its tables are neither merged nor reconciled.
+    active = [name for name in names if not (connector_of[name] and connector_of[name].paused)]
+    if len(active) < len(names):
+        get_run_logger().info(
+            "paused, left alone this cycle: %s ('floe resume --source <name>' resumes)",
+            ", ".join(sorted(set(names) - set(active))),
+        )
+    merges, failures, after = _merge_tables(config, active) if active else ({}, {}, {})
+    checks = reconcile_tables(config_path, active) if reconcile_after and active else []
+    states = {name: state.state for name, state in connector_of.items() if state}
+    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states)
+    events = sum(m.events for m in merges.values())
+    publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
+    problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]
+    failed_tasks = sorted({state.failure for state in connector_of.values() if state and state.failure})
+    if failed_tasks or any(not isinstance(exc, Transient) for exc in failures.values()):
+        # A failed task or an incompatible change needs a person; following on cannot help.
+        raise ReplicationStopped("; ".join(problems + failed_tasks))
+    if problems:
+        raise ReplicationFailed("; ".join(problems))
+    return rows
+
+
+def _merge_tables(
+    config: PipelineConfig, names: list[str]
+) -> tuple[dict[str, MergeResult], dict[str, BaseException], dict[str, Checkpoint]]:
+    """Consume and merge *names*, holding their locks; each table's result or failure, and the
+    checkpoints after."""
     locks = ensure_table_locks(config.iceberg.namespace, names)
     # One run at a time per table: a second run waits here, then reads the offsets the first committed.
     with (
         concurrency(
             locks, timeout_seconds=config.replicate.lock_timeout_seconds, lease_duration=60, strict=True
         ),
-        Replicator(config, tables) as replicator,
+        Replicator(config, names) as replicator,
     ):
         checkpoints = read_checkpoints(replicator)
         consumed = consume_changes(replicator, checkpoints)
@@ -141,20 +169,7 @@ def replicate(
             else:
                 merges[name] = outcome
         replicator.commit_for_monitoring([consumed[name] for name in merges])
-        after = replicator.checkpoints()
-    checks = reconcile_tables(config_path, names) if reconcile_after else []
-    states = {name: state.state for name, state in connector_of.items() if state}
-    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states)
-    events = sum(m.events for m in merges.values())
-    publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
-    problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]
-    failed_tasks = sorted({state.failure for state in connector_of.values() if state and state.failure})
-    if failed_tasks or any(not isinstance(exc, Transient) for exc in failures.values()):
-        # A failed task or an incompatible change needs a person; following on cannot help.
-        raise ReplicationStopped("; ".join(problems + failed_tasks))
-    if problems:
-        raise ReplicationFailed("; ".join(problems))
-    return rows
+        return merges, failures, replicator.checkpoints()
 
 
 def replicate_until_caught_up(config_path: str | Path, timeout: float) -> list[dict[str, Any]]:

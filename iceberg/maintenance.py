@@ -228,7 +228,16 @@ def maintain_table(table: Table, name: str, settings: MaintainConfig) -> Maintai
     """Rewrite, expire, then remove what neither the table nor a recent writer needs."""
     result = MaintainResult(name)
     rewrite_files(table, settings, result)
-    result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
+    for _ in range(_ATTEMPTS):
+        try:
+            result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
+            break
+        except CommitFailedException as exc:  # a merge committed in between: look again
+            result.conflicts += 1
+            log.info("expiring snapshots of %s lost a race with a merge (%s); trying again", name, exc)
+            table.refresh()
+    else:
+        result.notes.append(f"snapshot expiry gave up after {_ATTEMPTS} races with merges")
     result.orphan_files_removed = remove_orphan_files(table, settings.orphan_min_age_hours)
     log.info(
         "maintained %s: %d files rewritten into %d, %d delete files retired, %d snapshots expired, "

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from floe.config import PipelineConfig
+from cdc.deploy import apply_connectors
+from floe.config import PipelineConfig, load_config
 from floe_stack.stack import LocalStack
 from iceberg.catalog import open_catalog
 from tests.stack.compare import assert_same_rows
@@ -46,6 +47,29 @@ def write_config(
     }
     path = directory / "floe.yaml"
     path.write_text(yaml.safe_dump(document))
+    return path
+
+
+ITEMS = [
+    "DROP TABLE IF EXISTS items",
+    "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2), payload bytea, "
+    "changed_at timestamptz DEFAULT now())",
+    "INSERT INTO items (id, name, price, payload) "
+    "SELECT g, 'item ' || g, g * 1.25, decode(md5(g::text), 'hex') FROM generate_series(1, 400) g",
+]
+
+
+def replicated_database(stack: LocalStack, directory: Path, name: str, **catalog: str) -> Path:
+    """A database with one table, its connector applied and its snapshot replicated."""
+    # Imported here: this module is imported by the stack tests' conftest, which may load before
+    # the root conftest points Prefect at the test stack (Prefect reads its settings at import).
+    from flows.replicate import replicate_until_caught_up
+
+    stack.postgres.ensure_database(name)
+    run_sql(stack, name, ITEMS)
+    path = write_config(stack, directory, name.removeprefix("floe_"), name, ["public.items"], catalog or None)
+    apply_connectors(load_config(path))
+    replicate_until_caught_up(path, 180)
     return path
 
 

@@ -18,7 +18,6 @@ import yaml
 from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Transaction
 
-from cdc.deploy import apply_connectors
 from floe.config import load_config
 from floe.errors import FloeError, ReplicationFailed, Transient
 from floe_stack.processes import ManagedProcess
@@ -29,18 +28,11 @@ from iceberg.maintenance import MaintainResult
 from pipeline.maintenance import maintain
 from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.stack.compare import assert_same_rows
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, replicated_database, run_sql
 
 pytestmark = pytest.mark.stack
 
 CATCH_UP = 180
-ITEMS = [
-    "DROP TABLE IF EXISTS items",
-    "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2), payload bytea, "
-    "changed_at timestamptz DEFAULT now())",
-    "INSERT INTO items (id, name, price, payload) "
-    "SELECT g, 'item ' || g, g * 1.25, decode(md5(g::text), 'hex') FROM generate_series(1, 400) g",
-]
 CHANGES = [
     "UPDATE items SET name = 'changed', price = price + 1 WHERE id % 7 = 0",
     "DELETE FROM items WHERE id % 11 = 0",
@@ -48,18 +40,8 @@ CHANGES = [
 ]
 
 
-def _replicated_database(stack: LocalStack, directory: Path, name: str, **catalog: str) -> Path:
-    """A database with one table, its connector applied and its snapshot replicated."""
-    stack.postgres.ensure_database(name)
-    run_sql(stack, name, ITEMS)
-    path = write_config(stack, directory, name.removeprefix("floe_"), name, ["public.items"], catalog or None)
-    apply_connectors(load_config(path))
-    replicate_until_caught_up(path, CATCH_UP)
-    return path
-
-
 def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalStack, tmp_path):
-    path = _replicated_database(stack, tmp_path, "floe_objects")
+    path = replicated_database(stack, tmp_path, "floe_objects")
     run_sql(stack, "floe_objects", CHANGES)
     replicate_until_caught_up(path, CATCH_UP)
     config = load_config(path)
@@ -80,7 +62,7 @@ def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalS
 
 
 def test_maintain_beside_replicate_loses_and_duplicates_nothing(stack: LocalStack, tmp_path):
-    path = _replicated_database(stack, tmp_path, "floe_maintained")
+    path = replicated_database(stack, tmp_path, "floe_maintained")
     # Everything is due at once; files younger than an hour may be a commit in flight.
     eager = {
         "delete_ratio": 0.01,
@@ -173,7 +155,7 @@ def rclone_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 
 
 def test_a_second_s3_server_behind_a_sql_catalog(stack: LocalStack, tmp_path, rclone_s3):
-    path = _replicated_database(stack, tmp_path, "floe_rclone", **rclone_s3)
+    path = replicated_database(stack, tmp_path, "floe_rclone", **rclone_s3)
     run_sql(stack, "floe_rclone", CHANGES)
     replicate_until_caught_up(path, CATCH_UP)
     assert_tables_equal(stack, load_config(path), "floe_rclone")
@@ -186,7 +168,7 @@ def test_a_second_s3_server_behind_a_sql_catalog(stack: LocalStack, tmp_path, rc
 def test_s3_stopped_in_the_middle_of_a_commit(stack: LocalStack, tmp_path, monkeypatch):
     """The data files are written, then S3 and the catalog go away before the commit: the cycle
     fails with a transient error naming the table; the next cycle applies the changes once."""
-    path = _replicated_database(stack, tmp_path, "floe_s3fault")
+    path = replicated_database(stack, tmp_path, "floe_s3fault")
     config = load_config(path)
     run_sql(stack, "floe_s3fault", CHANGES)
     commit = Transaction.commit_transaction
