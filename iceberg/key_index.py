@@ -108,8 +108,9 @@ class KeyIndex:
         snapshot = table.current_snapshot()
         if snapshot is not None:
             projected = table.schema().select(*key, position_field)
+            deletes: dict[str, dict[str, pa.ChunkedArray]] = {}  # read once: one applies to many files
             for task in table.scan().plan_files():
-                rows, positions = _live_rows(table, projected, task)
+                rows, positions = _live_rows(table, projected, task, deletes)
                 index.data_files[task.file.file_path] = task.file
                 index._add(task.file.file_path, rows, positions)
             index._fold()
@@ -281,19 +282,25 @@ def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:
     return values
 
 
-def _live_rows(table: Table, projected: object, task: FileScanTask) -> tuple[pa.Table, np.ndarray]:
+def _live_rows(
+    table: Table, projected: object, task: FileScanTask, deletes: dict[str, dict[str, pa.ChunkedArray]]
+) -> tuple[pa.Table, np.ndarray]:
     """The key columns of one data file without its deleted rows, and each row's file position.
 
     The file is read without its deletes (so that positions are file positions), then the
-    task's position deletes are applied here; pyiceberg maps renamed columns by field id.
+    task's position deletes are applied here; pyiceberg maps renamed columns by field id. Each
+    delete file is read once into *deletes* (positions by data file path), whatever number of
+    data files it applies to.
     """
     rows = ArrowScan(table.metadata, table.io, projected, AlwaysTrue()).to_table([FileScanTask(task.file)])
     positions = np.arange(rows.num_rows, dtype=np.int64)
+    for delete_file in task.delete_files:
+        if delete_file.file_path not in deletes:
+            deletes[delete_file.file_path] = _read_deletes(table.io, delete_file)
     deleted = [
-        deleted_at.to_numpy()
-        for delete_file in task.delete_files
-        for path, deleted_at in _read_deletes(table.io, delete_file).items()
-        if path == task.file.file_path
+        by_path[task.file.file_path].to_numpy()
+        for by_path in (deletes[d.file_path] for d in task.delete_files)
+        if task.file.file_path in by_path
     ]
     if not deleted:
         return rows, positions

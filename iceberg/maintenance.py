@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -79,7 +80,10 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     of about the target size."""
     tasks = list(table.scan().plan_files())
     target = settings.target_file_size_mb * MB
-    dirty = [t for t in tasks if _deleted_rows(t) >= settings.delete_ratio * max(t.file.record_count, 1)]
+    deleted = {t.file.file_path: _deleted_rows(t) for t in tasks}
+    dirty = [
+        t for t in tasks if deleted[t.file.file_path] >= settings.delete_ratio * max(t.file.record_count, 1)
+    ]
     dirty_paths = {t.file.file_path for t in dirty}
     small = [
         t
@@ -91,9 +95,8 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     groups: list[_Group] = []
     size = 0.0
     for task in sorted(chosen, key=lambda t: t.file.file_size_in_bytes):
-        live = task.file.file_size_in_bytes * max(
-            0.0, 1 - _deleted_rows(task) / max(task.file.record_count, 1)
-        )
+        live_share = max(0.0, 1 - deleted[task.file.file_path] / max(task.file.record_count, 1))
+        live = task.file.file_size_in_bytes * live_share
         if not groups or size + live > target:
             groups.append(_Group([], []))
             size = 0
@@ -142,21 +145,27 @@ def _rewrite_group(table: Table, group: _Group, target: int) -> int:
 
 
 def rewrite_files(table: Table, settings: MaintainConfig, result: MaintainResult) -> None:
-    """Rewrite what the plan selects, one commit per group; a group that loses a race with a
-    merge is planned again from the new snapshot."""
+    """Rewrite what the plan selects, one commit per group."""
     target = settings.target_file_size_mb * MB
+    for group in plan_rewrite(table, settings):
+        result.files_written += _rewrite_group(table, group, target)
+        result.files_rewritten += len(group.tasks)
+        result.delete_files_removed += len(group.retired)
+
+
+def _beside_merges(table: Table, result: MaintainResult, step: str, action: Callable[[], None]) -> None:
+    """Run *action*, which plans on the table's current snapshot and commits on it; when a merge
+    committed in between, the commit is refused, and the action is planned again from the new
+    snapshot (up to three times, then the next run tries)."""
     for _ in range(_ATTEMPTS):
         try:
-            for group in plan_rewrite(table, settings):
-                result.files_written += _rewrite_group(table, group, target)
-                result.files_rewritten += len(group.tasks)
-                result.delete_files_removed += len(group.retired)
+            action()
             return
         except (CommitFailedException, ValidationException) as exc:
             result.conflicts += 1
-            log.info("rewrite of %s lost a race with a merge (%s); planning again", result.table, exc)
+            log.info("%s of %s lost a race with a merge (%s); trying again", step, result.table, exc)
             table.refresh()
-    result.notes.append(f"rewrite gave up after {_ATTEMPTS} races with merges; the next run tries again")
+    result.notes.append(f"{step} gave up after {_ATTEMPTS} races with merges; the next run tries again")
 
 
 def expire_snapshots(table: Table, retention_hours: float) -> int:
@@ -227,17 +236,12 @@ def remove_orphan_files(table: Table, min_age_hours: float) -> int:
 def maintain_table(table: Table, name: str, settings: MaintainConfig) -> MaintainResult:
     """Rewrite, expire, then remove what neither the table nor a recent writer needs."""
     result = MaintainResult(name)
-    rewrite_files(table, settings, result)
-    for _ in range(_ATTEMPTS):
-        try:
-            result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
-            break
-        except CommitFailedException as exc:  # a merge committed in between: look again
-            result.conflicts += 1
-            log.info("expiring snapshots of %s lost a race with a merge (%s); trying again", name, exc)
-            table.refresh()
-    else:
-        result.notes.append(f"snapshot expiry gave up after {_ATTEMPTS} races with merges")
+
+    def expire() -> None:
+        result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
+
+    _beside_merges(table, result, "rewrite", lambda: rewrite_files(table, settings, result))
+    _beside_merges(table, result, "snapshot expiry", expire)
     result.orphan_files_removed = remove_orphan_files(table, settings.orphan_min_age_hours)
     log.info(
         "maintained %s: %d files rewritten into %d, %d delete files retired, %d snapshots expired, "

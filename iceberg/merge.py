@@ -44,7 +44,7 @@ from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
 from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
-from iceberg.snapshots import RowDelta, spec_id_of, write_position_deletes
+from iceberg.snapshots import RowDelta, write_position_deletes
 
 log = logging.getLogger("floe.merge")
 
@@ -308,12 +308,7 @@ class _Merge:
             deletes.by_file.pop(path, None)
             deletes.entries = np.concatenate([deletes.entries, entries])
             if len(positions):
-                # The file read without its delete files: positions are file positions.
-                stored = ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table(
-                    [FileScanTask(data_file)]
-                )
-                kept.append(_conform(stored, target).take(pa.array(positions, pa.int64())))
-        self.result.files_rewritten = len(removed)
+                kept.append(self._rows_at(metadata, target, data_file, positions))
         return removed, kept
 
     def _stored_rows(
@@ -324,15 +319,21 @@ class _Merge:
         parts, placed = [], []
         for path in dict.fromkeys(files):
             mine = np.array([i for i, f in enumerate(files) if f == path], np.int64)
-            task = FileScanTask(self.index.data_files[path])
-            rows = _conform(
-                ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
-            )
-            parts.append(rows.take(pa.array(positions[mine])))
+            parts.append(self._rows_at(metadata, target, self.index.data_files[path], positions[mine]))
             placed.append(order[mine])
         if not parts:
             return target.empty_table()
         return pa.concat_tables(parts).take(pa.array(np.argsort(np.concatenate(placed))))
+
+    def _rows_at(
+        self, metadata: Any, target: pa.Schema, data_file: DataFile, positions: np.ndarray
+    ) -> pa.Table:
+        """The rows of *data_file* at *positions*: the file is read without its delete files, so
+        that positions are file positions."""
+        rows = ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table(
+            [FileScanTask(data_file)]
+        )
+        return _conform(rows, target).take(pa.array(positions, pa.int64()))
 
     def _candidates(self, incoming: pa.Table, full_scan: bool) -> list[Any]:
         if self.table.current_snapshot() is None:
@@ -457,7 +458,7 @@ class _Merge:
             partitions: dict[tuple[int, str], dict[DataFile, list[int]]] = {}
             for path, positions in deletes.by_file.items():
                 data_file = self.index.data_files[path]
-                where = (spec_id_of(data_file, metadata), str(data_file.partition))
+                where = (data_file.spec_id, str(data_file.partition))
                 partitions.setdefault(where, {})[data_file] = positions
             for by_file in partitions.values():
                 delta.add_position_deletes(write_position_deletes(tx, by_file), list(by_file))

@@ -45,7 +45,6 @@ from pyiceberg.manifest import (
 from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
-from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
@@ -60,11 +59,6 @@ POSITION_DELETE_SCHEMA = Schema(
 # The default truncate(16) would cut the file_path bounds, and readers would no longer match a
 # delete file to its data file by path.
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
-
-
-def spec_id_of(data_file: DataFile, metadata: TableMetadata) -> int:
-    """The data file's partition spec; one just written by pyiceberg has none until read back."""
-    return getattr(data_file, "spec_id", metadata.default_spec_id)
 
 
 def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) -> DataFile:
@@ -107,7 +101,7 @@ def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) 
         key_metadata=None,
         **statistics.to_serialized_dict(),
     )
-    delete_file.spec_id = spec_id_of(any_file, metadata)  # from_args drops it
+    delete_file.spec_id = any_file.spec_id  # from_args drops it
     return delete_file
 
 
