@@ -46,7 +46,10 @@ def _reset_peak_rss() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak RSS mark starts again from now
 
 
-class _Floe:
+class FloeEngine:
+    """Floe's merge as replicate runs it: a key index kept between batches, and worn files
+    rewritten in passing with the default settings."""
+
     def __init__(self, catalog: Catalog, name: str) -> None:
         self.catalog, self.name, self.table, self.indexes = catalog, name, None, {}
         self.offset = 0
@@ -101,7 +104,7 @@ class _Upsert:
 def run(arguments: dict[str, Any]) -> dict[str, Any]:
     catalog = load_catalog("bench", **arguments["catalog"])
     catalog.create_namespace_if_not_exists(NAMESPACE)
-    engine = (_Floe if arguments["engine"] == "floe" else _Upsert)(catalog, arguments["table"])
+    engine = (FloeEngine if arguments["engine"] == "floe" else _Upsert)(catalog, arguments["table"])
     rows, size = arguments["rows"], arguments["batch"]
     began = time.perf_counter()
     for ids in initial_files(rows, arguments["files"]):

@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -25,36 +26,37 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import FileScanTask, Table
 
 from bench.merge_throughput import RESULTS, storage
-from bench.merge_worker import NAMESPACE
+from bench.merge_worker import NAMESPACE, FloeEngine
 from bench.workload import change_batches, initial_batch, initial_files
-from floe.config import MaintainConfig, ReplicateConfig
-from iceberg.checkpoint import read_checkpoint
+from floe.config import MaintainConfig
 from iceberg.maintenance import maintain_table
-from iceberg.merge import Compaction, merge_batch
-from iceberg.schema import POSITION_FIELD, create_table
+from iceberg.schema import POSITION_FIELD
 
 SCANS = 5  # the median of five scans: one scan varies by a third here
 
 
-def _scan(table: Table) -> tuple[float, pa.Table]:
+def _median_seconds(read: Callable[[], pa.Table]) -> tuple[float, pa.Table]:
+    """The median time of *read* over ``SCANS`` runs, and what it read."""
     timings, rows = [], None
     for _ in range(SCANS):
         began = time.perf_counter()
-        rows = table.scan().to_arrow()
+        rows = read()
         timings.append(time.perf_counter() - began)
-    return statistics.median(timings), rows.drop_columns([POSITION_FIELD]).sort_by("id")
+    return statistics.median(timings), rows
+
+
+def _scan(table: Table) -> tuple[float, pa.Table]:
+    seconds, rows = _median_seconds(lambda: table.scan().to_arrow())
+    return seconds, rows.drop_columns([POSITION_FIELD]).sort_by("id")
 
 
 def _scan_ignoring_deletes(table: Table) -> float:
     """The same data files read without their delete files: what reading dead rows costs, apart
     from what applying the deletes costs."""
     tasks = [FileScanTask(task.file) for task in table.scan().plan_files()]
-    timings = []
-    for _ in range(SCANS):
-        began = time.perf_counter()
-        ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
-        timings.append(time.perf_counter() - began)
-    return statistics.median(timings)
+    return _median_seconds(
+        lambda: ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
+    )[0]
 
 
 def _files(table: Table) -> dict[str, int]:
@@ -70,20 +72,14 @@ def run(kind: str, rows: int, batch: int, cycles: int, files: int, seed: int) ->
     with storage(kind) as properties:
         catalog = load_catalog("bench", **properties)
         catalog.create_namespace(NAMESPACE)
-        table, indexes, offset = None, {}, 0
+        engine = FloeEngine(catalog, "merged")
         for ids in initial_files(rows, files):
-            changes = initial_batch(ids)
-            change_batch = changes.change_batch("merged", offset)
-            offset += len(changes.ops)
-            table = table or create_table(catalog, NAMESPACE, change_batch)
-            merge_batch(table, change_batch, read_checkpoint(table), indexes)
+            engine.load(initial_batch(ids))
         began = time.perf_counter()
         for changes in change_batches(rows, batch, cycles, seed):
-            # Compaction in passing as replicate does it by default.
-            merged = changes.change_batch("merged", offset)
-            merge_batch(table, merged, read_checkpoint(table), indexes, Compaction.of(ReplicateConfig()))
-            offset += len(changes.ops)
+            engine.load(changes)
         merging = time.perf_counter() - began
+        table = engine.table
         merged_seconds, merged_rows = _scan(table)
         merged_files = _files(table)
         without_deletes = _scan_ignoring_deletes(table)
