@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -219,6 +220,31 @@ class ChangeConsumer:
                 )
             if messages:
                 last_message = time.monotonic()
+
+    def scan(
+        self, topic: str, start: dict[int, int], idle_seconds: float, closed: set[int]
+    ) -> Iterator[KafkaRecord]:
+        """The topic's records from *start* (per partition; missing means the beginning) until
+        every partition is *closed* (the caller adds one once it has read enough there) or none
+        arrives for *idle_seconds*. A read that compares, never one that merges: no probe, no rewind."""
+        partitions = self.partitions([topic]).get(topic, [])
+        self._consumer.assign(
+            [TopicPartition(topic, p, start.get(p) or OFFSET_BEGINNING) for p in partitions]
+        )
+        try:
+            quiet_since = time.monotonic()
+            while set(partitions) - closed and time.monotonic() - quiet_since < idle_seconds:
+                for message in self._consumer.consume(num_messages=10_000, timeout=0.2):
+                    partition, error = message.partition(), message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
+                    quiet_since = time.monotonic()
+                    if partition not in closed:
+                        yield KafkaRecord(topic, partition, message.offset(), message.key(), message.value())
+        finally:
+            self._consumer.unassign()
 
     def commit_for_monitoring(self, offsets: dict[str, dict[int, int]]) -> None:
         """Record progress in the consumer group for lag dashboards; Iceberg stays the truth."""

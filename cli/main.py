@@ -128,21 +128,41 @@ def replicate(
 
 
 @app.command()
-def reconcile(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
-    """Run the reconcile flow: source row counts against Iceberg row counts, through Soda."""
+def reconcile(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="count: counts now; exact: counts at a source position, corrected for the changes "
+            "Iceberg applied beyond it (PostgreSQL); keys: exact, and name the keys whose rows differ",
+        ),
+    ] = "count",
+    wait_seconds: Annotated[
+        float, typer.Option("--wait-seconds", help="exact/keys: how long Iceberg may take to catch up")
+    ] = 300.0,
+) -> None:
+    """Run the reconcile flow: source tables against Iceberg tables, through Soda."""
     prefect_env()
     from flows.reconcile import reconcile as reconcile_flow
+    from pipeline.reconciliation import check_mode
 
     try:
-        rows = reconcile_flow(config_path=str(config), tables=tables)
+        check_mode(mode)
+        rows = reconcile_flow(config_path=str(config), tables=tables, mode=mode, wait_seconds=wait_seconds)
     except FloeError as exc:
         fail(exc)
     for row in rows:
         outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
+        correction = f" correction={row['correction']:+d}" if row["mode"] != "count" else ""
         typer.echo(
-            f"{row['table']:<20} {outcome:<6} source={row['source_count']} iceberg={row['iceberg_count']} "
-            f"quarantined={row['quarantined']}" + (f" ({row['error']})" if row["error"] else "")
+            f"{row['table']:<20} {outcome:<6} source={row['source_count']}{correction} "
+            f"iceberg={row['iceberg_count']} quarantined={row['quarantined']}"
+            + (f" ({row['error']})" if row["error"] else "")
         )
+        for key in row["differing_keys"]:
+            typer.echo(f"    differs: {key}")
     if not all(row["passed"] for row in rows):
         raise typer.Exit(code=1)
 

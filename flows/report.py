@@ -18,6 +18,8 @@ def _outcome(check: ReconcileResult | None) -> str:
         return "not run"
     if check.passed is None:
         return f"error: {check.error}"
+    if check.differing_keys:
+        return f"FAIL ({len(check.differing_keys)} keys differ)"
     return "pass" if check.passed else "FAIL"
 
 
@@ -92,3 +94,43 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     console = Console(file=io.StringIO(), width=100_000, color_system=None, markup=False, highlight=False)
     console.print(table)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
+
+
+_MODE_TEXT = {
+    "count": "Row counts as they are now; on a source that keeps writing they may differ for a moment.",
+    "exact": (
+        "Source counts taken at a source position, compared once Iceberg had applied every change "
+        "they saw, corrected by the net rows of the changes Iceberg applied beyond them: a "
+        "mismatch means lost or duplicated data."
+    ),
+    "keys": "As exact, and rows compared by hashes: the keys that differ are named.",
+}
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def reconciliation_markdown(results: list[ReconcileResult], mode: str) -> str:
+    """The reconciliation as a person reads it in the Prefect UI: outcome, both counts, the
+    correction, and the keys that differ."""
+    lines = [
+        f"# Reconciliation: {mode} mode",
+        "",
+        _MODE_TEXT.get(mode, ""),
+        "",
+        "| table | outcome | source rows | correction | Iceberg should hold | Iceberg rows "
+        "| at source position | quarantined |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in results:
+        expected = None if r.source_count is None else r.source_count + r.correction
+        cells = [r.table, _outcome(r), r.source_count, r.correction, expected, r.iceberg_count]
+        lines.append("| " + " | ".join(_cell(c) for c in [*cells, r.source_position, r.quarantined]) + " |")
+    for r in results:
+        if r.differing_keys:
+            lines += ["", f"## {r.table}: rows that differ (first {len(r.differing_keys)})", ""]
+            lines += [f"- `{key}`" for key in r.differing_keys]
+        if r.note:
+            lines += ["", f"*{r.table}: {r.note}*"]
+    return "\n".join(lines)

@@ -1,25 +1,74 @@
-"""Reconcile tables: the Iceberg side read here, the counting and checking by ``soda_checks``."""
+"""Reconcile tables: the Iceberg side read here, the counting and checking by ``soda_checks``.
+
+Three modes. ``count`` compares the row counts as they are now: on a source that keeps writing
+they may differ for honest reasons. ``exact`` compares a PostgreSQL source's counts with the
+Iceberg table once it has applied every change the counts saw, corrected for the changes it
+applied beyond them (``pipeline.exact_reconciliation``): a mismatch is lost or duplicated data.
+``keys`` does the same and also compares the rows by hashes, naming the keys that differ.
+"""
 
 from __future__ import annotations
 
-from floe.config import PipelineConfig
+from floe.config import MongoSource, PipelineConfig, Source, TargetRef
+from floe.errors import ConfigError
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from iceberg.lookup import key_columns
+from pipeline.exact_reconciliation import reconcile_exactly
 from soda_checks.mongo_counts import count_documents
-from soda_checks.reconcile import Counter, ReconcileResult, check_counts
+from soda_checks.reconcile import Counted, Counter, ReconcileResult, SourceCount, check_counts, count_source
+
+MODES = ("count", "exact", "keys")
+DEFAULT_WAIT_SECONDS = 300.0
+DEFAULT_KEY_LIMIT = 20
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"reconcile mode {mode!r} is not one of {', '.join(MODES)}; choose one of them")
 
 
 def reconcile(
-    config: PipelineConfig, tables: list[str] | None = None, counter: Counter = count_documents
+    config: PipelineConfig,
+    tables: list[str] | None = None,
+    counter: Counter = count_documents,
+    mode: str = "count",
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    key_limit: int = DEFAULT_KEY_LIMIT,
 ) -> list[ReconcileResult]:
     """Source row counts against Iceberg row counts for the chosen tables (all by default)."""
+    check_mode(mode)
     chosen = config.tables(tables)
     catalog = open_catalog(config.iceberg)
     namespace = config.iceberg.namespace
     waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
+    by_source: dict[str, tuple[Source, list[TargetRef]]] = {}
+    for source, table in chosen:
+        by_source.setdefault(source.name, (source, []))[1].append(table)
+    counted: dict[str, Counted] = {}
     stored = {}
-    for _, table in chosen:
-        iceberg_table = load_table(catalog, namespace, table.target_name)
-        stored[table.target_name] = key_columns(iceberg_table) if iceberg_table is not None else None
-    return check_counts(chosen, stored, waiting, counter)
+    extra: dict[str, dict] = {}
+    for source, refs in by_source.values():
+        if mode == "count" or isinstance(source, MongoSource):
+            for table in refs:
+                iceberg_table = load_table(catalog, namespace, table.target_name)
+                stored[table.target_name] = key_columns(iceberg_table) if iceberg_table is not None else None
+            note = "" if mode == "count" else f"compared by count: {mode} mode needs a PostgreSQL source"
+            for name, taken in count_source(source, refs, counter).items():
+                counted[name] = (
+                    SourceCount(taken.count, note=note) if isinstance(taken, SourceCount) else taken
+                )
+            continue
+        limit = key_limit if mode == "keys" else None
+        for name, compared in reconcile_exactly(config, catalog, source, refs, wait_seconds, limit).items():
+            counted[name], stored[name] = compared.counted, compared.stored
+            extra[name] = {"differing_keys": compared.differing}
+            if compared.left_out:
+                extra[name]["note"] = f"row values compared without {', '.join(compared.left_out)}"
+    results = check_counts(chosen, stored, waiting, counted, mode)
+    for result in results:
+        for attribute, value in extra.get(result.table, {}).items():
+            setattr(result, attribute, value)
+        if result.differing_keys and result.passed:
+            result.passed = False
+    return results

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,11 @@ class ReconcileResult:
     passed: bool | None
     error: str | None = None
     quarantined: int = 0  # events of this table waiting in the quarantine table
+    mode: str = "count"
+    correction: int = 0  # see SourceCount
+    source_position: str | None = None
+    differing_keys: list[str] = field(default_factory=list)  # keys mode: the first keys that differ
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,17 +81,53 @@ def _count_variable(alias: str) -> str:
 Counter = Callable[[MongoSource, list[str]], dict[str, int]]
 
 
+@dataclass(frozen=True)
+class SourceCount:
+    """A source table's row count, and the rows the Iceberg table should hold given it: the
+    count plus *correction*, the net rows of changes the Iceberg table has applied that the
+    count did not see (exact mode; 0 in count mode). *position* is where the count was taken."""
+
+    count: int
+    correction: int = 0
+    position: str | None = None
+    note: str = ""
+
+    @property
+    def expected(self) -> int:
+        return self.count + self.correction
+
+
+# A source count, or why there is none.
+Counted = SourceCount | str
+
+
+def count_source(
+    source: Source, tables: list[TargetRef], counter: Counter = count_documents
+) -> dict[str, Counted]:
+    """The row counts of *tables* of one source by target name (count mode): PostgreSQL in one
+    transaction, a MongoDB collection through *counter* (pymongo by default)."""
+    try:
+        if isinstance(source, MongoSource):
+            counts = counter(source, [t.name for t in tables])
+            return {t.target_name: SourceCount(counts[t.name]) for t in tables}
+        counts = count_rows(source, tables)
+        return {t.target_name: SourceCount(counts[source.source_table(t)]) for t in tables}
+    except SourceCountError as exc:
+        return dict.fromkeys((t.target_name for t in tables), str(exc))
+
+
 def check_counts(
     chosen: list[tuple[Source, TargetRef]],
     stored_keys: dict[str, pa.Table | None],
     waiting: dict[str, int],
-    counter: Counter = count_documents,
+    counted: dict[str, Counted],
+    mode: str = "count",
 ) -> list[ReconcileResult]:
     """Reconcile the *chosen* tables, one Soda scan per source.
 
     *stored_keys* holds each Iceberg table's key columns by table name (None: not created yet),
-    *waiting* the number of its quarantined events, and *counter* counts a MongoDB source's
-    documents (pymongo by default).
+    *waiting* the number of its quarantined events, *counted* its source count (or why there is
+    none), taken in *mode*.
     """
     scan_class = _scan_class()
     results: list[ReconcileResult] = []
@@ -94,7 +135,12 @@ def check_counts(
         connection = duckdb.connect()
         ready = []
         for table in (t for s, t in chosen if s is source):
-            keys = stored_keys.get(table.target_name)
+            keys, taken = stored_keys.get(table.target_name), counted[table.target_name]
+            if isinstance(taken, str):  # no source count, and why
+                results.append(
+                    ReconcileResult(table.target_name, source.source_table(table), None, None, None, taken)
+                )
+                continue
             if keys is None:
                 results.append(
                     ReconcileResult(
@@ -111,10 +157,11 @@ def check_counts(
             connection.register(_alias(len(ready)), keys)
             ready.append(table)
         if ready:
-            results.extend(_reconcile_source(scan_class, source, connection, ready, counter))
+            results.extend(_reconcile_source(scan_class, source, connection, ready, counted))
         connection.close()
     for result in results:
         result.quarantined = waiting.get(result.table, 0)
+        result.mode = mode
     return results
 
 
@@ -123,45 +170,39 @@ def _alias(index: int) -> str:
 
 
 def _reconcile_source(
-    scan_class: type, source: Source, connection: duckdb.DuckDBPyConnection, tables: list, counter: Counter
+    scan_class: type, source: Source, connection: duckdb.DuckDBPyConnection, tables: list, counted: dict
 ) -> list[ReconcileResult]:
-    """Count the source's tables (pymongo or PostgreSQL), then check each Iceberg table's row count
-    against its source count in one Soda scan."""
-    names = [t.name if isinstance(source, MongoSource) else source.source_table(t) for t in tables]
-    try:
-        counts = counter(source, names) if isinstance(source, MongoSource) else count_rows(source, tables)
-    except SourceCountError as exc:
-        return [
-            ReconcileResult(t.target_name, source.source_table(t), None, None, None, str(exc)) for t in tables
-        ]
+    """Check each Iceberg table's row count against the rows its source count expects, in one
+    Soda scan."""
+    results = []
+    compared = [(_alias(index), table, counted[table.target_name]) for index, table in enumerate(tables)]
     checks = [
         _TEMPLATES.get_template("row_count.yml").render(
-            target=_alias(index),
-            variable=_count_variable(_alias(index)),
-            check_name=_check_name(_alias(index)),
+            target=alias, variable=_count_variable(alias), check_name=_check_name(alias)
         )
-        for index in range(len(tables))
+        for alias, _, _ in compared
     ]
-    variables = {_count_variable(_alias(i)): str(counts[name]) for i, name in enumerate(names)}
+    variables = {_count_variable(alias): str(taken.expected) for alias, _, taken in compared}
     outcome = _run_scan(scan_class, source.name, connection, "\n".join(checks), variables)
     by_name = {check["name"]: check for check in outcome.get("checks", [])}
     errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
-    results = []
-    for index, (table, name) in enumerate(zip(tables, names, strict=True)):
+    for alias, table, taken in compared:
         source_table = source.source_table(table)
-        check = by_name.get(_check_name(_alias(index)))
+        check = by_name.get(_check_name(alias))
         if check is None or check.get("outcome") is None:
             reason = errors[0] if errors else "check did not run"
             results.append(ReconcileResult(table.target_name, source_table, None, None, None, reason))
             continue
-        diagnostics = check.get("diagnostics", {})
         results.append(
             ReconcileResult(
                 table=table.target_name,
                 source_table=source_table,
-                source_count=counts[name],
-                iceberg_count=diagnostics.get("value"),
+                source_count=taken.count,
+                iceberg_count=check.get("diagnostics", {}).get("value"),
                 passed=check["outcome"] == "pass",
+                correction=taken.correction,
+                source_position=taken.position,
+                note=taken.note,
             )
         )
     return results

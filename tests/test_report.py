@@ -48,3 +48,16 @@ def test_format_shows_every_value_unwrapped_and_without_markup():
     ]  # fmt: skip
     assert len(lines) == 2 and "FAIL" in lines[1] and "[bold]not markup[/bold] " + "x" * 300 in lines[1]
     assert format_rows([]) == "(no tables)"
+
+
+def test_the_reconciliation_markdown_shows_the_mode_both_counts_the_correction_and_the_keys():
+    from flows.report import reconciliation_markdown
+
+    failed = ReconcileResult(
+        "items", "public.items", 10, 11, False, mode="keys", correction=2, source_position="0/2056B98"
+    )
+    failed.differing_keys = ["7 (missing in Iceberg)"]
+    text = reconciliation_markdown([failed], "keys")
+    assert "# Reconciliation: keys mode" in text
+    assert "| items | FAIL (1 keys differ) | 10 | 2 | 12 | 11 | 0/2056B98 | 0 |" in text
+    assert "- `7 (missing in Iceberg)`" in text

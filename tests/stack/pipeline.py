@@ -59,15 +59,20 @@ ITEMS = [
 ]
 
 
-def replicated_database(stack: LocalStack, directory: Path, name: str, **catalog: str) -> Path:
-    """A database with one table, its connector applied and its snapshot replicated."""
+def replicated_database(
+    stack: LocalStack, directory: Path, name: str, catalog: dict[str, str] | None = None, **replicate: Any
+) -> Path:
+    """A database with one table, its connector applied and its snapshot replicated; *replicate*
+    holds settings of the config's ``replicate:`` section."""
     # Imported here: this module is imported by the stack tests' conftest, which may load before
     # the root conftest points Prefect at the test stack (Prefect reads its settings at import).
     from flows.replicate import replicate_until_caught_up
 
     stack.postgres.ensure_database(name)
     run_sql(stack, name, ITEMS)
-    path = write_config(stack, directory, name.removeprefix("floe_"), name, ["public.items"], catalog or None)
+    path = write_config(
+        stack, directory, name.removeprefix("floe_"), name, ["public.items"], catalog, **replicate
+    )
     apply_connectors(load_config(path))
     replicate_until_caught_up(path, 180)
     return path

@@ -155,7 +155,7 @@ def rclone_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 
 
 def test_a_second_s3_server_behind_a_sql_catalog(stack: LocalStack, tmp_path, rclone_s3):
-    path = replicated_database(stack, tmp_path, "floe_rclone", **rclone_s3)
+    path = replicated_database(stack, tmp_path, "floe_rclone", rclone_s3)
     run_sql(stack, "floe_rclone", CHANGES)
     replicate_until_caught_up(path, CATCH_UP)
     assert_tables_equal(stack, load_config(path), "floe_rclone")
