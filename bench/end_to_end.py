@@ -212,7 +212,7 @@ def _chart(series: list[dict[str, float]], fresh: list[float], path: Path) -> No
 
 def run(rate: int, seconds: float, rows: int, seed: int) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="floe-e2e-"))
-    stack = LocalStack(StackSettings(dir=directory / "stack", start_worker=False, **PORTS), PROJECT_DIR)
+    stack = LocalStack(StackSettings(dir=directory / "stack", workers=0, **PORTS), PROJECT_DIR)
     follower = None
     try:
         stack.up()

@@ -221,6 +221,18 @@ class ChangeConsumer:
             if messages:
                 last_message = time.monotonic()
 
+    def end_offsets(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
+        """Each partition's high watermark (the offset the next record gets), for lag monitoring."""
+        ends = {}
+        for partition in self.partitions([topic], timeout).get(topic, []):
+            try:
+                ends[partition] = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout
+                )[1]
+            except KafkaException as exc:
+                raise ConsumeError(f"cannot read the end offsets of {topic}[{partition}]: {exc}") from None
+        return ends
+
     def scan(
         self, topic: str, start: dict[int, int], idle_seconds: float, closed: set[int]
     ) -> Iterator[KafkaRecord]:

@@ -21,7 +21,7 @@ from cli.common import (
     setup_logging,
 )
 from cli.stack import demo, stack_app
-from floe.errors import ConfigError, ConnectRejected, FloeError, Transient
+from floe.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
 from floe.secrets import masked_line
 
 app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
@@ -151,6 +151,8 @@ def reconcile(
     try:
         check_mode(mode)
         rows = reconcile_flow(config_path=str(config), tables=tables, mode=mode, wait_seconds=wait_seconds)
+    except ReconciliationFailed as exc:
+        rows = exc.rows
     except FloeError as exc:
         fail(exc)
     for row in rows:
@@ -279,13 +281,13 @@ def resnapshot(
 
 
 @app.command()
-def deploy() -> None:
-    """Register the deployments of prefect.yaml with the Prefect server."""
+def deploy(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Register the deployments (prefect.yaml, and replicate per source) and the alert automations."""
     prefect_env()
-    from flows.deployments import deploy_all
+    from flows.deployments import deploy as deploy_flows
 
     try:
-        deploy_all(PROJECT_DIR)
+        for line in deploy_flows(config.resolve(), PROJECT_DIR):
+            typer.echo(line)
     except FloeError as exc:
         fail(exc)
-    typer.echo("deployments registered: replicate (interval), reconcile, pause, resume, maintain (hourly)")

@@ -397,6 +397,9 @@ class ReplicateConfig(_Model):
     max_seconds: float = Field(default=60.0, gt=0, description="Upper bound of consuming time per cycle")
     idle_seconds: float = Field(default=3.0, gt=0, description="A cycle ends after this long without events")
     follow_interval_seconds: float = Field(default=5.0, ge=0, description="Pause between cycles in --follow")
+    schedule_seconds: float = Field(
+        default=60.0, gt=0, description="Interval of each source's replicate deployment in Prefect"
+    )
     lock_timeout_seconds: float = Field(
         default=600.0, gt=0, description="How long a run waits for another run of the same tables to finish"
     )
@@ -432,6 +435,27 @@ class MaintainConfig(_Model):
     )
 
 
+class AlertsConfig(_Model):
+    """When Floe raises an alert (a Prefect event an automation turns into a notification)."""
+
+    lag_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A table whose newest applied change is older than this, with more waiting",
+    )
+    stall_minutes: float = Field(
+        default=15.0, gt=0, description="A table with no commit for this long while its topic has new events"
+    )
+    retained_wal_mb: float = Field(
+        default=1024.0, gt=0, description="A replication slot that makes its source keep more WAL than this"
+    )
+    notify_block: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+/[A-Za-z0-9_-]+$",
+        description="Prefect notification block the alerts go to (type/name, e.g. slack-webhook/data-ops)",
+    )
+
+
 class PipelineConfig(_Model):
     sources: list[Source] = Field(min_length=1)
     kafka: KafkaConfig
@@ -439,6 +463,7 @@ class PipelineConfig(_Model):
     iceberg: IcebergConfig
     replicate: ReplicateConfig = ReplicateConfig()
     maintain: MaintainConfig = MaintainConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:

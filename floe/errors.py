@@ -59,3 +59,12 @@ class ReplicationStopped(FloeError, Terminal):
 
 class SourceUnavailable(FloeError, Transient):
     """A source database did not answer a query Floe needed; the message names the source."""
+
+
+class ReconciliationFailed(FloeError, Terminal):
+    """A table did not reconcile (or could not be checked); *rows* hold every table's result, so
+    that the run still reports them all."""
+
+    def __init__(self, message: str, rows: list[dict]) -> None:
+        super().__init__(message)
+        self.rows = rows

@@ -21,12 +21,18 @@ from flows.deployments import prefect_cli
 PREFECT_DATABASE = "prefect"
 
 
+def worker_name(index: int) -> str:
+    return f"prefect-worker-{index}"
+
+
 class LocalPrefect:
     def __init__(self, settings: StackSettings, project_dir: Path) -> None:
         self.settings = settings
         self.project_dir = project_dir
         self.server = ManagedProcess("prefect-server", settings.state_dir)
-        self.worker = ManagedProcess("prefect-worker", settings.state_dir)
+        self.workers = [
+            ManagedProcess(worker_name(index), settings.state_dir) for index in range(1, settings.workers + 1)
+        ]
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **self.settings.prefect_client_env()}
@@ -49,18 +55,11 @@ class LocalPrefect:
         self.server.start(argv, env=self._env(), cwd=self.project_dir)
         self.server.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
         self._ensure_work_pool()
-        if self.settings.start_worker:
-            worker_argv = [
-                prefect_cli(),
-                "worker",
-                "start",
-                "--pool",
-                self.settings.work_pool,
-                "--type",
-                "process",
-            ]
-            worker_env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
-            self.worker.start(worker_argv, env=worker_env, cwd=self.project_dir)
+        worker_env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+        for worker in self.workers:
+            argv = [prefect_cli(), "worker", "start", "--pool", self.settings.work_pool, "--type", "process"]
+            argv += ["--name", worker.name, "--limit", str(self.settings.worker_limit)]
+            worker.start(argv, env=worker_env, cwd=self.project_dir)
 
     def _ensure_work_pool(self) -> None:
         env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
@@ -89,5 +88,6 @@ class LocalPrefect:
         return httpx.get(f"{self.settings.prefect_api_url}/health", timeout=3).status_code == 200
 
     def stop(self) -> None:
-        self.worker.stop(grace_seconds=10)
+        for worker in self.workers:
+            worker.stop(grace_seconds=10)
         self.server.stop(grace_seconds=15)

@@ -60,7 +60,10 @@ class StackSettings(BaseSettings):
         default=None, description="org.eclipse.jetty:jetty-security:12.0.x jar; searched for when unset"
     )
     work_pool: str = "floe"
-    start_worker: bool = Field(default=True, description="Start a Prefect process worker for deployments")
+    workers: int = Field(
+        default=2, ge=0, le=8, description="Prefect process workers on the work pool (they share the runs)"
+    )
+    worker_limit: int = Field(default=2, ge=1, description="Flow runs one worker runs at a time")
     health_timeout_seconds: float = Field(default=120.0, gt=0)
 
     def record(self) -> None:
@@ -79,6 +82,8 @@ class StackSettings(BaseSettings):
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            # Workers look for scheduled runs every 2 s instead of 10: ad-hoc runs start promptly.
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
         }
 
     def recorded(self) -> StackSettings:

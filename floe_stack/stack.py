@@ -97,8 +97,7 @@ class LocalStack:
         ]
         if s.mongodb:
             components.append((self.mongodb.process, self.mongodb.healthy, self.mongodb.uri))
-        if s.start_worker:
-            components.append((self.prefect.worker, lambda: True, f"work pool {s.work_pool}"))
+        components += [(worker, lambda: True, f"work pool {s.work_pool}") for worker in self.prefect.workers]
         return components
 
     def status(self) -> list[ComponentStatus]:

@@ -1,4 +1,5 @@
-"""Register the flows' deployments, as ``prefect.yaml`` declares them, with the Prefect server."""
+"""Register the flows' deployments with the Prefect server: those ``prefect.yaml`` declares, and
+one ``replicate`` deployment per source of the pipeline configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from floe.config import PipelineConfig, load_config
 from floe.errors import ConfigError, FloeError, Terminal
+
+# Prefect itself is imported inside the functions that deploy: the local stack imports this
+# module (for prefect_cli) before it points Prefect, which reads its settings at import, at a
+# server.
+
+WORK_POOL = "floe"
 
 
 class DeployError(FloeError, Terminal):
@@ -34,3 +42,62 @@ def deploy_all(project_dir: Path) -> None:
     )
     if result.returncode != 0:
         raise DeployError(f"prefect deploy failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def replicate_deployment_name(source: str) -> str:
+    return f"replicate-{source}"
+
+
+def deploy_replicate(config: PipelineConfig, config_path: str, project_dir: Path) -> list[str]:
+    """One ``replicate`` deployment per source, on the ``floe`` work pool, one run at a time.
+
+    Each runs every ``replicate.schedule_seconds`` over its source's tables. Several workers on
+    the pool then share the sources, and the per-table concurrency limits keep every table to
+    one writer even where deployments overlap (a table named by two of them, an ad-hoc run).
+    """
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
+    from flows.replicate import replicate
+
+    flow = replicate.from_source(source=str(project_dir), entrypoint="flows/replicate.py:replicate")
+    names = []
+    for source in config.sources:
+        name = replicate_deployment_name(source.name)
+        flow.deploy(
+            name=name,
+            work_pool_name=WORK_POOL,
+            interval=config.replicate.schedule_seconds,
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy="CANCEL_NEW"),
+            parameters={"config_path": config_path, "tables": [t.target_name for t in source.tables]},
+            description=(
+                f"Replication cycles for source {source.name} ({source.connector_name}): consume its "
+                "tables' changes, merge them into Iceberg, reconcile, report."
+            ),
+            build=False,
+            push=False,
+            print_next_steps=False,
+            ignore_warnings=True,
+        )
+        names.append(name)
+    return names
+
+
+def deploy(config_path: Path, project_dir: Path) -> list[str]:
+    """Everything ``floe deploy`` registers; a line per kind, for the person deploying."""
+    from flows.alerts import ensure_automations
+
+    config = load_config(config_path)
+    deploy_all(project_dir)
+    shown = (
+        str(config_path.relative_to(project_dir))
+        if config_path.is_relative_to(project_dir)
+        else str(config_path)
+    )
+    replicating = deploy_replicate(config, shown, project_dir)
+    alerts = ensure_automations(config)
+    target = config.alerts.notify_block or "the Prefect UI only (set alerts.notify_block to be notified)"
+    return [
+        f"deployments: {', '.join(replicating)} (every {config.replicate.schedule_seconds:g}s, one run at a "
+        "time); reconcile, resnapshot, pause, resume (ad hoc); maintain (hourly)",
+        f"automations: {', '.join(alerts)}; notifications go to {target}",
+    ]

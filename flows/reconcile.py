@@ -8,7 +8,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from floe.config import load_config
+from floe.errors import ReconciliationFailed
+from flows.alerts import emit_alerts
 from flows.report import reconciliation_markdown
+from pipeline.health import reconciliation_alerts
 from pipeline.reconciliation import DEFAULT_KEY_LIMIT, DEFAULT_WAIT_SECONDS
 from pipeline.reconciliation import reconcile as run_reconcile
 
@@ -28,9 +31,8 @@ def reconcile(
     changes applied beyond it, so a mismatch means lost or duplicated data; ``keys`` also
     compares rows by hashes and names up to *key_limit* differing keys.
     """
-    results = run_reconcile(
-        load_config(config_path), tables or None, mode=mode, wait_seconds=wait_seconds, key_limit=key_limit
-    )
+    config = load_config(config_path)
+    results = run_reconcile(config, tables or None, mode=mode, wait_seconds=wait_seconds, key_limit=key_limit)
     rows = [r.as_dict() for r in results]
     failed = [r.table for r in results if not r.passed]
     summary = f"Reconciliation ({mode}): {len(results) - len(failed)}/{len(results)} tables pass"
@@ -39,4 +41,7 @@ def reconcile(
     get_run_logger().info(summary)
     create_table_artifact(key="floe-reconcile", table=rows, description=summary)
     create_markdown_artifact(key="floe-reconcile-summary", markdown=reconciliation_markdown(results, mode))
+    emit_alerts(reconciliation_alerts(config, results))
+    if failed:
+        raise ReconciliationFailed(summary, rows)  # the run shows as Failed: the automation's trigger
     return rows

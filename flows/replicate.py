@@ -16,12 +16,15 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import State
 from prefect.utilities.annotations import quote
 
+from cdc.consumer import ChangeConsumer
 from cdc.deploy import ConnectorState, connector_states
 from floe.config import PipelineConfig, load_config
 from floe.errors import ConnectError, ReplicationFailed, ReplicationStopped, Transient
+from flows.alerts import emit_alerts
 from flows.report import format_rows, table_rows
 from iceberg.checkpoint import Checkpoint
 from iceberg.merge import MergeResult
+from pipeline.health import TableHealth, reconciliation_alerts, slot_alerts, table_alerts, table_health
 from pipeline.reconciliation import reconcile
 from pipeline.replication import Replicator, TableChanges
 from soda_checks.reconcile import ReconcileResult
@@ -104,6 +107,23 @@ def reconcile_tables(config_path: str, tables: list[str] | None) -> list[Reconci
     return reconcile(load_config(config_path), tables)
 
 
+@task(name="check-health", **_TASK)
+def check_health(
+    config: PipelineConfig, checkpoints: dict[str, Checkpoint], checks: list[ReconcileResult]
+) -> dict[str, TableHealth]:
+    """Each table's lag, and an alert event for each threshold crossed. A failed count is an
+    alert only for a table with nothing waiting: otherwise the counts may differ by timing."""
+    with ChangeConsumer(config.kafka) as consumer:
+        health = {h.table: h for h in table_health(config, checkpoints, consumer)}
+    settled = [c for c in checks if health.get(c.table) and health[c.table].lag_events == 0]
+    alerts = table_alerts(config, list(health.values())) + slot_alerts(config)
+    alerts += reconciliation_alerts(config, settled)
+    for alert in alerts:
+        get_run_logger().warning("alert %s: %s", alert.event, alert.message)
+    emit_alerts(alerts)
+    return health
+
+
 @task(name="publish-report", **_TASK)
 def publish_report(rows: list[dict[str, Any]], title: str) -> None:
     get_run_logger().info("%s\n%s", title, format_rows(rows))
@@ -130,7 +150,8 @@ def replicate(
     merges, failures, after = _merge_tables(config, active) if active else ({}, {}, {})
     checks = reconcile_tables(config_path, active) if reconcile_after and active else []
     states = {name: state.state for name, state in connector_of.items() if state}
-    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states)
+    health = check_health(config, after, checks) if after else {}
+    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states, health)
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
     problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]

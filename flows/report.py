@@ -10,6 +10,7 @@ from rich.table import Table
 
 from iceberg.checkpoint import Checkpoint
 from iceberg.merge import MergeResult
+from pipeline.health import TableHealth
 from soda_checks.reconcile import ReconcileResult
 
 
@@ -40,12 +41,15 @@ def table_rows(
     checks: list[ReconcileResult],
     failures: dict[str, str] | None = None,
     connectors: dict[str, str] | None = None,
+    health: dict[str, TableHealth] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per table: what this cycle changed, where the table stands, whether it reconciles."""
+    """One row per table: what this cycle changed, where the table stands, how far behind it is,
+    whether it reconciles."""
     by_table = {check.table: check for check in checks}
     rows = []
     for table in tables:
         merge, check, checkpoint = merges.get(table), by_table.get(table), checkpoints.get(table)
+        lag = (health or {}).get(table)
         rows.append(
             {
                 "table": table,
@@ -57,6 +61,8 @@ def table_rows(
                 "quarantined": check.quarantined if check else (merge.quarantined if merge else 0),
                 "schema_changes": "; ".join(merge.schema_changes) if merge else "",
                 "source_position": _position(checkpoint),
+                "lag_events": lag.lag_events if lag else None,
+                "lag_seconds": None if lag is None or lag.lag_seconds is None else round(lag.lag_seconds, 1),
                 "source_rows": check.source_count if check else None,
                 "iceberg_rows": check.iceberg_count if check else None,
                 "reconciliation": _outcome(check),
@@ -79,6 +85,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         "deleted",
         "quarantined",
         "source_position",
+        "lag_events",
+        "lag_seconds",
         "source_rows",
         "iceberg_rows",
         "reconciliation",

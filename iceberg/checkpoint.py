@@ -29,6 +29,7 @@ class Checkpoint:
     watermarks: dict[str, dict[int, int]] = field(default_factory=dict)
     stamps: dict[str, dict[int, int]] = field(default_factory=dict)
     snapshot_id: int | None = None
+    committed_ms: int | None = None  # when that snapshot was committed (Unix ms)
     # The table's properties when the checkpoint was read (column names seen at the source, ...),
     # so that decoding a cycle's events needs no second catalog round trip.
     table_properties: dict[str, str] = field(default_factory=dict)
@@ -93,7 +94,9 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
             watermarks = _load(summary.get(WATERMARKS_KEY))
             stamps = _load(summary.get(STAMPS_KEY))
             offsets = _load(summary.get(OFFSETS_KEY))
-            return Checkpoint(offsets, position, watermarks, stamps, snapshot.snapshot_id, properties)
+            return Checkpoint(
+                offsets, position, watermarks, stamps, snapshot.snapshot_id, snapshot.timestamp_ms, properties
+            )
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return Checkpoint(table_properties=properties)

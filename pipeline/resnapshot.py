@@ -10,13 +10,17 @@ snapshot removes rows the source no longer has: the table ends equal to the sour
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cdc.connect_client import ConnectClient
 from cdc.connectors import exact
+from cdc.consumer import ChangeConsumer
 from cdc.signals import request_snapshot
 from floe.config import PipelineConfig, Source, TargetRef
 from floe.errors import ConfigError
 from iceberg.catalog import load_table, open_catalog
-from iceberg.schema import mark_resnapshot
+from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
+from soda_checks.reconcile import SourceCount, count_source
 
 
 def request_resnapshot(config: PipelineConfig, tables: list[str]) -> list[str]:
@@ -47,3 +51,59 @@ def request_resnapshot(config: PipelineConfig, tables: list[str]) -> list[str]:
             for ref in refs
         ]
     return lines
+
+
+@dataclass
+class TableProgress:
+    table: str
+    read: int  # rows the connector has read again so far (snapshot events in the topic)
+    total: int | None  # the source's rows when the re-snapshot was requested
+    done: bool  # Iceberg has applied the completed snapshot
+
+    @property
+    def fraction(self) -> float:
+        if self.done:
+            return 1.0
+        if not self.total:
+            return 0.0
+        return min(self.read / self.total, 0.99)
+
+
+class ResnapshotWatch:
+    """Follows requested re-snapshots: the snapshot events the connector writes to each table's
+    topic (read on from where the topic ended at the request) against the source's row count,
+    and the table's mark, which the merge that applies the completed snapshot removes."""
+
+    def __init__(self, config: PipelineConfig, tables: list[str]) -> None:
+        self.config = config
+        self.chosen = config.tables(tables)
+        self.catalog = open_catalog(config.iceberg)
+        self.consumer = ChangeConsumer(config.kafka)
+        self.read = {ref.target_name: 0 for _, ref in self.chosen}
+        self.next = {ref.target_name: self.consumer.end_offsets(s.topic_for(ref)) for s, ref in self.chosen}
+        self.total = self._source_rows()
+
+    def _source_rows(self) -> dict[str, int | None]:
+        totals: dict[str, int | None] = {}
+        for source, ref in self.chosen:
+            counted = count_source(source, [ref])[ref.target_name]
+            totals[ref.target_name] = counted.count if isinstance(counted, SourceCount) else None
+        return totals
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def poll(self) -> list[TableProgress]:
+        progress = []
+        for source, ref in self.chosen:
+            name, positions = ref.target_name, self.next[ref.target_name]
+            for record in self.consumer.scan(source.topic_for(ref), positions, 1.0, set()):
+                positions[record.partition] = record.offset + 1
+                # A byte search, not a parse: rows may be megabytes, and inside the payload's
+                # string values quotes are escaped, so only the event's own op can match.
+                if record.value is not None and b'"op":"r"' in record.value:
+                    self.read[name] += 1
+            table = load_table(self.catalog, self.config.iceberg.namespace, name)
+            done = table is not None and RESNAPSHOT_PROPERTY not in table.properties
+            progress.append(TableProgress(name, self.read[name], self.total[name], done))
+        return progress

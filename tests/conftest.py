@@ -38,6 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
     env = {
         **_STACK_PORTS,
         "FLOE_STACK_MONGODB": "true",
+        # One run per worker: runs started together must go to both workers.
+        "FLOE_STACK_WORKER_LIMIT": "1",
         "FLOE_STACK_DIR": str(state),
         "PREFECT_API_URL": f"http://127.0.0.1:{_STACK_PORTS['FLOE_STACK_PREFECT_PORT']}/api",
         "PREFECT_HOME": str(state / "prefect"),

@@ -44,7 +44,7 @@ def test_format_shows_every_value_unwrapped_and_without_markup():
     lines = format_rows(rows).splitlines()
     assert lines[0].split() == [
         "table", "events", "inserted", "updated", "deleted", "quarantined", "source_position",
-        "source_rows", "iceberg_rows", "reconciliation", "connector", "error",
+        "lag_events", "lag_seconds", "source_rows", "iceberg_rows", "reconciliation", "connector", "error",
     ]  # fmt: skip
     assert len(lines) == 2 and "FAIL" in lines[1] and "[bold]not markup[/bold] " + "x" * 300 in lines[1]
     assert format_rows([]) == "(no tables)"

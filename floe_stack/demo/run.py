@@ -13,7 +13,6 @@ from cdc.deploy import apply_connectors
 from floe.config import PipelineConfig, load_config
 from floe_stack.settings import StackSettings
 from floe_stack.stack import LocalStack
-from flows.deployments import deploy_all
 
 log = logging.getLogger("floe.demo")
 DEMO_DIR = Path(__file__).parent
@@ -58,10 +57,14 @@ def run_demo(config_path: Path, project_dir: Path) -> int:
     for name, state in apply_connectors(config).items():
         log.info("connector %s: %s", name, state)
     apply_workload(stack, database)
+    # Imported here: Prefect reads its settings at import, and the stack tests import this
+    # module before they point Prefect at the test stack.
+    from flows.deployments import deploy
     from flows.replicate import replicate_until_caught_up
 
     rows = replicate_until_caught_up(config_path, CATCH_UP_SECONDS)
-    deploy_all(project_dir)
+    for line in deploy(config_path.resolve(), project_dir):
+        log.info("%s", line)
     print(
         "\nFloe demo: PostgreSQL database",
         database,

@@ -1,44 +1,68 @@
-"""The deployments of prefect.yaml, registered and run by the stack's process worker."""
+"""Operating Floe from Prefect: the deployments ``floe deploy`` registers, run by the stack's two
+process workers through the Prefect API, with their states, artifacts, events, automations and
+notifications checked through the API too."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
+import yaml
+from prefect import get_client
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
+from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+from pyiceberg.expressions import EqualTo
 
-from cdc.deploy import resume_source
+from cdc.deploy import apply_connectors, resume_source
 from floe.config import load_config
 from floe_stack.stack import LocalStack
-from flows.deployments import deploy_all
+from flows.deployments import deploy
+from iceberg.catalog import open_catalog
 from tests.conftest import PROJECT_DIR
+from tests.stack.pipeline import ITEMS, assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack
 
+BLOCK = "floe-test-alerts"
+AUTOMATIONS = {
+    "floe: reconciliation failed",
+    "floe: replication lag",
+    "floe: table stalled",
+    "floe: WAL retained",
+    "floe: run failed",
+    "floe: replicate stopped",
+}
+
 
 async def _pause_schedules() -> list[str]:
-    """Keep the interval schedule of the demo pipeline from firing inside the test stack."""
+    """Keep the interval schedules from firing inside the test stack: runs are started by hand."""
     async with get_client() as client:
         deployments = await client.read_deployments()
         for deployment in deployments:
             await client.pause_deployment(deployment.id)
-        return sorted(f"{d.name}:{d.work_pool_name}" for d in deployments)
+        return sorted(d.name for d in deployments)
 
 
 def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config_path):
-    deploy_all(PROJECT_DIR)
-    assert asyncio.run(_pause_schedules()) == [
-        "maintain:floe",
-        "pause:floe",
-        "reconcile:floe",
-        "replicate:floe",
-        "resume:floe",
-    ]
+    lines = deploy(config_path, PROJECT_DIR)
+    assert "replicate-e2e" in lines[0] and "floe: run failed" in lines[1]
+    assert {"maintain", "pause", "reconcile", "replicate-e2e", "resnapshot", "resume"} <= set(
+        asyncio.run(_pause_schedules())
+    )
     tables = {"config_path": str(config_path), "tables": ["orders"]}
     source = {"config_path": str(config_path), "source": "e2e"}
     try:
         for deployment, parameters in (
+            ("replicate/replicate-e2e", {}),
             ("reconcile/reconcile", tables),
             ("maintain/maintain", tables),
             ("pause/pause", source),
@@ -48,3 +72,147 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
             assert flow_run.state is not None and flow_run.state.is_completed(), (deployment, flow_run.state)
     finally:
         resume_source(load_config(config_path), "e2e")  # never leave the session's source paused
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[list[str]]:
+    """A notification block posting to a local receiver; the bodies it received."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    CustomWebhookNotificationBlock(
+        name="floe", url=url, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+    ).save(BLOCK, overwrite=True)
+    _Receiver.received = []
+    yield _Receiver.received
+    server.shutdown()
+
+
+def _two_sources(stack: LocalStack, directory: Path) -> Path:
+    """Two databases, one table each, as two sources of one pipeline with tight alert limits."""
+    stack.postgres.ensure_database("floe_scale_a")
+    stack.postgres.ensure_database("floe_scale_b")
+    run_sql(stack, "floe_scale_a", ITEMS)
+    run_sql(stack, "floe_scale_b", [s.replace("items", "stock") for s in ITEMS])
+    path = write_config(stack, directory, "scale_a", "floe_scale_a", ["public.items"])
+    document = yaml.safe_load(path.read_text())
+    second = {
+        **document["sources"][0],
+        "name": "scale_b",
+        "database": "floe_scale_b",
+        "tables": ["public.stock"],
+    }
+    document["sources"].append(second)
+    document["alerts"] = {"notify_block": f"custom-webhook/{BLOCK}", "retained_wal_mb": 0.000001}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _wait_for(runs: list[UUID], timeout: float = 300) -> list:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_runs = [client.read_flow_run(run) for run in runs]
+            if all(run.state and run.state.is_final() for run in flow_runs) or time.monotonic() > deadline:
+                return flow_runs
+            time.sleep(1)
+
+
+def _events(name: str, runs: list[UUID]) -> list:
+    """The events called *name* that relate to one of *runs*."""
+    related = EventRelatedFilter(id=[f"prefect.flow-run.{run}" for run in runs])
+    with get_client(sync_client=True) as client:
+        return client.read_events(
+            EventFilter(event=EventNameFilter(name=[name]), related=related), limit=50
+        ).events
+
+
+def _locked_interval(client, run: UUID) -> tuple[float, float]:
+    """From reading checkpoints to the last merge: the part of a run that holds the table locks."""
+    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run])))
+    inside = [t for t in tasks if t.name.startswith(("read-checkpoints", "consume-changes", "merge-"))]
+    return min(t.start_time.timestamp() for t in inside), max(t.end_time.timestamp() for t in inside)
+
+
+def _notified(received: list[str], *words: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for body in received:
+            if all(word in body for word in words):
+                return body
+        time.sleep(1)
+    raise AssertionError(f"no notification with {words}; received {received}")
+
+
+def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack, tmp_path, webhook):
+    path = _two_sources(stack, tmp_path)
+    config = load_config(path)
+    apply_connectors(config)
+    deploy(path, PROJECT_DIR)
+    asyncio.run(_pause_schedules())
+    with get_client(sync_client=True) as client:
+        assert {a.name for a in client.read_automations()} >= AUTOMATIONS
+
+    # Two sources at once: one run on each worker (one run per worker in the test stack). Then
+    # source a's deployment over both tables: it waits for source b's run to release "stock".
+    runs = [run_deployment(f"replicate/replicate-scale_{x}", timeout=0).id for x in "ab"]
+    both = {"config_path": str(path), "tables": ["items", "stock"]}
+    runs.append(run_deployment("replicate/replicate-scale_a", parameters=both, timeout=0).id)
+    flow_runs = _wait_for(runs)
+    assert all(run.state.is_completed() for run in flow_runs), [run.state for run in flow_runs]
+    workers = {e.resource.id for e in _events("prefect.worker.submitted-flow-run", runs)}
+    assert workers == {"prefect.worker.process.prefect-worker-1", "prefect.worker.process.prefect-worker-2"}
+    with get_client(sync_client=True) as client:
+        b_run, both_run = _locked_interval(client, runs[1]), _locked_interval(client, runs[2])
+    assert b_run[1] <= both_run[0] or both_run[1] <= b_run[0], "two runs wrote table stock at once"
+    assert_tables_equal(stack, config, "floe_scale_a", only=["items"])
+    assert_tables_equal(stack, config, "floe_scale_b", only=["stock"])
+
+    # Alerts: the WAL each slot retains passes the (tiny) limit: an event, then a notification.
+    assert {e.resource.name for e in _events("floe.slot.wal-retained", runs)} >= {"scale_a.floe_scale_a"}
+    _notified(webhook, "replication slot floe_scale_a", "keep", "floe resume --source scale_a")
+
+    # A row removed behind Floe's back: exact reconciliation fails the run, with its artifact, the
+    # event and two notifications (the failed reconciliation, the failed run).
+    open_catalog(config.iceberg).load_table(("scale_a", "stock")).delete(EqualTo("id", 3))
+    parameters = {"config_path": str(path), "tables": ["stock"], "mode": "exact", "wait_seconds": 60}
+    failed = run_deployment("reconcile/reconcile", parameters=parameters, timeout=240)
+    assert failed.state.is_failed(), failed.state
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[failed.id])))
+    summary = next(a for a in artifacts if a.key == "floe-reconcile-summary")
+    assert "exact mode" in summary.data and "| stock | FAIL | 400 | 0 | 400 | 399 |" in summary.data
+    [event] = _events("floe.reconciliation.failed", [failed.id])
+    assert event.resource.name == "scale_a.stock" and event.payload["iceberg_count"] == 399
+    _notified(webhook, "scale_a.stock failed exact reconciliation", "floe resnapshot --table stock")
+    _notified(webhook, "reconcile", "Failed")
+
+    # Re-snapshot repairs it while replicate runs: progress reaches 100, the row is back.
+    repair = run_deployment(
+        "resnapshot/resnapshot",
+        parameters={"config_path": str(path), "tables": ["stock"], "wait_seconds": 240},
+        timeout=0,
+    )
+    while not _wait_for([repair.id], timeout=0)[0].state.is_final():
+        run_deployment("replicate/replicate-scale_b", timeout=120)
+    repaired = _wait_for([repair.id])[0]
+    assert repaired.state.is_completed(), repaired.state
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[repair.id])))
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert float(progress.data) == 100.0
+    assert_tables_equal(stack, config, "floe_scale_b", only=["stock"])
+    assert event.payload["mode"] == "exact"

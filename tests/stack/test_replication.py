@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from cdc.connect_client import ConnectClient
 from cli.main import app
+from floe.errors import ReconciliationFailed
 from flows.reconcile import reconcile
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg.catalog import open_catalog
@@ -81,7 +82,9 @@ def test_reconciliation_fails_with_both_counts_after_a_row_vanishes(config_path,
     assert all(row["passed"] for row in results.values()), results
     products = open_catalog(config.iceberg).load_table(("e2e", "products"))
     products.delete(EqualTo("id", 3))  # behind Floe's back
-    results = {row["table"]: row for row in reconcile(config_path=str(config_path), tables=["products"])}
+    with pytest.raises(ReconciliationFailed, match="failing: products") as failure:
+        reconcile(config_path=str(config_path), tables=["products"])
+    results = {row["table"]: row for row in failure.value.rows}
     assert list(results) == ["products"]
     failed = results["products"]
     assert failed["passed"] is False

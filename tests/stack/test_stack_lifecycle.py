@@ -35,7 +35,7 @@ def test_status_reports_every_component_healthy(stack: LocalStack):
     assert result.exit_code == 0, result.output
     for component in ("postgres", "object-store", "mongodb", "kafka", "connect", "prefect-server"):
         assert f"{component} " in result.output
-    assert "prefect-worker " in result.output
+    assert "prefect-worker-1 " in result.output and "prefect-worker-2 " in result.output
     assert "unhealthy" not in result.output and "stopped" not in result.output
 
 

@@ -1,0 +1,113 @@
+"""Floe's alerts in Prefect: the events runs emit, and the automations that notify people.
+
+Runs emit a Prefect event per alert (``pipeline.health`` decides which); ``floe deploy`` creates
+one automation per kind of alert, and one each for a failed or crashed Floe run and for
+replicate not completing at all. An automation sends its notification through the Prefect
+block named by ``alerts.notify_block``; without one it still fires and shows in the Prefect UI
+(Automations, Event feed). Deploying again replaces Floe's automations, so that they follow
+``floe.yaml``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect import get_client
+from prefect.automations import AutomationCore, DoNothing, EventTrigger, Posture, SendNotification
+from prefect.blocks.core import Block
+from prefect.events import emit_event
+
+from floe.config import PipelineConfig
+from floe.errors import ConfigError
+from pipeline.health import LAGGING, RECONCILIATION_FAILED, STALLED, WAL_RETAINED, Alert
+
+FLOE_FLOWS = ["replicate", "reconcile", "maintain", "pause", "resume", "resnapshot"]
+_MESSAGE = "{{ event.payload.message }}"
+
+
+def emit_alerts(alerts: list[Alert]) -> None:
+    for alert in alerts:
+        emit_event(
+            alert.event,
+            resource={"prefect.resource.id": f"floe.{alert.subject}", "prefect.resource.name": alert.subject},
+            payload={**alert.payload, "message": alert.message},
+        )
+
+
+def _action(config: PipelineConfig, subject: str, body: str) -> DoNothing | SendNotification:
+    slug = config.alerts.notify_block
+    if slug is None:
+        return DoNothing()
+    try:
+        block = Block.load(slug)
+    except ValueError:
+        raise ConfigError(
+            f"alerts.notify_block '{slug}' is not a Prefect block; create it (for example 'prefect block "
+            "create slack-webhook') or correct the name in the pipeline configuration"
+        ) from None
+    return SendNotification(block_document_id=block._block_document_id, subject=subject, body=body)
+
+
+def _floe_event(config: PipelineConfig, name: str, event: str, what: str) -> AutomationCore:
+    return AutomationCore(
+        name=name,
+        description=f"Floe: {what}. The notification names the table or slot and the fix.",
+        trigger=EventTrigger(
+            expect={event}, for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1
+        ),
+        actions=[_action(config, f"Floe: {what} ({{{{ event.resource.name }}}})", _MESSAGE)],
+    )
+
+
+def automations(config: PipelineConfig) -> list[AutomationCore]:
+    """The automations ``floe deploy`` keeps in Prefect, built from *config*'s ``alerts:``."""
+    flows = {"prefect.resource.role": "flow", "prefect.resource.name": FLOE_FLOWS}
+    run_failed = (
+        "Flow run {{ flow_run.name }} of {{ flow.name }} ended {{ flow_run.state.name }}: "
+        "{{ flow_run.state.message }}. Its logs and artifacts: {{ flow_run|ui_url }}"
+    )
+    stopped = (
+        "No replicate run has completed for {{ trigger.within }}: the tables are not being "
+        "replicated. Check the floe work pool's workers and the replicate deployment's schedule "
+        "in the Prefect UI."
+    )
+    return [
+        _floe_event(config, "floe: reconciliation failed", RECONCILIATION_FAILED, "a reconciliation failed"),
+        _floe_event(config, "floe: replication lag", LAGGING, "replication lag over the threshold"),
+        _floe_event(config, "floe: table stalled", STALLED, "a table stopped committing while changes wait"),
+        _floe_event(config, "floe: WAL retained", WAL_RETAINED, "a replication slot retains too much WAL"),
+        AutomationCore(
+            name="floe: run failed",
+            description="Floe: a Floe flow run failed or crashed.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                match_related=flows,
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[_action(config, "Floe: {{ flow.name }} run {{ flow_run.state.name }}", run_failed)],
+        ),
+        AutomationCore(
+            name="floe: replicate stopped",
+            description="Floe: no replicate run completed within alerts.stall_minutes.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Completed"},
+                match_related={"prefect.resource.role": "flow", "prefect.resource.name": "replicate"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(minutes=config.alerts.stall_minutes),
+            ),
+            actions=[_action(config, "Floe: replicate stopped", stopped)],
+        ),
+    ]
+
+
+def ensure_automations(config: PipelineConfig) -> list[str]:
+    """Create Floe's automations, replacing earlier ones of the same name; their names."""
+    wanted = automations(config)
+    with get_client(sync_client=True) as client:
+        for automation in wanted:
+            for existing in client.read_automations_by_name(automation.name):
+                client.delete_automation(existing.id)
+            client.create_automation(automation)
+    return [automation.name for automation in wanted]
