@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floe-installed
 
-.PHONY: install demo test lint stack-down clean
+.PHONY: install demo test lint screenshots stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+## screenshots: the README's pictures of the Prefect UI (runs the demo first; needs chromium)
+screenshots: demo
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	$(BIN)/python docs/screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -358,6 +358,11 @@ class IcebergConfig(_Model):
         pattern=_NAME,
         description="The namespace's table of change events that could not be applied",
     )
+    reports_location: str | None = Field(
+        default=None,
+        description="Where Floe stores report files such as the freshness chart (s3://bucket/prefix, "
+        "written with the catalog's s3.* properties); unset: the chart's figures only",
+    )
 
     @field_validator("catalog", mode="before")
     @classmethod

@@ -8,11 +8,13 @@ nothing listens outside the stack's configured range or beyond loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import boto3
 import httpx
 from pyiceberg.catalog import load_catalog
 
@@ -74,6 +76,21 @@ class LocalObjectStore:
         }
         self.process.start(self._argv(), env=env)
         self.process.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
+        self._ensure_reports_bucket()
+
+    def _ensure_reports_bucket(self) -> None:
+        """A plain bucket for Floe's report files (a table bucket holds tables only)."""
+        s = self.settings
+        client = boto3.client(
+            "s3",
+            endpoint_url=s.s3_endpoint,
+            aws_access_key_id=s.s3_access_key,
+            aws_secret_access_key=s.s3_secret_key.get_secret_value(),
+            region_name="us-east-1",
+        )
+        existing = (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists)
+        with contextlib.suppress(*existing):
+            client.create_bucket(Bucket=s.reports_bucket)
 
     def healthy(self) -> bool:
         """S3 answers, and the REST catalog serves the warehouse bucket to the stack's credential."""

@@ -48,6 +48,7 @@ class StackSettings(BaseSettings):
     s3_access_key: str = "floe-stack"
     s3_secret_key: SecretStr = SecretStr("floe-local-secret")
     table_bucket: str = Field(default="floe-warehouse", description="S3 Tables bucket: the warehouse")
+    reports_bucket: str = Field(default="floe-reports", description="Plain S3 bucket for report files")
     mongodb: bool = Field(
         default=False, description="Run SecantusDB, a MongoDB wire-protocol server (not MongoDB itself)"
     )

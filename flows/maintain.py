@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from floe.config import load_config
 from floe.errors import FloeError, Transient
@@ -22,7 +22,12 @@ def maintain(config_path: str = "floe.yaml", tables: list[str] | None = None) ->
     """Rewrite data files with many deletes and small files, expire snapshots, remove orphan
     files, for *tables* (all configured tables and the quarantine table when empty). Safe while
     ``replicate`` runs: every rewrite commits only on the snapshot it read."""
-    results = run_maintain(load_config(config_path), tables or None)
+    artifact = create_progress_artifact(0.0, key="floe-maintain-progress", description="Tables maintained")
+    results = run_maintain(
+        load_config(config_path),
+        tables or None,
+        lambda done, total: update_progress_artifact(artifact, round(100 * done / total, 1)),
+    )
     rows = [{**asdict(r), "notes": "; ".join(r.notes)} for r in results]
     failed = [r for r in results if r.error]
     summary = (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_client, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
@@ -21,7 +21,8 @@ from cdc.deploy import ConnectorState, connector_states
 from floe.config import PipelineConfig, load_config
 from floe.errors import ConnectError, ReplicationFailed, ReplicationStopped, Transient
 from flows.alerts import emit_alerts
-from flows.report import format_rows, table_rows
+from flows.freshness import publish_freshness
+from flows.report import cycle_markdown, format_rows, table_rows
 from iceberg.checkpoint import Checkpoint
 from iceberg.merge import MergeResult
 from pipeline.health import TableHealth, reconciliation_alerts, slot_alerts, table_alerts, table_health
@@ -128,6 +129,12 @@ def check_health(
 def publish_report(rows: list[dict[str, Any]], title: str) -> None:
     get_run_logger().info("%s\n%s", title, format_rows(rows))
     create_table_artifact(key="floe-replicate", table=rows, description=title)
+    create_markdown_artifact(key="floe-replicate-summary", markdown=cycle_markdown(rows, title))
+
+
+@task(name="publish-freshness", **_TASK)
+def publish_freshness_chart(config: PipelineConfig, names: list[str]) -> None:
+    publish_freshness(config, names)
 
 
 @flow(name="replicate")
@@ -154,6 +161,9 @@ def replicate(
     rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states, health)
     events = sum(m.events for m in merges.values())
     publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
+    chart = publish_freshness_chart(config, names, return_state=True)
+    if chart.is_failed():  # a picture never fails the replication it shows
+        get_run_logger().warning("freshness chart not published: %s", chart.message)
     problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]
     failed_tasks = sorted({state.failure for state in connector_of.values() if state and state.failure})
     if failed_tasks or any(not isinstance(exc, Transient) for exc in failures.values()):

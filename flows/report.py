@@ -142,3 +142,25 @@ def reconciliation_markdown(results: list[ReconcileResult], mode: str) -> str:
         if r.note:
             lines += ["", f"*{r.table}: {r.note}*"]
     return "\n".join(lines)
+
+
+def cycle_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """A replicate run in a few lines: what it merged, how far behind each table is, whether it
+    reconciles, and what went wrong."""
+    lines = [
+        f"# {title}",
+        "",
+        "| table | +rows | ~rows | -rows | lag (s) | waiting events | reconciliation |",
+    ]
+    lines.append("|---|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        cells = [row["table"], row["inserted"], row["updated"], row["deleted"], row["lag_seconds"]]
+        cells += [row["lag_events"], row["reconciliation"]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    problems = [f"- **{row['table']}**: {row['error']}" for row in rows if row.get("error")]
+    paused = [row["table"] for row in rows if str(row.get("connector", "")).startswith("PAUSED")]
+    if paused:
+        lines += ["", f"Paused (left alone): {', '.join(paused)}"]
+    if problems:
+        lines += ["", "## Problems", "", *problems]
+    return "\n".join(lines)

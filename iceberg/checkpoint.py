@@ -100,3 +100,16 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return Checkpoint(table_properties=properties)
+
+
+def commit_lags(table: Table, since_ms: int) -> list[tuple[int, float]]:
+    """(commit time, seconds between the newest change it applied and the commit) for each of
+    Floe's commits since *since_ms*, oldest first: how fresh the table was as it moved."""
+    points = []
+    for snapshot in table.snapshots():
+        summary = snapshot.summary
+        raw = summary.get(POSITION_KEY) if summary is not None and snapshot.timestamp_ms >= since_ms else None
+        stamp = orjson.loads(raw).get("ts_ms") if raw else None
+        if stamp is not None:
+            points.append((snapshot.timestamp_ms, max(snapshot.timestamp_ms - int(stamp), 0) / 1000))
+    return sorted(points)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from floe.config import PipelineConfig
 from iceberg.catalog import AWAY, away_error, load_table, open_catalog
 from iceberg.maintenance import MaintainResult, maintain_table
 
 
-def maintain(config: PipelineConfig, tables: list[str] | None = None) -> list[MaintainResult]:
+def maintain(
+    config: PipelineConfig,
+    tables: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[MaintainResult]:
     """One result per table, chosen by *tables* (every configured table and the quarantine table
-    when empty). A table the catalog or object store fails on is reported; the others go on."""
+    when empty). A table the catalog or object store fails on is reported; the others go on.
+    *progress* hears (tables done, tables in all) after each table."""
     names = [table.target_name for _, table in config.tables(tables)]
     if not tables:
         names.append(config.iceberg.quarantine_table)
@@ -24,4 +31,6 @@ def maintain(config: PipelineConfig, tables: list[str] | None = None) -> list[Ma
                 results.append(maintain_table(table, name, config.maintain))
         except AWAY as exc:
             results.append(MaintainResult(name, error=str(away_error(name, exc))))
+        if progress is not None:
+            progress(len(results), len(names))
     return results

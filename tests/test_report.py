@@ -61,3 +61,20 @@ def test_the_reconciliation_markdown_shows_the_mode_both_counts_the_correction_a
     assert "# Reconciliation: keys mode" in text
     assert "| items | FAIL (1 keys differ) | 10 | 2 | 12 | 11 | 0/2056B98 | 0 |" in text
     assert "- `7 (missing in Iceberg)`" in text
+
+
+def test_the_cycle_summary_and_the_freshness_chart():
+    from flows.freshness import chart
+    from flows.report import cycle_markdown
+
+    rows = table_rows(
+        ["orders"],
+        {},
+        {},
+        [ReconcileResult("orders", "public.orders", 3, 3, True)],
+        {"orders": "source down"},
+    )
+    text = cycle_markdown(rows, "Replication cycle: 0 change events merged into 0 tables")
+    assert "| orders | 0 | 0 | 0 |  |  | pass |" in text and "- **orders**: source down" in text
+    png = chart({"orders": [(1_700_000_000_000, 1.5), (1_700_000_060_000, 0.7)], "empty": []})
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000

@@ -42,6 +42,7 @@ def write_config(
         "iceberg": {
             "catalog": catalog or stack.settings.catalog_properties(),
             "namespace": source,
+            **({} if catalog else {"reports_location": f"s3://{settings.reports_bucket}"}),
         },
         "replicate": {"idle_seconds": 2, "max_seconds": 60, **replicate},
     }

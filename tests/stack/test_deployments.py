@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 from uuid import UUID
 
+import httpx
 import pytest
 import yaml
 from prefect import get_client
@@ -70,6 +71,12 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
         ):
             flow_run = run_deployment(deployment, parameters=parameters, timeout=180)
             assert flow_run.state is not None and flow_run.state.is_completed(), (deployment, flow_run.state)
+            if deployment.startswith("maintain"):
+                with get_client(sync_client=True) as client:
+                    found = client.read_artifacts(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+                    )
+                assert [float(a.data) for a in found if a.type == "progress"] == [100.0]
     finally:
         resume_source(load_config(config_path), "e2e")  # never leave the session's source paused
 
@@ -131,13 +138,20 @@ def _wait_for(runs: list[UUID], timeout: float = 300) -> list:
             time.sleep(1)
 
 
-def _events(name: str, runs: list[UUID]) -> list:
-    """The events called *name* that relate to one of *runs*."""
-    related = EventRelatedFilter(id=[f"prefect.flow-run.{run}" for run in runs])
+def _events(name: str, runs: list[UUID], timeout: float = 60) -> list:
+    """The events called *name* that relate to one of *runs*, once there are any (a run's events
+    reach the server after the run has ended)."""
+    query = EventFilter(
+        event=EventNameFilter(name=[name]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{run}" for run in runs]),
+    )
+    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        return client.read_events(
-            EventFilter(event=EventNameFilter(name=[name]), related=related), limit=50
-        ).events
+        while True:
+            events = client.read_events(query, limit=50).events
+            if events or time.monotonic() > deadline:
+                return events
+            time.sleep(1)
 
 
 def _locked_interval(client, run: UUID) -> tuple[float, float]:
@@ -180,6 +194,14 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     assert b_run[1] <= both_run[0] or both_run[1] <= b_run[0], "two runs wrote table stock at once"
     assert_tables_equal(stack, config, "floe_scale_a", only=["items"])
     assert_tables_equal(stack, config, "floe_scale_b", only=["stock"])
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0]])))
+    by_key = {a.key: a for a in artifacts}
+    assert {"floe-replicate", "floe-replicate-summary", "floe-freshness", "floe-freshness-chart"} <= set(
+        by_key
+    )
+    assert "| items | 400 | 0 | 0 |" in by_key["floe-replicate-summary"].data
+    assert httpx.get(by_key["floe-freshness-chart"].data).content.startswith(b"\x89PNG")  # presigned S3 URL
 
     # Alerts: the WAL each slot retains passes the (tiny) limit: an event, then a notification.
     assert {e.resource.name for e in _events("floe.slot.wal-retained", runs)} >= {"scale_a.floe_scale_a"}

@@ -177,7 +177,11 @@ def test_follow_runs_cycles_until_interrupted(config_path):
     )
     time.sleep(30)
     run.send_signal(signal.SIGINT)
-    output = run.communicate(timeout=60)[0]
+    try:
+        output = run.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired as exc:
+        run.kill()
+        raise AssertionError(f"still running 90 s after Ctrl-C:\n{(exc.output or '')[-4000:]}") from None
     assert run.returncode == 0, output[-3000:]
     assert output.count("table        events") >= 2, output[-3000:]
     assert output.rstrip().endswith("stopped")
