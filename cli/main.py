@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -107,9 +108,10 @@ def replicate(
     from flows.replicate import replicate as replicate_flow
     from flows.report import format_rows
 
+    stop = _stop_after_cycle() if not once else threading.Event()
     try:
         interval = load_config(config).replicate.follow_interval_seconds
-        while True:
+        while not stop.is_set():
             try:
                 rows = replicate_flow(config_path=str(config), tables=tables)
                 typer.echo(format_rows(rows))
@@ -120,11 +122,27 @@ def replicate(
                 logging.getLogger("floe.replicate").error("cycle failed, retrying: %s", exc)
             if once:
                 return
-            time.sleep(interval)
+            stop.wait(interval)
     except FloeError as exc:
         fail(exc)
     except KeyboardInterrupt:
-        typer.echo("stopped")
+        pass
+    typer.echo("stopped")
+
+
+def _stop_after_cycle() -> threading.Event:
+    """Ctrl-C (or SIGTERM) in ``--follow`` lets the running cycle finish its commits and Prefect
+    report its run, then stops; a second Ctrl-C interrupts at once."""
+    stop = threading.Event()
+
+    def request(signum: int, frame: object) -> None:
+        typer.echo("stopping after this cycle (Ctrl-C again to interrupt it)", err=True)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request)
+    signal.signal(signal.SIGTERM, request)
+    return stop
 
 
 @app.command()

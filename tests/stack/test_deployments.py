@@ -77,6 +77,10 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
                         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
                     )
                 assert [float(a.data) for a in found if a.type == "progress"] == [100.0]
+        unknown = run_deployment(
+            "reconcile/reconcile", parameters={**tables, "tables": ["nope"]}, timeout=180
+        )
+        assert unknown.state.is_failed() and "known tables: customers" in unknown.state.message
     finally:
         resume_source(load_config(config_path), "e2e")  # never leave the session's source paused
 
