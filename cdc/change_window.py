@@ -31,7 +31,6 @@ class ChangeWindow:
     """What the events around a count say (see the module docstring)."""
 
     correction: int = 0
-    unseen_applied: int = 0  # applied events of transactions the count did not see
     pending: int = 0  # events the count saw that the Iceberg table has not applied yet
     unknown: str | None = None  # why the correction cannot be known, if it cannot
     touched: set[bytes] = field(default_factory=set)  # keys (as Kafka keys) the unseen events changed
@@ -79,7 +78,6 @@ def read_window(
         if saw and not is_applied:
             window.pending += 1
         elif not saw and is_applied:
-            window.unseen_applied += 1
             window.correction += _NET_ROWS.get(op, 0)
             window.unknown = window.unknown or _UNKNOWN.get(op)
             if record.key is not None:

@@ -35,16 +35,15 @@ def _query(source: PostgresSource, query: str, args: tuple, what: str) -> tuple 
         conn.close()
 
 
-def mark_position(source: PostgresSource) -> int:
-    """Write a (non-transactional) logical decoding message and return its position: the slot
-    passes it once the connector has streamed everything before it."""
-    row = _query(
+def mark_position(source: PostgresSource) -> None:
+    """Write a (non-transactional) logical decoding message: the slot passes it once the
+    connector has streamed everything before it."""
+    _query(
         source,
-        "SELECT pg_logical_emit_message(false, 'floe.position', '')::text",
+        "SELECT pg_logical_emit_message(false, 'floe.position', '')",
         (),
         "write a position marker (pg_logical_emit_message)",
     )
-    return parse_lsn(row[0])
 
 
 def slot_status(source: PostgresSource) -> SlotStatus | None:

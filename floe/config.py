@@ -504,6 +504,13 @@ class PipelineConfig(_Model):
             return [self.find_table(name) for name in names]
         return [(source, table) for source in self.sources for table in source.tables]
 
+    def tables_by_source(self, names: list[str] | None = None) -> list[tuple[Source, list[TargetRef]]]:
+        """The chosen tables (see ``tables``) grouped by their source, in configuration order."""
+        grouped: dict[str, tuple[Source, list[TargetRef]]] = {}
+        for source, table in self.tables(names):
+            grouped.setdefault(source.name, (source, []))[1].append(table)
+        return list(grouped.values())
+
     def find_source(self, name: str) -> Source:
         for source in self.sources:
             if source.name == name:

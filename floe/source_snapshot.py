@@ -25,7 +25,7 @@ def format_lsn(lsn: int) -> str:
 @dataclass(frozen=True)
 class SourceSnapshot:
     """A PostgreSQL snapshot (``pg_current_snapshot()``: ``xmin:xmax:xip``) and ``lsn``, the WAL
-    position read once the snapshot's transaction ended: every transaction the snapshot saw
+    position read in the statement that took the snapshot: every transaction the snapshot saw
     committed before it."""
 
     xmin: int

@@ -9,12 +9,12 @@ applied beyond them (``pipeline.exact_reconciliation``): a mismatch is lost or d
 
 from __future__ import annotations
 
-from floe.config import MongoSource, PipelineConfig, Source, TargetRef
+from floe.config import MongoSource, PipelineConfig
 from floe.errors import ConfigError
 from iceberg import quarantine
 from iceberg.catalog import load_table, open_catalog
 from iceberg.lookup import key_columns
-from pipeline.exact_reconciliation import reconcile_exactly
+from pipeline.exact_reconciliation import Compared, reconcile_exactly
 from soda_checks.mongo_counts import count_documents
 from soda_checks.reconcile import Counted, Counter, ReconcileResult, SourceCount, check_counts, count_source
 
@@ -42,13 +42,10 @@ def reconcile(
     catalog = open_catalog(config.iceberg)
     namespace = config.iceberg.namespace
     waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
-    by_source: dict[str, tuple[Source, list[TargetRef]]] = {}
-    for source, table in chosen:
-        by_source.setdefault(source.name, (source, []))[1].append(table)
     counted: dict[str, Counted] = {}
     stored = {}
-    extra: dict[str, dict] = {}
-    for source, refs in by_source.values():
+    exact: dict[str, Compared] = {}
+    for source, refs in config.tables_by_source(tables):
         if mode == "count" or isinstance(source, MongoSource):
             for table in refs:
                 iceberg_table = load_table(catalog, namespace, table.target_name)
@@ -60,15 +57,17 @@ def reconcile(
                 )
             continue
         limit = key_limit if mode == "keys" else None
-        for name, compared in reconcile_exactly(config, catalog, source, refs, wait_seconds, limit).items():
-            counted[name], stored[name] = compared.counted, compared.stored
-            extra[name] = {"differing_keys": compared.differing}
-            if compared.left_out:
-                extra[name]["note"] = f"row values compared without {', '.join(compared.left_out)}"
+        exact.update(reconcile_exactly(config, catalog, source, refs, wait_seconds, limit))
+    for name, compared in exact.items():
+        counted[name], stored[name] = compared.counted, compared.stored
     results = check_counts(chosen, stored, waiting, counted, mode)
     for result in results:
-        for attribute, value in extra.get(result.table, {}).items():
-            setattr(result, attribute, value)
+        compared = exact.get(result.table)
+        if compared is None:
+            continue
+        result.differing_keys = compared.differing
+        if compared.left_out:
+            result.note = f"row values compared without {', '.join(compared.left_out)}"
         if result.differing_keys and result.passed:
             result.passed = False
     return results

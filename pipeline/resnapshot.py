@@ -16,7 +16,7 @@ from cdc.connect_client import ConnectClient
 from cdc.connectors import exact
 from cdc.consumer import ChangeConsumer
 from cdc.signals import request_snapshot
-from floe.config import PipelineConfig, Source, TargetRef
+from floe.config import PipelineConfig
 from floe.errors import ConfigError
 from iceberg.catalog import load_table, open_catalog
 from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
@@ -25,12 +25,9 @@ from soda_checks.reconcile import SourceCount, count_source
 
 def request_resnapshot(config: PipelineConfig, tables: list[str]) -> list[str]:
     """Mark and signal each of *tables*; return one line per table saying what happens next."""
-    chosen = config.tables(tables)
-    by_source: dict[str, tuple[Source, list[TargetRef]]] = {}
-    for source, table in chosen:
-        by_source.setdefault(source.name, (source, []))[1].append(table)
+    by_source = config.tables_by_source(tables)
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
-        for source, _ in by_source.values():
+        for source, _ in by_source:
             stored = client.get_config(source.connector_name) or {}
             if "kafka" not in stored.get("signal.enabled.channels", "").split(","):
                 raise ConfigError(
@@ -38,12 +35,13 @@ def request_resnapshot(config: PipelineConfig, tables: list[str]) -> list[str]:
                     "connectors apply' first, then 'floe resnapshot' again"
                 )
     catalog = open_catalog(config.iceberg)
-    for _, table in chosen:
-        iceberg_table = load_table(catalog, config.iceberg.namespace, table.target_name)
-        if iceberg_table is not None:
-            mark_resnapshot(iceberg_table)
+    for _, refs in by_source:
+        for table in refs:
+            iceberg_table = load_table(catalog, config.iceberg.namespace, table.target_name)
+            if iceberg_table is not None:
+                mark_resnapshot(iceberg_table)
     lines = []
-    for source, refs in by_source.values():
+    for source, refs in by_source:
         request_snapshot(config.kafka, source, refs, exact)
         lines += [
             f"{ref.target_name}: re-snapshot of {source.source_table(ref)} requested from "
@@ -81,13 +79,14 @@ class ResnapshotWatch:
         self.consumer = ChangeConsumer(config.kafka)
         self.read = {ref.target_name: 0 for _, ref in self.chosen}
         self.next = {ref.target_name: self.consumer.end_offsets(s.topic_for(ref)) for s, ref in self.chosen}
-        self.total = self._source_rows()
+        self.total = self._source_rows(tables)
 
-    def _source_rows(self) -> dict[str, int | None]:
+    def _source_rows(self, tables: list[str]) -> dict[str, int | None]:
+        """Each table's source rows, counted per source in one transaction (None: not counted)."""
         totals: dict[str, int | None] = {}
-        for source, ref in self.chosen:
-            counted = count_source(source, [ref])[ref.target_name]
-            totals[ref.target_name] = counted.count if isinstance(counted, SourceCount) else None
+        for source, refs in self.config.tables_by_source(tables):
+            for name, counted in count_source(source, refs).items():
+                totals[name] = counted.count if isinstance(counted, SourceCount) else None
         return totals
 
     def close(self) -> None:
