@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from cdc.signals import signal_topic
+from cdc.signals import notification_topic, signal_group, signal_topic
 from floe.config import KafkaConfig, MongoSource, PipelineConfig, PostgresSource, Source
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
@@ -63,10 +63,15 @@ def _signals(source: Source, kafka: KafkaConfig) -> dict[str, str]:
         "signal.enabled.channels": "kafka",
         "signal.kafka.topic": signal_topic(source),
         "signal.kafka.bootstrap.servers": kafka.bootstrap_servers,
-        # The signal consumer commits its position in a group: one per connector, and a connector
+        # The signal consumer commits its position in a group of the connector's own, which
+        # 'connectors apply' places at the topic's end (signals.place_signal_readers); a connector
         # that lost its position skips old signals instead of snapshotting again.
-        "signal.kafka.groupId": f"{source.connector_name}-signals",
+        "signal.kafka.groupId": signal_group(source),
         "signal.consumer.auto.offset.reset": "latest",
+        # Snapshots report their progress and each table's completion to a topic, through the
+        # connector's own producer, in order with the change events they follow.
+        "notification.enabled.channels": "sink",
+        "notification.sink.topic.name": notification_topic(source),
     }
 
 
@@ -100,6 +105,10 @@ def render_postgres(source: PostgresSource, kafka: KafkaConfig) -> dict[str, str
         # Debezium skips truncates by default; Floe applies them in order with other changes.
         "skipped.operations": "none",
         "include.unknown.datatypes": "false",
+        # Incremental snapshots (floe resnapshot) without a signal table: window watermarks come
+        # from pg_current_snapshot() (PostgreSQL 13 or later), so the connector never writes to
+        # the source.
+        "read.only": "true",
     }
     config.update(source.connector_overrides)
     return config

@@ -11,7 +11,7 @@ from cdc.connect_client import ConnectClient, failure_of, is_running
 from cdc.connect_secrets import externalize, write_secrets
 from cdc.connectors import render_all
 from cdc.replication_objects import ReplicationObjects, existing, remove_new
-from cdc.signals import ensure_signal_topics
+from cdc.signals import ensure_control_topics, place_signal_readers
 from cdc.source_catalog import largest_value
 from cdc.source_check import check_postgres_source
 from floe.config import PipelineConfig, PostgresSource, Source
@@ -43,7 +43,8 @@ def apply_connectors(
         rendered[name], values = externalize(name, properties, config.connect)
         secrets.update(values)
     new_secrets = write_secrets(Path(config.connect.secrets_file), secrets) if secrets else set()
-    ensure_signal_topics(config.kafka, config.sources)
+    ensure_control_topics(config.kafka, config.sources)
+    place_signal_readers(config.kafka, config.sources)
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
         for name, properties in rendered.items():
             errors = client.validate(properties["connector.class"], {**properties, "name": name})

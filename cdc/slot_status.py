@@ -36,11 +36,17 @@ def _query(source: PostgresSource, query: str, args: tuple, what: str) -> tuple 
 
 
 def mark_position(source: PostgresSource) -> None:
-    """Write a (non-transactional) logical decoding message: the slot passes it once the
-    connector has streamed everything before it."""
+    """Write a logical decoding message in a transaction of its own: the slot passes it once the
+    connector has streamed everything before it, and the connector's place in the stream moves
+    past every commit before it.
+
+    Transactional on purpose: a non-transactional message leaves the connector without a
+    transaction id, and Debezium's read-only incremental snapshot (3.x) then fails the task with
+    a NullPointerException at the next idle moment.
+    """
     _query(
         source,
-        "SELECT pg_logical_emit_message(false, 'floe.position', '')",
+        "SELECT pg_logical_emit_message(true, 'floe.position', '')",
         (),
         "write a position marker (pg_logical_emit_message)",
     )

@@ -285,7 +285,8 @@ def resnapshot(
     config: ConfigOption = Path("floe.yaml"),
     tables: TablesOption = None,
 ) -> None:
-    """Read tables again from the source (Debezium blocking snapshot); ends equal to the source."""
+    """Read tables again from the source while replication goes on (Debezium incremental snapshot;
+    blocking for MongoDB); ends equal to the source."""
     from floe.config import load_config
     from pipeline.resnapshot import request_resnapshot
 

@@ -12,6 +12,7 @@ them to Iceberg types. Each row also carries:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,21 +140,21 @@ class ChangeBatch:
     def size(self) -> int:
         return self.data.num_rows
 
-    def without_rows(self) -> ChangeBatch:
-        """The same batch with no changes: committing it only advances the offsets."""
-        empty = pa.Table.from_arrays(
+    @classmethod
+    def empty(cls, table: str, source: str, source_table: str, key: list[str]) -> ChangeBatch:
+        """A batch with no changes (and no offsets: committing it advances none)."""
+        no_rows = pa.Table.from_arrays(
             [pa.array([], f.type) for f in META_FIELDS], schema=pa.schema(META_FIELDS)
         )
-        return ChangeBatch(
-            self.table,
-            self.source,
-            self.source_table,
-            self.key,
-            [],
-            empty,
-            self.offsets,
-            self.stamps,
-            self.position,
+        return cls(table, source, source_table, key, [], no_rows)
+
+    def without_rows(self) -> ChangeBatch:
+        """The same batch with no changes: committing it only advances the offsets."""
+        return dataclasses.replace(
+            ChangeBatch.empty(self.table, self.source, self.source_table, self.key),
+            offsets=self.offsets,
+            stamps=self.stamps,
+            position=self.position,
         )
 
     def column(self, name: str) -> Column:

@@ -34,12 +34,14 @@ def _markdown(progress: list[TableProgress]) -> str:
 def resnapshot(
     config_path: str = "floe.yaml", tables: list[str] | None = None, wait_seconds: float = 3600
 ) -> None:
-    """Read *tables* again from their source while the others replicate on.
+    """Read *tables* again from their source while replication goes on.
 
-    The connector re-reads them as snapshot events; replicate runs apply them (rows read again
-    win over older changes by their source position, changes made meanwhile follow, and rows
-    the source no longer has are removed once the snapshot completes). This run follows the
-    progress for up to *wait_seconds*.
+    PostgreSQL tables are read by an incremental snapshot, in chunks between changes that keep
+    streaming; MongoDB collections by a blocking one. Replicate runs apply the reads (they win
+    over older changes by their source position, changes made meanwhile win over them) and,
+    once the connector reports a table read to the end, remove the rows the source no longer
+    has. This run follows the progress for up to *wait_seconds*, and fails if the connector
+    could not read a table.
     """
     if not tables:
         raise ConfigError("name the tables to re-snapshot (parameter tables); they are read again in full")

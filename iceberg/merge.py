@@ -43,7 +43,8 @@ from iceberg.catalog import AWAY, away_error
 from iceberg.changeset import match_rows, position_scalar, reduce
 from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
-from iceberg.schema import POSITION_FIELD, RESNAPSHOT_PROPERTY, Evolution, evolve
+from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY
+from iceberg.schema import POSITION_FIELD, Evolution, evolve
 from iceberg.snapshots import RowDelta, write_position_deletes
 
 log = logging.getLogger("floe.merge")
@@ -226,9 +227,9 @@ class _Merge:
             quarantined=len(batch.quarantined),
             truncated=self.reduced.truncated_at is not None,
         )
-        floors = [p for p in (self.reduced.truncated_at, batch.snapshot_completed) if p is not None]
         # Stored rows positioned below the floor are gone at the source (truncated, or missing
-        # from a completed re-snapshot).
+        # from a completed re-snapshot). A completion with floor 0 removes only the mark.
+        floors = [p for p in (self.reduced.truncated_at, batch.snapshot_completed) if p]
         self.floor = max(floors) if floors else None
 
     def run(self) -> MergeResult:

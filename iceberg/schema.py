@@ -8,7 +8,6 @@ type is kept in the field's doc, so ``NUMERIC(12,2)`` or ``JSONB`` stays visible
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -45,10 +44,6 @@ POSITION_FIELD = "_floe_position"
 # Table property: each source column's identity (PostgreSQL's attnum) and the names it has had,
 # oldest first. It is how a column renamed at the source becomes a rename in Iceberg.
 COLUMN_NAMES_PROPERTY = "floe.source-column-names"
-# Table property: a re-snapshot was requested and has not completed yet. Until it completes, a
-# column whose type changed in a way Iceberg cannot follow is replaced (its old values are read
-# again by the snapshot) instead of stopping the table.
-RESNAPSHOT_PROPERTY = "pipeline.resnapshot-requested"
 # Each row's source position: a change older than what the row holds never overwrites it.
 POSITION_COLUMN = Column(
     POSITION_FIELD, POSITION_TYPE, True, "source position of the row's last change (Floe)"
@@ -61,12 +56,6 @@ class Evolution:
 
     changes: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
-
-
-def mark_resnapshot(table: Table) -> None:
-    """Record that a re-snapshot of *table* was requested (see ``RESNAPSHOT_PROPERTY``)."""
-    with table.transaction() as tx:
-        tx.set_properties({RESNAPSHOT_PROPERTY: datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 def column_history(properties: dict[str, str]) -> dict[int, list[str]]:

@@ -29,6 +29,7 @@ from iceberg.key_index import KeyIndex
 from iceberg.lookup import StoredTable
 from iceberg.merge import Compaction, MergeResult, merge_batch
 from iceberg.schema import column_history, create_table
+from pipeline.snapshot_completion import Completion, finished_snapshots
 
 log = logging.getLogger("floe.replication")
 
@@ -138,7 +139,10 @@ class Replicator:
         return {name: read_checkpoint(self.load(name)) for name in self.targets}
 
     def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
-        """Read available changes from each table's checkpoint on and decode them per table."""
+        """Read available changes from each table's checkpoint on and decode them per table;
+        a table whose re-snapshot has finished gets its completion with them."""
+        targets = {name: (target.source, target.table) for name, target in self.targets.items()}
+        finished = finished_snapshots(self.consumer, targets, checkpoints)
         start: dict[str, dict[int, int]] = {}
         stamps: dict[str, dict[int, int]] = {}
         for name, target in self.targets.items():
@@ -154,10 +158,42 @@ class Replicator:
             stamps=stamps,
         )
         changes = self.decode(consumed.by_topic, checkpoints)
+        for completion in finished.values():
+            self._complete(changes, checkpoints[completion.table], completion)
         log.info(
             "consumed %d events for %d tables (%s)", consumed.count, len(changes), consumed.stopped_because
         )
         return changes, consumed
+
+    def _complete(
+        self, changes: dict[str, TableChanges], checkpoint: Checkpoint, completion: Completion
+    ) -> None:
+        """Let the table's batch carry *completion* once the table holds the whole scan; a table
+        without changes this cycle gets an empty batch for it."""
+        target = self.targets[completion.table]
+        current = changes.get(target.name)
+        offsets = dict(checkpoint.offsets.get(target.topic, {}))
+        if current is not None:
+            offsets.update(current.batch.offsets.get(target.topic, {}))
+        if not completion.reached(offsets):
+            return
+        if current is None:
+            table = self.load(target.name)
+            if table is None:
+                return
+            schema = table.schema()
+            key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+            source_table = target.source.source_table(target.table)
+            batch = ChangeBatch.empty(target.name, target.source.name, source_table, key)
+            current = changes[target.name] = TableChanges([], batch)
+        current.batch.snapshot_completed = completion.floor
+        log.info(
+            "re-snapshot of %s complete (%s rows scanned): stored rows positioned below %s that were not "
+            "read again go",
+            target.name,
+            completion.scan.rows,
+            completion.floor,
+        )
 
     def decode(
         self, by_topic: dict[str, list[KafkaRecord]], checkpoints: dict[str, Checkpoint] | None = None

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyiceberg.catalog.sql import SqlCatalog
 
-from floe.changes import Column
+from floe.changes import ChangeBatch, Column, make_position
 from floe.errors import SchemaMappingError
 from iceberg.checkpoint import read_checkpoint
 from iceberg.key_index import KeyIndex
 from iceberg.merge import Compaction, ConcurrentWriteError, merge_batch
+from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
 from iceberg.schema import POSITION_FIELD, create_table
 from tests.batches import make_batch
 
@@ -306,6 +307,33 @@ def test_completed_resnapshot_removes_rows_the_source_no_longer_has(catalog):
     )
     assert [(r["id"], r["name"]) for r in rows(table)] == [(1, "a"), (3, "c")]
     assert result.deleted == 1 and result.updated == 2
+
+
+def test_an_incremental_resnapshot_completes_with_an_empty_batch(catalog):
+    """Rows read again or changed since the request sit at or above the floor (just above the
+    highest position applied at the request); the completion, with nothing else to apply, removes
+    the rest and the mark."""
+    table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, [("r", {"id": i}) for i in (1, 2, 3, 4)]))
+    mark_resnapshot(table, ResnapshotMark(signal="s", floor=make_position(4) + 1))
+    reads = [("u", {"id": 1, "name": "changed"}, 6), ("r", {"id": 3, "name": "read again"}, 8)]
+    table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, reads, offset=4))
+    assert RESNAPSHOT_PROPERTY in table.refresh().properties
+    empty = ChangeBatch.empty("items", "test", "public.items", ["id"])
+    empty.snapshot_completed = make_position(4) + 1
+    table, result = apply(catalog, empty)
+    assert [(r["id"], r["name"]) for r in rows(table)] == [(1, "changed"), (3, "read again")]
+    assert result.deleted == 2 and RESNAPSHOT_PROPERTY not in table.refresh().properties
+    assert read_checkpoint(table).offsets == {"topic.items": {0: 6}}
+
+
+def test_a_completion_with_floor_zero_removes_only_the_mark(catalog):
+    table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, [("r", {"id": i}) for i in (1, 2)]))
+    mark_resnapshot(table, ResnapshotMark(signal="s", floor=make_position(2)))
+    empty = ChangeBatch.empty("items", "test", "public.items", ["id"])
+    empty.snapshot_completed = 0
+    table, result = apply(catalog, empty)
+    assert [r["id"] for r in rows(table)] == [1, 2] and result.deleted == 0
+    assert RESNAPSHOT_PROPERTY not in table.refresh().properties
 
 
 def test_new_column_default_applies_to_existing_rows(catalog):

@@ -9,7 +9,7 @@ from floe.config import load_config
 from floe.errors import SchemaMappingError
 from iceberg import quarantine
 from iceberg.key_index import KeyIndex
-from iceberg.schema import RESNAPSHOT_PROPERTY, mark_resnapshot
+from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
 from pipeline.replay import replay_quarantined
 from pipeline.replication import Replicator
 from tests.debezium_events import event, field
@@ -106,7 +106,7 @@ def test_during_a_resnapshot_an_incompatible_column_is_replaced_then_refilled(sh
                 event(TOPIC, 2, "public.items", INT_CODE, ["id"], "c", {"id": 3, "code": 9}, (10, 13)),
             ],
         )
-        mark_resnapshot(replicator.load("items"))
+        mark_resnapshot(replicator.load("items"), ResnapshotMark())
         # ALTER ... TYPE text, an update, a delete; then the blocking snapshot at the last position.
         cycle(
             replicator,

@@ -70,9 +70,13 @@ def assert_same_rows(
     expected = source_rows(conn, source_table, key)
     stored = (read if read is not None else table.scan().to_arrow()).to_pylist()
     actual = iceberg_rows(stored, _column_kinds(conn, schema_name, table_name), key)
-    assert len(actual) == len(expected), (
-        f"{source_table}: {len(expected)} source rows, {len(actual)} in Iceberg"
-    )
+    if len(actual) != len(expected):
+        keys = {tuple(r[k] for k in key) for r in expected}
+        stored_keys = {tuple(r[k] for k in key) for r in actual}
+        raise AssertionError(
+            f"{source_table}: {len(expected)} source rows, {len(actual)} in Iceberg; only in the source: "
+            f"{sorted(keys - stored_keys)[:10]}, only in Iceberg: {sorted(stored_keys - keys)[:10]}"
+        )
     for want, got in zip(expected, actual, strict=True):
         assert got == want, (
             f"{source_table} row {[want[k] for k in key]} differs:\nsource  {want}\niceberg {got}"

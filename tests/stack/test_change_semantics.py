@@ -17,7 +17,7 @@ from floe_stack.stack import LocalStack
 from flows.replicate import replicate, replicate_until_caught_up
 from iceberg import quarantine
 from iceberg.catalog import open_catalog
-from iceberg.schema import RESNAPSHOT_PROPERTY
+from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY
 from pipeline.reconciliation import reconcile
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 

@@ -5,17 +5,17 @@ mode names the keys."""
 from __future__ import annotations
 
 import random
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyiceberg.expressions import EqualTo
 
-from floe.config import PipelineConfig, load_config
+from floe.config import load_config
 from floe_stack.stack import LocalStack
 from iceberg.catalog import open_catalog
 from pipeline.reconciliation import reconcile
-from pipeline.replication import Replicator
+from tests.stack.live import Statement, cycle, live_source
 from tests.stack.pipeline import replicated_database, run_sql
 
 pytestmark = pytest.mark.stack
@@ -23,45 +23,18 @@ pytestmark = pytest.mark.stack
 DATABASE = "floe_exact"
 
 
-def cycle(config: PipelineConfig, drop_events: bool = False) -> int:
-    """One replication cycle without Prefect; with *drop_events* the events are skipped (the
-    offsets advance, the rows do not change): a stand-in for a sink that loses changes."""
-    with Replicator(config) as replicator:
-        checkpoints = replicator.checkpoints()
-        changes, consumed = replicator.consume(checkpoints)
-        for name, table_changes in changes.items():
-            if drop_events:
-                table_changes.batch = table_changes.batch.without_rows()
-            replicator.merge(table_changes, checkpoints[name])
-        return consumed.count
-
-
-def workload(stack: LocalStack, stop: threading.Event) -> None:
-    """Single-row transactions until *stop*: inserts, updates and deletes (more inserts)."""
-    conn = stack.postgres.connect(DATABASE)
-    conn.autocommit = True
+def changes() -> Iterator[Statement]:
+    """Single-row inserts, updates and deletes (more inserts), for ever."""
     rng, next_id = random.Random(7), 100_000
-    try:
-        with conn.cursor() as cur:
-            while not stop.is_set():
-                roll = rng.random()
-                if roll < 0.5:
-                    next_id += 1
-                    cur.execute("INSERT INTO items (id, name, price) VALUES (%s, 'live', 1.5)", (next_id,))
-                elif roll < 0.8:
-                    cur.execute(
-                        "UPDATE items SET name = md5(random()::text) WHERE id = %s", (rng.randint(1, 400),)
-                    )
-                else:
-                    cur.execute("DELETE FROM items WHERE id = %s", (rng.randint(1, next_id),))
-                stop.wait(0.004)
-    finally:
-        conn.close()
-
-
-def follow(config: PipelineConfig, stop: threading.Event) -> None:
-    while not stop.is_set():
-        cycle(config)
+    while True:
+        roll = rng.random()
+        if roll < 0.5:
+            next_id += 1
+            yield "INSERT INTO items (id, name, price) VALUES (%s, 'live', 1.5)", (next_id,)
+        elif roll < 0.8:
+            yield "UPDATE items SET name = md5(random()::text) WHERE id = %s", (rng.randint(1, 400),)
+        else:
+            yield "DELETE FROM items WHERE id = %s", (rng.randint(1, next_id),)
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +46,8 @@ def exact_config(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_exact_reconciliation_under_a_continuous_workload_never_mismatches(stack: LocalStack, exact_config):
     config = load_config(exact_config)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=workload, args=(stack, stop)),
-        threading.Thread(target=follow, args=(config, stop)),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
+    with live_source(stack, DATABASE, config, changes()):
         results = [reconcile(config, mode=mode, wait_seconds=120)[0] for mode in ("exact", "keys", "exact")]
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=120)
     for result in results:
         assert result.passed, result
         assert result.source_position and result.iceberg_count == result.source_count + result.correction
