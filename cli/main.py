@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -295,6 +296,42 @@ def resnapshot(
             raise ConfigError("name each table to read again with --table (e.g. --table orders)")
         for line in request_resnapshot(load_config(config), tables):
             typer.echo(line)
+    except FloeError as exc:
+        fail(exc)
+
+
+@app.command()
+def render(
+    config: ConfigOption = Path("floe.yaml"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSON files")] = Path("rendered"),
+) -> None:
+    """Write what Terraform applies as JSON (connectors, topics, PostgreSQL replication objects,
+    Prefect objects), with every secret left out; infra/terraform's modules read it."""
+    prefect_env()
+    from cdc import infrastructure
+    from floe.config import load_config
+    from flows.deployments import config_reference
+    from flows.infrastructure import prefect_objects
+
+    try:
+        pipeline = load_config(config)
+        files = {
+            "connectors.json": infrastructure.connectors(pipeline),
+            "topics.json": infrastructure.topics(pipeline),
+            "postgres.json": infrastructure.replication(pipeline),
+            "prefect.json": prefect_objects(
+                pipeline, config_reference(config.resolve(), PROJECT_DIR), PROJECT_DIR
+            ),
+        }
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, data in files.items():
+                (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write to --out {out} ({exc.strerror}); choose a writable directory"
+            ) from None
+        typer.echo(f"wrote {', '.join(files)} to {out}")
     except FloeError as exc:
         fail(exc)
 

@@ -10,6 +10,7 @@ block named by ``alerts.notify_block``; without one it still fires and shows in 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prefect import get_client
@@ -48,19 +49,30 @@ def _action(config: PipelineConfig, subject: str, body: str) -> DoNothing | Send
     return SendNotification(block_document_id=block._block_document_id, subject=subject, body=body)
 
 
-def _floe_event(config: PipelineConfig, name: str, event: str, what: str) -> AutomationCore:
-    return AutomationCore(
-        name=name,
-        description=f"Floe: {what}. The notification names the table or slot and the fix.",
-        trigger=EventTrigger(
-            expect={event}, for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1
-        ),
-        actions=[_action(config, f"Floe: {what} ({{{{ event.resource.name }}}})", _MESSAGE)],
+@dataclass(frozen=True)
+class AlertRule:
+    """One of Floe's automations without its action: what fires it and what it says."""
+
+    name: str
+    description: str
+    trigger: EventTrigger
+    subject: str
+    body: str
+
+
+def _floe_event(name: str, event: str, what: str) -> AlertRule:
+    return AlertRule(
+        name,
+        f"Floe: {what}. The notification names the table or slot and the fix.",
+        EventTrigger(expect={event}, for_each={"prefect.resource.id"}, posture=Posture.Reactive, threshold=1),
+        f"Floe: {what} ({{{{ event.resource.name }}}})",
+        _MESSAGE,
     )
 
 
-def automations(config: PipelineConfig) -> list[AutomationCore]:
-    """The automations ``floe deploy`` keeps in Prefect, built from *config*'s ``alerts:``."""
+def alert_rules(config: PipelineConfig) -> list[AlertRule]:
+    """Floe's automations, built from *config*'s ``alerts:``; ``floe deploy`` and ``floe render``
+    (for Terraform) share them."""
     flows = {"prefect.resource.role": "flow", "prefect.resource.name": FLOE_FLOWS}
     run_failed = (
         "Flow run {{ flow_run.name }} of {{ flow.name }} ended {{ flow_run.state.name }}: "
@@ -72,33 +84,48 @@ def automations(config: PipelineConfig) -> list[AutomationCore]:
         "in the Prefect UI."
     )
     return [
-        _floe_event(config, "floe: reconciliation failed", RECONCILIATION_FAILED, "a reconciliation failed"),
-        _floe_event(config, "floe: replication lag", LAGGING, "replication lag over the threshold"),
-        _floe_event(config, "floe: table stalled", STALLED, "a table stopped committing while changes wait"),
-        _floe_event(config, "floe: WAL retained", WAL_RETAINED, "a replication slot retains too much WAL"),
-        AutomationCore(
-            name="floe: run failed",
-            description="Floe: a Floe flow run failed or crashed.",
-            trigger=EventTrigger(
+        _floe_event("floe: reconciliation failed", RECONCILIATION_FAILED, "a reconciliation failed"),
+        _floe_event("floe: replication lag", LAGGING, "replication lag over the threshold"),
+        _floe_event("floe: table stalled", STALLED, "a table stopped committing while changes wait"),
+        _floe_event("floe: WAL retained", WAL_RETAINED, "a replication slot retains too much WAL"),
+        AlertRule(
+            "floe: run failed",
+            "Floe: a Floe flow run failed or crashed.",
+            EventTrigger(
                 expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
                 match_related=flows,
                 posture=Posture.Reactive,
                 threshold=1,
             ),
-            actions=[_action(config, "Floe: {{ flow.name }} run {{ flow_run.state.name }}", run_failed)],
+            "Floe: {{ flow.name }} run {{ flow_run.state.name }}",
+            run_failed,
         ),
-        AutomationCore(
-            name="floe: replicate stopped",
-            description="Floe: no replicate run completed within alerts.stall_minutes.",
-            trigger=EventTrigger(
+        AlertRule(
+            "floe: replicate stopped",
+            "Floe: no replicate run completed within alerts.stall_minutes.",
+            EventTrigger(
                 expect={"prefect.flow-run.Completed"},
                 match_related={"prefect.resource.role": "flow", "prefect.resource.name": "replicate"},
                 posture=Posture.Proactive,
                 threshold=1,
                 within=timedelta(minutes=config.alerts.stall_minutes),
             ),
-            actions=[_action(config, "Floe: replicate stopped", stopped)],
+            "Floe: replicate stopped",
+            stopped,
         ),
+    ]
+
+
+def automations(config: PipelineConfig) -> list[AutomationCore]:
+    """The automations ``floe deploy`` keeps in Prefect, notifying through ``alerts.notify_block``."""
+    return [
+        AutomationCore(
+            name=rule.name,
+            description=rule.description,
+            trigger=rule.trigger,
+            actions=[_action(config, rule.subject, rule.body)],
+        )
+        for rule in alert_rules(config)
     ]
 
 

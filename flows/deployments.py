@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from floe.config import PipelineConfig, load_config
+from floe.config import PipelineConfig, Source, load_config
 from floe.errors import ConfigError, FloeError, Terminal
 
 # Prefect itself is imported inside the functions that deploy: the local stack imports this
@@ -48,6 +48,22 @@ def replicate_deployment_name(source: str) -> str:
     return f"replicate-{source}"
 
 
+def config_reference(config_path: Path, project_dir: Path) -> str:
+    """How deployments name the pipeline configuration: relative to the project, where workers run."""
+    return (
+        str(config_path.relative_to(project_dir))
+        if config_path.is_relative_to(project_dir)
+        else str(config_path)
+    )
+
+
+def replicate_description(source: Source) -> str:
+    return (
+        f"Replication cycles for source {source.name} ({source.connector_name}): consume its tables' "
+        "changes, merge them into Iceberg, reconcile, report."
+    )
+
+
 def deploy_replicate(config: PipelineConfig, config_path: str, project_dir: Path) -> list[str]:
     """One ``replicate`` deployment per source, on the ``floe`` work pool, one run at a time.
 
@@ -69,10 +85,7 @@ def deploy_replicate(config: PipelineConfig, config_path: str, project_dir: Path
             interval=config.replicate.schedule_seconds,
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy="CANCEL_NEW"),
             parameters={"config_path": config_path, "tables": [t.target_name for t in source.tables]},
-            description=(
-                f"Replication cycles for source {source.name} ({source.connector_name}): consume its "
-                "tables' changes, merge them into Iceberg, reconcile, report."
-            ),
+            description=replicate_description(source),
             build=False,
             push=False,
             print_next_steps=False,
@@ -88,12 +101,7 @@ def deploy(config_path: Path, project_dir: Path) -> list[str]:
 
     config = load_config(config_path)
     deploy_all(project_dir)
-    shown = (
-        str(config_path.relative_to(project_dir))
-        if config_path.is_relative_to(project_dir)
-        else str(config_path)
-    )
-    replicating = deploy_replicate(config, shown, project_dir)
+    replicating = deploy_replicate(config, config_reference(config_path, project_dir), project_dir)
     alerts = ensure_automations(config)
     target = config.alerts.notify_block or "the Prefect UI only (set alerts.notify_block to be notified)"
     return [
