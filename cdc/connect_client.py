@@ -97,6 +97,31 @@ class ConnectClient:
         """Create the connector, or update it when it exists (PUT is idempotent)."""
         return self._request("PUT", f"/connectors/{name}/config", json=config)
 
+    def wait_configured(self, name: str, config: dict[str, str], timeout: float = 60.0) -> None:
+        """Wait until every task of the connector has *config*.
+
+        Connect applies a new configuration asynchronously: it restarts the connector, which
+        writes new task configurations, and only then restarts the tasks; until then the old
+        tasks run on, and their status says RUNNING.
+        """
+        wanted = {key: value for key, value in config.items() if key != "name"}
+
+        def tasks() -> list[dict[str, Any]]:
+            return self._request("GET", f"/connectors/{name}/tasks", ok_missing=True) or []
+
+        retrying = Retrying(
+            retry=retry_if_result(
+                lambda found: not found or any(not wanted.items() <= t["config"].items() for t in found)
+            ),
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            retry_error_callback=lambda _: None,
+        )
+        if retrying(tasks) is None:
+            raise ConnectUnavailable(
+                f"connector {name}: its tasks did not take the new configuration in {timeout:.0f}s"
+            )
+
     def status(self, name: str) -> dict[str, Any] | None:
         return self._request("GET", f"/connectors/{name}/status", ok_missing=True)
 

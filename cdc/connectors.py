@@ -91,8 +91,11 @@ def render_postgres(source: PostgresSource, kafka: KafkaConfig) -> dict[str, str
         "plugin.name": "pgoutput",
         "slot.name": source.slot,
         "publication.name": source.publication_name,
-        # Only the configured tables go into the publication, created if missing.
-        "publication.autocreate.mode": "filtered",
+        # The publication is Floe's (``floe connectors apply``) or Terraform's, made before the
+        # connector: a task still running with an older table list would otherwise set the
+        # publication back to that list while a new one is applied, and PostgreSQL publishes
+        # nothing of a table outside it.
+        "publication.autocreate.mode": "disabled",
         "snapshot.mode": source.snapshot_mode,
         # NUMERIC as exact strings; precision and scale come from the propagated source type.
         "decimal.handling.mode": "string",

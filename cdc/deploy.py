@@ -10,7 +10,7 @@ import psycopg2
 from cdc.connect_client import ConnectClient, failure_of, is_running
 from cdc.connect_secrets import externalize, write_secrets
 from cdc.connectors import render_all
-from cdc.replication_objects import ReplicationObjects, existing, remove_new
+from cdc.replication_objects import ReplicationObjects, ensure_publication, existing, remove_new
 from cdc.signals import ensure_control_topics, place_signal_readers
 from cdc.source_catalog import largest_value
 from cdc.source_check import check_postgres_source
@@ -36,6 +36,7 @@ def apply_connectors(
         if isinstance(source, PostgresSource):
             check_postgres_source(source, index)
             before[source.connector_name] = existing(source)
+            ensure_publication(source)
     sources = {source.connector_name: source for source in config.sources}
     states: dict[str, str] = {}
     rendered, secrets = {}, {}
@@ -57,6 +58,7 @@ def apply_connectors(
             changed = current != {**properties, "name": name}
             if changed:
                 client.put_config(name, properties)
+                client.wait_configured(name, properties, timeout=wait_seconds)
             else:
                 status = client.status(name)
                 if name in new_secrets:  # config providers resolve secrets when a connector starts

@@ -1,10 +1,10 @@
 """Check a PostgreSQL source before anything is created there or in Kafka Connect.
 
-Debezium creates the replication slot and the publication when its task starts. A configured
-table that does not exist then fails the task with a cut-off message, and a table without a
-primary key is added to the publication, after which PostgreSQL rejects every UPDATE and DELETE
-on it ("does not have a replica identity and publishes updates"). Both are refused here, with
-the table and the fix, so that ``floe connectors apply`` leaves the source untouched.
+``floe connectors apply`` then makes the publication and Debezium the replication slot. A
+configured table that does not exist would fail them with a cut-off message, and a table without
+a primary key would be added to the publication, after which PostgreSQL rejects every UPDATE and
+DELETE on it ("does not have a replica identity and publishes updates"). Both are refused here,
+with the table and the fix, so that ``floe connectors apply`` leaves the source untouched.
 """
 
 from __future__ import annotations

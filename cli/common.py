@@ -6,13 +6,16 @@ Prefect reads its settings at import time, so commands import flows lazily, afte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from floe.errors import ConfigError
 from floe.secrets import install_log_masking
 
 ConfigOption = Annotated[
@@ -83,3 +86,14 @@ def hide_tracebacks() -> None:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 handler.addFilter(_QUIET)
+
+
+@contextlib.contextmanager
+def writing_to(option: str, directory: Path) -> Iterator[None]:
+    """Writing files under *directory*, given by *option*: an OSError becomes the one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {option} {directory} ({exc.strerror}); choose a writable directory"
+        ) from None

@@ -21,6 +21,7 @@ from cli.common import (
     hide_tracebacks,
     prefect_env,
     setup_logging,
+    writing_to,
 )
 from cli.stack import demo, stack_app
 from floe.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
@@ -34,6 +35,8 @@ quarantine_app = typer.Typer(
     help="Change events set aside because they could not be applied.", no_args_is_help=True
 )
 app.add_typer(quarantine_app, name="quarantine")
+terraform_app = typer.Typer(help="Floe's own Terraform provider, for infra/terraform/envs/local.")
+app.add_typer(terraform_app, name="terraform")
 app.command()(demo)
 
 
@@ -323,14 +326,10 @@ def render(
                 pipeline, config_reference(config.resolve(), PROJECT_DIR), PROJECT_DIR
             ),
         }
-        try:
+        with writing_to("--out", out):
             out.mkdir(parents=True, exist_ok=True)
             for name, data in files.items():
                 (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot write to --out {out} ({exc.strerror}); choose a writable directory"
-            ) from None
         typer.echo(f"wrote {', '.join(files)} to {out}")
     except FloeError as exc:
         fail(exc)
@@ -345,5 +344,34 @@ def deploy(config: ConfigOption = Path("floe.yaml")) -> None:
     try:
         for line in deploy_flows(config.resolve(), PROJECT_DIR):
             typer.echo(line)
+    except FloeError as exc:
+        fail(exc)
+
+
+@terraform_app.command("setup")
+def terraform_setup(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the provider mirror and the CLI configuration go")
+    ] = Path(".floe/terraform"),
+    plugin_mirror: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plugin-mirror",
+            help="A filesystem mirror of other providers (hashicorp/aws) for machines without a registry",
+        ),
+    ] = None,
+) -> None:
+    """Install Floe's Terraform provider (floe/floe) into a filesystem mirror and write the CLI
+    configuration that finds it; export TF_CLI_CONFIG_FILE as printed before 'terraform init'."""
+    from terraform_provider.mirror import install
+
+    mirrors = plugin_mirror or []
+    try:
+        for mirror in mirrors:
+            if not mirror.is_dir():
+                raise ConfigError(f"--plugin-mirror {mirror} is not a directory; give the folder of a mirror")
+        with writing_to("--dir", directory):
+            config = install(directory, mirrors)
+        typer.echo(f"export TF_CLI_CONFIG_FILE={config.resolve()}")
     except FloeError as exc:
         fail(exc)

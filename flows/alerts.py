@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from prefect import get_client
 from prefect.automations import AutomationCore, DoNothing, EventTrigger, Posture, SendNotification
@@ -38,7 +39,7 @@ def emit_alerts(alerts: list[Alert]) -> None:
 def _action(config: PipelineConfig, subject: str, body: str) -> DoNothing | SendNotification:
     slug = config.alerts.notify_block
     if slug is None:
-        return DoNothing()
+        return notification(None, subject, body)
     try:
         block = Block.load(slug)
     except ValueError:
@@ -46,7 +47,7 @@ def _action(config: PipelineConfig, subject: str, body: str) -> DoNothing | Send
             f"alerts.notify_block '{slug}' is not a Prefect block; create it (for example 'prefect block "
             "create slack-webhook') or correct the name in the pipeline configuration"
         ) from None
-    return SendNotification(block_document_id=block._block_document_id, subject=subject, body=body)
+    return notification(str(block._block_document_id), subject, body)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,30 @@ def alert_rules(config: PipelineConfig) -> list[AlertRule]:
             stopped,
         ),
     ]
+
+
+def trigger_document(trigger: EventTrigger) -> dict[str, Any]:
+    """*trigger* as plain JSON, the way ``floe render`` writes it for Terraform and Floe's provider
+    reads it back (``EventTrigger.model_validate`` takes it as it is)."""
+    within = trigger.within.total_seconds()
+    return {
+        "posture": trigger.posture.value,
+        "expect": sorted(trigger.expect),
+        "for_each": sorted(trigger.for_each),
+        "match": trigger.match.model_dump(mode="json") if trigger.match else {},
+        "match_related": trigger.match_related.model_dump(mode="json") if trigger.match_related else {},
+        "threshold": trigger.threshold,
+        "within": int(within) if within.is_integer() else within,
+    }
+
+
+def notification(
+    notify_block_document_id: str | None, subject: str, body: str
+) -> DoNothing | SendNotification:
+    """An automation's action: a notification through that block, or nothing without one."""
+    if notify_block_document_id is None:
+        return DoNothing()
+    return SendNotification(block_document_id=notify_block_document_id, subject=subject, body=body)
 
 
 def automations(config: PipelineConfig) -> list[AutomationCore]:

@@ -11,7 +11,7 @@ import yaml
 
 from floe.config import PipelineConfig
 from floe.errors import ConfigError
-from flows.alerts import alert_rules
+from flows.alerts import alert_rules, trigger_document
 from flows.deployments import WORK_POOL, replicate_deployment_name, replicate_description
 from flows.replicate import table_lock_names
 
@@ -47,20 +47,9 @@ def _deployments(config: PipelineConfig, config_path: str, project_dir: Path) ->
 def _automations(config: PipelineConfig) -> dict[str, dict[str, Any]]:
     rendered = {}
     for rule in alert_rules(config):
-        trigger = rule.trigger
         rendered[rule.name] = {
             "description": rule.description,
-            "trigger": {
-                "posture": trigger.posture.value,
-                "expect": sorted(trigger.expect),
-                "for_each": sorted(trigger.for_each),
-                "match": trigger.match.model_dump(mode="json") if trigger.match else {},
-                "match_related": trigger.match_related.model_dump(mode="json")
-                if trigger.match_related
-                else {},
-                "threshold": trigger.threshold,
-                "within": trigger.within.total_seconds(),
-            },
+            "trigger": trigger_document(rule.trigger),
             "actions": [{"subject": rule.subject, "body": rule.body}],
         }
     return rendered

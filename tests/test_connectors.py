@@ -35,7 +35,7 @@ def test_postgres_connector_properties():
         r'?-i:sales\.eu\.Say[ ]"hi"\,[ ]now[ ])',
     ]
     assert config["plugin.name"] == "pgoutput"
-    assert config["publication.autocreate.mode"] == "filtered"
+    assert config["publication.autocreate.mode"] == "disabled"
     assert config["slot.name"] == "floe_shop" and config["publication.name"] == "floe_shop"
     assert config["topic.prefix"] == "floe.shop"
     assert config["value.converter.schemas.enable"] == "true"

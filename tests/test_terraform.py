@@ -25,8 +25,8 @@ from cdc.signals import notification_topic, signal_topic
 from cli.main import app
 from floe.config import load_config
 from tests.conftest import PROJECT_DIR
+from tests.terraform_cli import TERRAFORM, TerraformRun
 
-TERRAFORM = PROJECT_DIR / "infra" / "terraform"
 MODULES = sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
 ROOTS = [*MODULES, *sorted(p for p in (TERRAFORM / "envs").iterdir() if p.is_dir())]
 SECRET_NAME = re.compile(r"password|secret|api_key|token|connection_string")
@@ -128,11 +128,11 @@ def test_render_writes_what_connectors_apply_puts_without_secrets(rendered):
     prefect = files["prefect.json"]
     declared = {d["name"] for d in yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text())["deployments"]}
     assert set(prefect["deployments"]) == declared | {"replicate-shop", "replicate-docs"}
-    assert (
-        prefect["deployments"]["replicate-shop"]["parameters"]["tables"]
-        == ["orders", "orders", "order_lines"]
-        or True
-    )
+    assert prefect["deployments"]["replicate-shop"]["parameters"]["tables"] == [
+        "orders",
+        "invoices",
+        "order_lines",
+    ]
     assert set(prefect["concurrency_limits"]) == {
         f"floe-replicate-lake.{table.target_name}" for _, table in config.tables()
     }
@@ -188,6 +188,30 @@ def test_the_modules_apply_the_rendering_unchanged(rendered):
     assert set(re.findall(r"\bt\.(\w+)", postgres)) <= set(source["tables"][0])
 
 
+def test_env_local_applies_the_rendering_unchanged(rendered):
+    """envs/local applies the same rendering through Floe's provider."""
+    _, files, _ = rendered
+    local = _resources(TERRAFORM / "envs" / "local")
+    connector = local["floe_connector.floe"]
+    assert (connector["for_each"], connector["name"], connector["config"]) == (
+        "${local.connectors}",
+        "${each.key}",
+        "${each.value.config}",
+    )
+    assert "each.value.sensitive_keys" in connector["config_sensitive"]
+    source = files["postgres.json"]["shop"]
+    for resource in ("floe_publication.floe", "floe_replication_slot.floe"):
+        assert local[resource]["for_each"] == "${local.postgres}"
+        assert _fields(local[resource]) <= set(source), resource
+    assert local["floe_publication.floe"]["tables"] == "${[for t in each.value.tables : [t.schema, t.table]]}"
+    for resource, key in PREFECT_READS.items():
+        ours = local[resource.replace("prefect_", "floe_")]
+        assert ours["for_each"] == f"${{local.prefect.{key}}}"
+        for entry in files["prefect.json"][key].values():
+            if isinstance(entry, dict):
+                assert _fields(ours) <= set(entry), (resource, entry)
+
+
 @pytest.mark.parametrize("root", ROOTS, ids=lambda p: str(p.relative_to(TERRAFORM)))
 def test_variables_are_typed_documented_and_secrets_stay_secret(root):
     variables = _variables(root)
@@ -208,9 +232,10 @@ def test_variables_are_typed_documented_and_secrets_stay_secret(root):
                 assert body.get("sensitive") is True, f"{root.name}: output {name} shows a secret"
 
 
-def test_env_aws_documents_every_variable_and_output_in_the_readme():
+@pytest.mark.parametrize("env", ["aws", "local"])
+def test_envs_document_every_variable_and_output_in_the_readme(env: str):
     readme = (TERRAFORM / "README.md").read_text()
-    env = TERRAFORM / "envs" / "aws"
+    env = TERRAFORM / "envs" / env
     outputs = {_unquote(n) for block in _parse(env).get("output", []) for n in block}
     for name in [*_variables(env), *outputs]:
         assert f"`{name}`" in readme, f"infra/terraform/README.md does not list {name}"
@@ -235,3 +260,18 @@ def test_render_into_a_file_is_one_error_line(tmp_path: Path, shop_config, monke
     assert (
         result.output.strip().startswith("error: cannot write to --out") and "Traceback" not in result.output
     )
+
+
+def test_env_local_validates_with_floes_provider(tmp_path: Path):
+    terraform = TerraformRun("local", tmp_path)
+    terraform("init", "-backend=false", "-input=false")
+    terraform("validate")
+
+
+def test_terraform_setup_with_a_missing_mirror_is_one_error_line(tmp_path: Path):
+    result = CliRunner().invoke(
+        app, ["terraform", "setup", "--dir", str(tmp_path / "tf"), "--plugin-mirror", str(tmp_path / "none")]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: --plugin-mirror") and "Traceback" not in result.output
+    assert not (tmp_path / "tf").exists()
