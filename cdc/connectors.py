@@ -96,7 +96,7 @@ def render_postgres(source: PostgresSource, kafka: KafkaConfig) -> dict[str, str
         # publication back to that list while a new one is applied, and PostgreSQL publishes
         # nothing of a table outside it.
         "publication.autocreate.mode": "disabled",
-        "snapshot.mode": source.snapshot_mode,
+        "snapshot.mode": source.connector_snapshot_mode,
         # NUMERIC as exact strings; precision and scale come from the propagated source type.
         "decimal.handling.mode": "string",
         # Every column schema carries its PostgreSQL type, length and scale, so that Iceberg types

@@ -15,7 +15,7 @@ from cdc.signals import ensure_control_topics, place_signal_readers
 from cdc.source_catalog import largest_value
 from cdc.source_check import check_postgres_source
 from floe.config import PipelineConfig, PostgresSource, Source
-from floe.errors import ConnectError, ConnectRejected
+from floe.errors import ConfigError, ConnectError, ConnectRejected
 
 # A task that fails on its first records (a missing table, a record too large) fails within this
 # time of reporting RUNNING; apply watches that long before it calls a connector healthy.
@@ -36,6 +36,12 @@ def apply_connectors(
         if isinstance(source, PostgresSource):
             check_postgres_source(source, index)
             before[source.connector_name] = existing(source)
+            if source.initial_load == "direct" and not before[source.connector_name].slot:
+                raise ConfigError(
+                    f"source {source.name} has initial_load: direct, and its tables are not loaded yet (no "
+                    f"replication slot {source.slot}); 'floe connectors apply' loads them, then starts "
+                    "the connector"
+                )
             ensure_publication(source)
     sources = {source.connector_name: source for source in config.sources}
     states: dict[str, str] = {}

@@ -42,6 +42,12 @@ def _plain(arrow_type: pa.DataType) -> Converter:
     return lambda values: pa.array(values, type=arrow_type)
 
 
+def _float(arrow_type: pa.DataType) -> Converter:
+    """Kafka Connect's JSON converter writes NaN and the infinities as the strings "NaN",
+    "Infinity" and "-Infinity" (JSON has no literal for them); ``float`` reads exactly those."""
+    return lambda values: pa.array([float(v) if isinstance(v, str) else v for v in values], type=arrow_type)
+
+
 def _via(storage: pa.DataType, target: pa.DataType) -> Converter:
     return lambda values: pa.array(values, type=storage).cast(target)
 
@@ -155,6 +161,8 @@ def _map_field(schema: dict[str, Any], name: str | None = None) -> tuple[Column,
         item, item_converter = map_field(schema["items"], name="element")
         return column(pa.list_(item.type)), _list_of(item, item_converter)
     if kind in _PRIMITIVES:
-        return column(_PRIMITIVES[kind]), _plain(_PRIMITIVES[kind])
+        arrow_type = _PRIMITIVES[kind]
+        convert = _float(arrow_type) if pa.types.is_floating(arrow_type) else _plain(arrow_type)
+        return column(arrow_type), convert
     # Any other Debezium type is kept as its JSON text rather than dropped.
     return column(pa.string(), "json"), _json_text

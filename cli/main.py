@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from cli.common import (
 from cli.stack import demo, stack_app
 from floe.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
 from floe.secrets import masked_line
+
+if TYPE_CHECKING:
+    from pipeline.initial_load import TableLoad
 
 app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
 connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
@@ -68,15 +71,26 @@ def run() -> None:
 
 @connectors_app.command("apply")
 def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
-    """Create or update the Debezium connectors of every source, validated by Connect first."""
+    """Create or update the Debezium connectors of every source, validated by Connect first. The
+    tables of a new source with initial_load: direct are loaded into Iceberg first."""
     from cdc.deploy import apply_connectors
     from floe.config import load_config
+    from pipeline.initial_load import load_direct_sources
 
     try:
-        for name, state in apply_connectors(load_config(config)).items():
+        pipeline = load_config(config)
+        for load in load_direct_sources(pipeline, progress=_echo_load):
+            typer.echo(f"{load.source}: loaded {sum(t.rows for t in load.tables):,} rows directly")
+        for name, state in apply_connectors(pipeline).items():
             typer.echo(f"{name}: {state}")
     except FloeError as exc:
         fail(exc)
+
+
+def _echo_load(table: TableLoad) -> None:
+    typer.echo(
+        f"  {table.table}: {table.rows:,} rows in {table.chunks} chunks{' (done)' if table.done else ''}"
+    )
 
 
 @connectors_app.command("status")

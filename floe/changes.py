@@ -119,7 +119,8 @@ class ChangeBatch:
     ``snapshot_completed`` is the position of a completed (re-)snapshot of the table, after
     which rows the snapshot did not contain are gone from the source. ``column_history`` holds,
     per source column id, the names the column has had (oldest first): a rename at the source
-    becomes a rename in Iceberg.
+    becomes a rename in Iceberg. ``summary`` goes into the commit's snapshot properties (a direct
+    load's progress, say).
     """
 
     table: str
@@ -135,6 +136,7 @@ class ChangeBatch:
     quarantined: list[Quarantined] = field(default_factory=list)
     snapshot_completed: int | None = None
     column_history: dict[int, list[str]] = field(default_factory=dict)
+    summary: dict[str, str] = field(default_factory=dict)  # more snapshot properties of the commit
 
     @property
     def size(self) -> int:

@@ -189,8 +189,27 @@ class PostgresSource(_SourceBase):
     slot_name: str | None = Field(default=None, pattern=_NAME)
     publication: str | None = Field(default=None, pattern=_NAME)
     snapshot_mode: Literal["initial", "no_data", "always", "when_needed", "initial_only"] = "initial"
+    initial_load: Literal["debezium", "direct"] = Field(
+        default="debezium",
+        description="How the tables are read the first time: by Debezium's snapshot, or directly into "
+        "Iceberg in chunks by primary key (floe connectors apply loads them, then streams)",
+    )
 
     _tables_shorthand = field_validator("tables", mode="before")(_names_shorthand)
+
+    @model_validator(mode="after")
+    def _direct_load_streams_only(self) -> PostgresSource:
+        if self.initial_load == "direct" and self.snapshot_mode != "initial":
+            raise ValueError(
+                f"source {self.name}: initial_load: direct reads the tables itself; leave snapshot_mode "
+                f"unset (it is {self.snapshot_mode})"
+            )
+        return self
+
+    @property
+    def connector_snapshot_mode(self) -> str:
+        """Debezium's snapshot.mode: no_data when Floe loads the tables itself."""
+        return "no_data" if self.initial_load == "direct" else self.snapshot_mode
 
     @property
     def slot(self) -> str:
@@ -397,6 +416,15 @@ class IcebergConfig(_Model):
         return [value for key, value in self.catalog_properties().items() if _is_secret_property(key, value)]
 
 
+class LoadConfig(_Model):
+    chunk_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="Rows per chunk of a direct initial load: one Iceberg commit each, and the memory "
+        "a chunk takes",
+    )
+
+
 class ReplicateConfig(_Model):
     max_events: int = Field(default=200_000, gt=0, description="Upper bound of events per cycle")
     max_seconds: float = Field(default=60.0, gt=0, description="Upper bound of consuming time per cycle")
@@ -467,6 +495,7 @@ class PipelineConfig(_Model):
     connect: ConnectConfig
     iceberg: IcebergConfig
     replicate: ReplicateConfig = ReplicateConfig()
+    load: LoadConfig = LoadConfig()
     maintain: MaintainConfig = MaintainConfig()
     alerts: AlertsConfig = AlertsConfig()
 

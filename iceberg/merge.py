@@ -442,7 +442,7 @@ class _Merge:
         checkpoint = self.checkpoint.merged_with(
             batch.offsets, batch.position, _watermarks(batch), batch.stamps
         )
-        properties = checkpoint.properties()
+        properties = {**checkpoint.properties(), **batch.summary}
         properties["floe.events"] = str(batch.size)
         added = (
             list(_dataframe_to_data_files(table_metadata=metadata, df=new_rows, io=self.table.io))

@@ -119,3 +119,14 @@ def test_events_before_an_added_column_take_its_default():
     batch = TopicDecoder("items", "shop", "public.items").decode(records)
     assert [(r["id"], r["extra"]) for r in batch.data.to_pylist()] == [(1, 5), (2, 9)]
     assert batch.column("extra").default == 5
+
+
+def test_nan_and_infinities_arrive_as_strings_and_decode_as_floats():
+    """Kafka Connect's JSON converter writes them as "NaN", "Infinity", "-Infinity"."""
+    from cdc.types import map_field
+
+    for kind, arrow_type in (("float", pa.float32()), ("double", pa.float64())):
+        column, convert = map_field({"type": kind, "optional": True, "field": "x"})
+        assert column.type == arrow_type
+        values = convert(["NaN", "Infinity", "-Infinity", 1.5, None]).to_pylist()
+        assert values[0] != values[0] and values[1:] == [float("inf"), float("-inf"), 1.5, None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -35,8 +36,12 @@ def _normalise(kind: str, value: Any, from_iceberg: bool) -> Any:
         return None
     if kind in ("json", "jsonb"):
         return json.loads(value) if from_iceberg or isinstance(value, str) else value
+    if kind in ("real", "double precision") and value != value:
+        return "NaN"  # NaN equals nothing, not even itself
     if kind == "real":
         return _float32(value)
+    if kind == "numeric":  # unconstrained NUMERIC is kept exact as text
+        return Decimal(value) if isinstance(value, str) else value
     if kind == "uuid":
         return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
     if kind == "bytea":

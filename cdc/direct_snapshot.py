@@ -1,0 +1,117 @@
+"""Read PostgreSQL tables straight into Arrow, in one snapshot that a replication slot starts at.
+
+``CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`` creates the slot and exports the snapshot
+the slot's stream begins after: while the replication connection stays open, other sessions
+import it (``SET TRANSACTION SNAPSHOT``) and see the database exactly as of the slot's
+consistent point. Debezium, started afterwards with ``snapshot.mode=no_data`` on that slot,
+streams exactly the transactions committed after it: no gap and no duplicate.
+
+After a crash the slot exists and keeps every change since its consistent point, but its
+snapshot is gone. A temporary slot then exports a newer snapshot for the remaining chunks;
+streaming from the permanent slot replays the changes in between onto them, in order, and the
+rows end as they are at the source.
+
+ADBC reads with ``COPY ... (FORMAT binary)`` into Arrow: measured here several times faster
+than reading rows through psycopg2, which is why it is used rather than a cursor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg2
+import psycopg2.extras
+import pyarrow as pa
+from psycopg2 import sql
+
+from floe.config import PostgresSource
+from floe.source_snapshot import parse_lsn
+
+
+@dataclass(frozen=True)
+class ExportedSnapshot:
+    """A snapshot other sessions can import, and the WAL position its slot streams after."""
+
+    name: str
+    consistent_point: int
+
+
+@contextlib.contextmanager
+def exported_snapshot(source: PostgresSource, slot: str, temporary: bool) -> Iterator[ExportedSnapshot]:
+    """Create logical slot *slot* (dropped with the connection if *temporary*) and keep its exported
+    snapshot importable until the block ends."""
+    conn = psycopg2.connect(
+        **source.connection_args("floe-load"), connection_factory=psycopg2.extras.LogicalReplicationConnection
+    )
+    try:
+        with conn.cursor() as cur:
+            kind = sql.SQL("TEMPORARY ") if temporary else sql.SQL("")
+            cur.execute(
+                sql.SQL("CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT 'export')")
+                .format(sql.Identifier(slot), kind)
+                .as_string(conn)
+            )
+            _, consistent_point, name, _ = cur.fetchone()
+            yield ExportedSnapshot(name, parse_lsn(consistent_point))
+    finally:
+        conn.close()
+
+
+def _uri(source: PostgresSource) -> str:
+    from urllib.parse import quote
+
+    password = quote(source.password.get_secret_value(), safe="")
+    return (
+        f"postgresql://{quote(source.user, safe='')}:{password}@{source.host}:{source.port}/"
+        f"{quote(source.database, safe='')}?application_name=floe-load"
+    )
+
+
+class ChunkReader:
+    """Chunks of one table in primary-key order, all read in one imported snapshot."""
+
+    def __init__(self, source: PostgresSource, snapshot: ExportedSnapshot) -> None:
+        self._quoting = psycopg2.connect(**source.connection_args("floe-load"))
+        self._conn = adbc.connect(_uri(source))
+        self._cursor = self._conn.cursor()
+        self._cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self._cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot.name}'")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.rollback()
+        self._conn.close()
+        self._quoting.close()
+
+    def __enter__(self) -> ChunkReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chunk(
+        self, schema: str, table: str, columns: list[str], key: list[str], after: list[Any] | None, rows: int
+    ) -> pa.Table:
+        """Up to *rows* rows whose key follows *after* (from the start when None), in key order.
+
+        Keyset pagination: each chunk is one index range scan, however far into the table.
+        """
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+        where = (
+            sql.SQL("WHERE ({}) > ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in after))
+            if after is not None
+            else sql.SQL("")
+        )
+        query = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            sql.Identifier(schema, table),
+            where,
+            keys,
+            sql.Literal(rows),
+        )
+        self._cursor.execute(query.as_string(self._quoting))
+        return self._cursor.fetch_arrow_table()
