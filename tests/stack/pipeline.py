@@ -7,8 +7,10 @@ from typing import Any
 
 import yaml
 
+from cdc.connect_client import ConnectClient
 from cdc.deploy import apply_connectors
-from floe.config import PipelineConfig, load_config
+from cdc.replication_objects import drop_slot
+from floe.config import PipelineConfig, PostgresSource, load_config
 from floe_stack.stack import LocalStack
 from iceberg.catalog import open_catalog
 from tests.stack.compare import assert_same_rows
@@ -77,6 +79,24 @@ def replicated_database(
     apply_connectors(load_config(path))
     replicate_until_caught_up(path, 180)
     return path
+
+
+def remove_replication(stack: LocalStack, config_path: Path) -> None:
+    """Delete the config's connectors and drop their replication slots: the stack's PostgreSQL
+    has room for a limited number of slots, and the suite shares it."""
+    config = load_config(config_path)
+    with ConnectClient(config.connect.url) as client:
+        for source in config.sources:
+            client.delete(source.connector_name)
+    for source in config.sources:
+        if isinstance(source, PostgresSource):
+            conn = stack.postgres.connect(source.database)
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    drop_slot(cur, source.slot)
+            finally:
+                conn.close()
 
 
 def run_sql(stack: LocalStack, database: str, statements: list[str]) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -31,7 +32,7 @@ from iceberg.catalog import open_catalog
 from iceberg.schema import POSITION_COLUMN
 from pipeline.initial_load import LOAD_KEY
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, remove_replication, run_sql, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -62,6 +63,15 @@ TYPES = [
 ]
 
 
+@pytest.fixture
+def pipelines(stack: LocalStack) -> Iterator[list[Path]]:
+    """Config paths whose connectors and slots are removed after the test."""
+    paths: list[Path] = []
+    yield paths
+    for path in paths:
+        remove_replication(stack, path)
+
+
 def _is_nan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
@@ -90,10 +100,11 @@ def _load_commits(path: Path, table: str) -> list[dict[str, str]]:
     return [dict(summary.additional_properties) for summary in summaries if summary.get(LOAD_KEY)]
 
 
-def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_path: Path):
+def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_path: Path, pipelines):
     stack.postgres.ensure_database("floe_direct")
     run_sql(stack, "floe_direct", ITEMS)
     path = _direct_config(stack, tmp_path, "floe_direct", ["public.items"], chunk_rows=2_000)
+    pipelines.append(path)
     stop = threading.Event()
 
     def write() -> None:
@@ -125,10 +136,13 @@ def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_p
     assert_tables_equal(stack, load_config(path), "floe_direct")
 
 
-def test_a_load_killed_in_the_middle_resumes_without_loading_a_chunk_twice(stack: LocalStack, tmp_path: Path):
+def test_a_load_killed_in_the_middle_resumes_without_loading_a_chunk_twice(
+    stack: LocalStack, tmp_path: Path, pipelines
+):
     stack.postgres.ensure_database("floe_resumed")
     run_sql(stack, "floe_resumed", ITEMS)
     path = _direct_config(stack, tmp_path, "floe_resumed", ["public.items"], chunk_rows=500)
+    pipelines.append(path)
     floe = Path(sys.executable).parent / "floe"
     loader = subprocess.Popen(
         [str(floe), "connectors", "apply", "--config", str(path)],
@@ -164,7 +178,7 @@ def test_a_load_killed_in_the_middle_resumes_without_loading_a_chunk_twice(stack
     assert_tables_equal(stack, load_config(path), "floe_resumed")
 
 
-def test_the_direct_load_types_every_column_as_debezium_does(stack: LocalStack, tmp_path: Path):
+def test_the_direct_load_types_every_column_as_debezium_does(stack: LocalStack, tmp_path: Path, pipelines):
     for database in ("floe_typed_direct", "floe_typed_debezium"):
         stack.postgres.ensure_database(database)
         run_sql(stack, database, TYPES)
@@ -175,6 +189,7 @@ def test_the_direct_load_types_every_column_as_debezium_does(stack: LocalStack, 
     through_debezium = write_config(
         stack, tmp_path / "floe_typed_debezium", "typed_debezium", "floe_typed_debezium", ["public.typed"]
     )
+    pipelines += [direct, through_debezium]
     _apply(direct)
     apply_connectors(load_config(through_debezium))
     replicate_until_caught_up(through_debezium, 180)
