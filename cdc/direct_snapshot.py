@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
@@ -62,8 +63,6 @@ def exported_snapshot(source: PostgresSource, slot: str, temporary: bool) -> Ite
 
 
 def _uri(source: PostgresSource) -> str:
-    from urllib.parse import quote
-
     password = quote(source.password.get_secret_value(), safe="")
     return (
         f"postgresql://{quote(source.user, safe='')}:{password}@{source.host}:{source.port}/"
@@ -75,7 +74,9 @@ class ChunkReader:
     """Chunks of one table in primary-key order, all read in one imported snapshot."""
 
     def __init__(self, source: PostgresSource, snapshot: ExportedSnapshot) -> None:
+        # Quotes the last key of a chunk as SQL literals (a uuid key too).
         self._quoting = psycopg2.connect(**source.connection_args("floe-load"))
+        psycopg2.extras.register_uuid(conn_or_curs=self._quoting)
         self._conn = adbc.connect(_uri(source))
         self._cursor = self._conn.cursor()
         self._cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -33,8 +33,9 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from cdc.connect_client import ConnectClient
-from cdc.direct_snapshot import ChunkReader, ExportedSnapshot, exported_snapshot
+from cdc.direct_snapshot import ChunkReader, exported_snapshot
 from cdc.replication_objects import ensure_publication, existing
+from cdc.source_catalog import column_ids
 from cdc.source_check import check_postgres_source
 from cdc.source_columns import DirectLoadUnsupported, SourceColumn, source_columns
 from floe.changes import (
@@ -145,8 +146,6 @@ def _load_table(
     reader: ChunkReader,
     progress: Progress,
 ) -> TableLoad:
-    from cdc.source_catalog import column_ids
-
     namespace = config.iceberg.namespace
     table = load_table(catalog, namespace, ref.target_name)
     state = _progress(table)
@@ -196,7 +195,6 @@ def load_source(
     resuming = existing(source).slot
     slot = f"{source.slot}_load" if resuming else source.slot
     catalog = open_catalog(config.iceberg)
-    snapshot: ExportedSnapshot
     with (
         exported_snapshot(source, slot, temporary=resuming) as snapshot,
         ChunkReader(source, snapshot) as reader,
