@@ -39,11 +39,10 @@ def existing(source: PostgresSource) -> ReplicationObjects:
     conn = _connect(source)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (source.slot,))
-            slot = cur.fetchone()[0] > 0
-            cur.execute("SELECT count(*) FROM pg_publication WHERE pubname = %s", (source.publication_name,))
-            publication = cur.fetchone()[0] > 0
-        return ReplicationObjects(slot, publication)
+            return ReplicationObjects(
+                slot_details(cur, source.slot) is not None,
+                publication_tables(cur, source.publication_name) is not None,
+            )
     finally:
         conn.close()
 

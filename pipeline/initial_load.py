@@ -125,7 +125,7 @@ def _batch(
     values = [c.convert(data.column(c.column.name)) for c in columns]
     fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in columns]
     arrays = pa.Table.from_arrays(values + meta, schema=pa.schema(fields + list(META_FIELDS)))
-    batch = ChangeBatch(
+    return ChangeBatch(
         ref.target_name,
         source.name,
         source.source_table(ref),
@@ -135,7 +135,6 @@ def _batch(
         column_history=history,
         summary={LOAD_KEY: orjson.dumps(summary).decode()},
     )
-    return batch
 
 
 def _load_table(

@@ -8,6 +8,7 @@ from tf.types import Map, String
 
 from cdc.connect_client import ConnectClient
 from cdc.deploy import SETTLE_SECONDS
+from floe.secrets import register_secret
 from terraform_provider.resource import ImportedByName, State
 
 RUNNING_TIMEOUT_SECONDS = 90.0
@@ -38,7 +39,10 @@ class Connector(ImportedByName):
         return ConnectClient(self.provider.connect_url)
 
     def _put(self, planned: State) -> State:
-        config = {**planned["config"], **(planned.get("config_sensitive") or {}), "name": planned["name"]}
+        sensitive = planned.get("config_sensitive") or {}
+        for value in sensitive.values():
+            register_secret(value)  # masked in every diagnostic
+        config = {**planned["config"], **sensitive, "name": planned["name"]}
         with self._client() as client:
             client.put_config(planned["name"], config)
             client.wait_configured(planned["name"], config, timeout=RUNNING_TIMEOUT_SECONDS)

@@ -11,6 +11,7 @@ from tf.schema import Attribute, Schema
 from tf.types import Number, String
 from tf.utils import Diagnostics
 
+from floe.secrets import register_secret
 from terraform_provider.connect import Connector
 from terraform_provider.postgres import Publication, ReplicationSlot
 from terraform_provider.prefect_objects import Automation, Deployment, GlobalConcurrencyLimit, WorkPool
@@ -52,6 +53,7 @@ class FloeProvider(Provider):
     def configure_provider(self, diags: Diagnostics, config: Config) -> None:
         self.connect_url = config["connect_url"]
         self.prefect_api_url = config["prefect_api_url"].rstrip("/")
+        register_secret(config["postgres_password"])  # masked in every diagnostic
         self.postgres = {
             "host": config["postgres_host"],
             "port": int(config.get("postgres_port") or 5432),

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, UpdateContext
 from tf.schema import Schema
 
+from floe.secrets import mask
+
 State = dict[str, Any]
 
 
@@ -62,7 +64,7 @@ class FloeResource(Resource):
         try:
             return operation()
         except Exception as exc:  # every failure must reach Terraform as a diagnostic, not a crash
-            ctx.diagnostics.add_error(f"floe_{self.NAME} {name}: {action} failed", str(exc))
+            ctx.diagnostics.add_error(f"floe_{self.NAME} {name}: {action} failed", mask(str(exc)))
             return None
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
