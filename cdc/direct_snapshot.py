@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 import pyarrow as pa
 from psycopg2 import sql
 
 from floe.config import PostgresSource
+from floe.errors import ConfigError
 from floe.source_snapshot import parse_lsn
 
 
@@ -51,11 +54,17 @@ def exported_snapshot(source: PostgresSource, slot: str, temporary: bool) -> Ite
     try:
         with conn.cursor() as cur:
             kind = sql.SQL("TEMPORARY ") if temporary else sql.SQL("")
-            cur.execute(
-                sql.SQL("CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT 'export')")
-                .format(sql.Identifier(slot), kind)
-                .as_string(conn)
-            )
+            try:
+                cur.execute(
+                    sql.SQL("CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT 'export')")
+                    .format(sql.Identifier(slot), kind)
+                    .as_string(conn)
+                )
+            except psycopg2.errors.DuplicateObject:
+                raise ConfigError(
+                    f"source {source.name}: replication slot {slot} exists already, so another load or "
+                    "re-snapshot of this source is running; wait until it ends, then run this again"
+                ) from None
             _, consistent_point, name, _ = cur.fetchone()
             yield ExportedSnapshot(name, parse_lsn(consistent_point))
     finally:
@@ -68,6 +77,27 @@ def _uri(source: PostgresSource) -> str:
         f"postgresql://{quote(source.user, safe='')}:{password}@{source.host}:{source.port}/"
         f"{quote(source.database, safe='')}?application_name=floe-load"
     )
+
+
+@dataclass(frozen=True)
+class KeyScan:
+    """One table read in chunks of *rows* rows by *key*; *columns* are the SELECT list (a column,
+    or the expression that reads it as Debezium sends it)."""
+
+    schema: str
+    table: str
+    columns: list[sql.Composable]
+    key: list[str]
+    rows: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of one chunk; *after*: the key of its last row (where the next chunk starts)."""
+
+    data: pa.Table
+    after: list[Any] | None
+    last: bool
 
 
 class ChunkReader:
@@ -94,25 +124,53 @@ class ChunkReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def chunk(
-        self, schema: str, table: str, columns: list[str], key: list[str], after: list[Any] | None, rows: int
-    ) -> pa.Table:
-        """Up to *rows* rows whose key follows *after* (from the start when None), in key order.
-
-        Keyset pagination: each chunk is one index range scan, however far into the table.
+    def _chunk(self, scan: KeyScan, after: list[Any] | None) -> pa.Table:
+        """Up to ``scan.rows`` rows whose key follows *after* (from the start when None), in key
+        order. Keyset pagination: each chunk is one index range scan, however far into the table.
         """
-        keys = sql.SQL(", ").join(sql.Identifier(k) for k in key)
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in scan.key)
         where = (
             sql.SQL("WHERE ({}) > ({})").format(keys, sql.SQL(", ").join(sql.Literal(v) for v in after))
             if after is not None
             else sql.SQL("")
         )
         query = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            sql.Identifier(schema, table),
+            sql.SQL(", ").join(scan.columns),
+            sql.Identifier(scan.schema, scan.table),
             where,
             keys,
-            sql.Literal(rows),
+            sql.Literal(scan.rows),
         )
         self._cursor.execute(query.as_string(self._quoting))
         return self._cursor.fetch_arrow_table()
+
+    def estimate(self, schema: str, table: str) -> int | None:
+        """The table's rows as PostgreSQL's statistics estimate them (None before its first
+        ANALYZE): a progress bar's end, without counting the table."""
+        with self._quoting.cursor() as cur:
+            cur.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                (sql.Identifier(schema, table).as_string(self._quoting),),
+            )
+            found = cur.fetchone()
+        return int(found[0]) if found and found[0] >= 0 else None
+
+    def chunks(self, scan: KeyScan, after: list[Any] | None) -> Iterator[Chunk]:
+        """The table's chunks from the key after *after* on, to its end.
+
+        The next chunk is read on a thread of its own while the caller writes the one it has:
+        PostgreSQL's scan and ADBC's decoding overlap the Parquet writing (both let go of the
+        GIL), and at most two chunks are in memory at a time.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="floe-load-read") as pool:
+            pending = pool.submit(self._chunk, scan, after)
+            while True:
+                data = pending.result()
+                last = data.num_rows < scan.rows
+                if data.num_rows:
+                    after = [data.column(k)[-1].as_py() for k in scan.key]
+                if not last:
+                    pending = pool.submit(self._chunk, scan, after)
+                yield Chunk(data, after, last)
+                if last:
+                    return

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import pyarrow as pa
+from psycopg2 import sql
 
 from cdc.types import MAX_DECIMAL_PRECISION
 from floe.changes import Column
@@ -24,6 +25,7 @@ SELECT a.attname,
        upper(t.typname),
        t.typcategory,
        upper(coalesce(e.typname, '')),
+       t.typtype,
        a.atttypmod,
        a.attnotnull,
        coalesce(i.indisprimary, false)
@@ -57,6 +59,15 @@ _SCALARS: dict[str, pa.DataType] = {
     "BYTEA": pa.binary(),
 }
 _JSON = ("JSON", "JSONB")
+# Read as the text Debezium sends for them: the type's output (format's %s, which turns NULL into
+# ''; a cast to text would add the netmask to every inet), and for MONEY the amount, not the
+# currency text.
+_AS_TEXT = "CASE WHEN {0} IS NOT NULL THEN format('%s', {0}) END"
+_READ_AS: dict[str, str] = {"MONEY": "{}::numeric::text"} | {
+    name: _AS_TEXT for name in ("INET", "CIDR", "MACADDR", "MACADDR8", "XML")
+}
+# Array elements ADBC reads as the Arrow types Debezium's item schemas map to.
+_ELEMENTS = ("INT2", "INT4", "INT8", "FLOAT4", "FLOAT8", "BOOL", "TEXT", "VARCHAR", "BPCHAR")
 
 
 class DirectLoadUnsupported(ValueError):
@@ -70,6 +81,15 @@ class SourceColumn:
     column: Column
     key: bool
     convert: Callable[[pa.ChunkedArray], pa.ChunkedArray | pa.Array]
+    read_as: str | None = None  # an SQL expression of the column ({}), to read it as Debezium sends it
+
+    @property
+    def select(self) -> sql.Composable:
+        """The column in a SELECT list: itself, or the expression that reads it as Debezium sends it."""
+        name = sql.Identifier(self.column.name)
+        if self.read_as is None:
+            return name
+        return sql.SQL("{} AS {}").format(sql.SQL(self.read_as).format(name), name)
 
 
 def _storage(values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -90,8 +110,10 @@ def _uuid(values: pa.ChunkedArray) -> pa.Array:
     return pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
 
-def _typed(name: str, type_name: str, typmod: int, nullable: bool) -> Column:
+def _typed(name: str, type_name: str, typmod: int, nullable: bool, enum: bool = False) -> Column:
     """The Column cdc.types makes of Debezium's schema for a column of this declared type."""
+    if enum or type_name in _READ_AS:
+        return Column(name, pa.string(), nullable, type_name)
     if type_name == "NUMERIC":
         if typmod >= 4:  # NUMERIC(p,s): typmod holds ((p << 16) | s) + 4
             precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
@@ -119,12 +141,18 @@ def source_columns(cur: psycopg2.extensions.cursor, schema: str, table: str) -> 
     type the direct load does not reproduce exactly."""
     cur.execute(_CATALOG, (schema, table))
     found = []
-    for name, type_name, category, element, typmod, not_null, key in cur.fetchall():
+    for name, type_name, category, element, kind, typmod, not_null, key in cur.fetchall():
         if category == "A":
-            raise DirectLoadUnsupported(f"column {name} ({element}[])")
+            if element not in _ELEMENTS:
+                raise DirectLoadUnsupported(f"column {name} ({element}[])")
+            item = _SCALARS[element]
+            column = Column(name, pa.list_(item), not not_null, type_name)
+            found.append(SourceColumn(column, key, _cast(column.type)))
+            continue
         try:
-            column = _typed(name, type_name, typmod, not not_null)
+            column = _typed(name, type_name, typmod, not not_null, enum=kind == "e")
         except DirectLoadUnsupported:
             raise DirectLoadUnsupported(f"column {name} ({type_name})") from None
-        found.append(SourceColumn(column, key, _converter(column)))
+        read_as = _AS_TEXT if kind == "e" else _READ_AS.get(type_name)
+        found.append(SourceColumn(column, key, _converter(column), read_as))
     return found

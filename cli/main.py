@@ -304,14 +304,24 @@ def resnapshot(
     tables: TablesOption = None,
 ) -> None:
     """Read tables again from the source while replication goes on (Debezium incremental snapshot;
-    blocking for MongoDB); ends equal to the source."""
+    blocking for MongoDB; read here, straight into Iceberg, for sources with initial_load:
+    direct); ends equal to the source."""
     from floe.config import load_config
+    from pipeline.direct_resnapshot import resnapshot_table, split_direct
     from pipeline.resnapshot import request_resnapshot
 
     try:
         if not tables:
             raise ConfigError("name each table to read again with --table (e.g. --table orders)")
-        for line in request_resnapshot(load_config(config), tables):
+        pipeline = load_config(config)
+        direct, others = split_direct(pipeline, tables)
+        for source, ref in direct:
+            read = resnapshot_table(pipeline, source, ref, progress=_echo_load)
+            typer.echo(
+                f"{ref.target_name}: re-snapshotted directly, {read.rows:,} rows read from "
+                f"{source.source_table(ref)}; the next 'floe replicate' applies the changes made meanwhile"
+            )
+        for line in request_resnapshot(pipeline, others) if others else []:
             typer.echo(line)
     except FloeError as exc:
         fail(exc)

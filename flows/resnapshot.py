@@ -7,8 +7,10 @@ import time
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
-from floe.config import load_config
+from floe.config import PipelineConfig, PostgresSource, TableRef, load_config
 from floe.errors import ConfigError, FloeError, Terminal
+from pipeline.direct_resnapshot import resnapshot_table, split_direct
+from pipeline.initial_load import TableLoad
 from pipeline.resnapshot import ResnapshotWatch, TableProgress, request_resnapshot
 
 
@@ -30,22 +32,28 @@ def _markdown(progress: list[TableProgress]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="resnapshot")
-def resnapshot(
-    config_path: str = "floe.yaml", tables: list[str] | None = None, wait_seconds: float = 3600
-) -> None:
-    """Read *tables* again from their source while replication goes on.
+def _read_directly(config: PipelineConfig, source: PostgresSource, ref: TableRef) -> None:
+    """Re-snapshot one table of a direct-load source in this run, its progress as an artifact."""
+    name = ref.target_name
+    artifact = create_progress_artifact(
+        0.0, key="floe-resnapshot", description=f"Direct re-snapshot of {name}"
+    )
 
-    PostgreSQL tables are read by an incremental snapshot, in chunks between changes that keep
-    streaming; MongoDB collections by a blocking one. Replicate runs apply the reads (they win
-    over older changes by their source position, changes made meanwhile win over them) and,
-    once the connector reports a table read to the end, remove the rows the source no longer
-    has. This run follows the progress for up to *wait_seconds*, and fails if the connector
-    could not read a table.
-    """
-    if not tables:
-        raise ConfigError("name the tables to re-snapshot (parameter tables); they are read again in full")
-    config = load_config(config_path)
+    def progress(load: TableLoad) -> None:
+        update_progress_artifact(artifact, round(load.fraction * 100, 1))
+
+    read = resnapshot_table(config, source, ref, progress)
+    update_progress_artifact(artifact, 100.0)
+    summary = (
+        f"{name}: {read.rows:,} rows read directly from {source.source_table(ref)} in {read.chunks} chunks"
+        f"{' (resumed)' if read.resumed else ''}; replicate applies the changes made meanwhile"
+    )
+    get_run_logger().info("%s", summary)
+    create_markdown_artifact(key="floe-resnapshot-summary", markdown=f"# Re-snapshot\n\n{summary}")
+
+
+def _follow(config: PipelineConfig, tables: list[str], wait_seconds: float) -> None:
+    """Request Debezium's re-snapshots of *tables* and follow them until replicate has applied them."""
     watch = ResnapshotWatch(config, tables)
     try:
         for line in request_resnapshot(config, tables):
@@ -71,3 +79,28 @@ def resnapshot(
         create_markdown_artifact(key="floe-resnapshot-summary", markdown=_markdown(progress))
     finally:
         watch.close()
+
+
+@flow(name="resnapshot")
+def resnapshot(
+    config_path: str = "floe.yaml", tables: list[str] | None = None, wait_seconds: float = 3600
+) -> None:
+    """Read *tables* again from their source while replication goes on.
+
+    Tables of sources with ``initial_load: direct`` are read by this run, straight into a branch
+    of their Iceberg table that the table then switches to; replicate applies the changes made
+    meanwhile. Other PostgreSQL tables are read by an incremental snapshot, in chunks between
+    changes that keep streaming; MongoDB collections by a blocking one. Replicate runs apply the
+    reads (they win over older changes by their source position, changes made meanwhile win over
+    them) and, once the connector reports a table read to the end, remove the rows the source no
+    longer has. This run follows the progress for up to *wait_seconds*, and fails if the
+    connector could not read a table.
+    """
+    if not tables:
+        raise ConfigError("name the tables to re-snapshot (parameter tables); they are read again in full")
+    config = load_config(config_path)
+    direct, others = split_direct(config, tables)
+    for source, ref in direct:
+        _read_directly(config, source, ref)
+    if others:
+        _follow(config, others, wait_seconds)

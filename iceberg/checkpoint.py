@@ -33,6 +33,7 @@ class Checkpoint:
     # The table's properties when the checkpoint was read (column names seen at the source, ...),
     # so that decoding a cycle's events needs no second catalog round trip.
     table_properties: dict[str, str] = field(default_factory=dict)
+    refs: frozenset[str] = frozenset()  # the table's branches and tags
 
     def merged_with(
         self,
@@ -86,6 +87,7 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
     if table is None:
         return Checkpoint()
     properties = dict(table.properties)
+    refs = frozenset(table.metadata.refs)
     snapshot = table.current_snapshot()
     while snapshot is not None:
         summary = snapshot.summary
@@ -95,11 +97,18 @@ def read_checkpoint(table: Table | None) -> Checkpoint:
             stamps = _load(summary.get(STAMPS_KEY))
             offsets = _load(summary.get(OFFSETS_KEY))
             return Checkpoint(
-                offsets, position, watermarks, stamps, snapshot.snapshot_id, snapshot.timestamp_ms, properties
+                offsets,
+                position,
+                watermarks,
+                stamps,
+                snapshot.snapshot_id,
+                snapshot.timestamp_ms,
+                properties,
+                refs,
             )
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    return Checkpoint(table_properties=properties)
+    return Checkpoint(table_properties=properties, refs=refs)
 
 
 def commit_lags(table: Table, since_ms: int) -> list[tuple[int, float]]:

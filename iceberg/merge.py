@@ -90,7 +90,7 @@ class MergeResult:
     snapshot_id: int | None = None
 
 
-def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
+def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
     """Columns in the table's order and types; columns the data lacks become nulls."""
     arrays = []
     for target_field in target:
@@ -99,6 +99,17 @@ def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
         else:
             arrays.append(pa.nulls(data.num_rows, target_field.type))
     return pa.Table.from_arrays(arrays, schema=target)
+
+
+def write_data_files(metadata: Any, io: Any, rows: pa.Table) -> list[DataFile]:
+    """*rows* written as data files of the table described by *metadata* (none for no rows)."""
+    if not rows.num_rows:
+        return []
+    added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
+    for data_file in added:
+        # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
+        data_file.spec_id = metadata.default_spec_id
+    return added
 
 
 def _prune_filter(keys: pa.Table, first: str) -> BooleanExpression:
@@ -247,7 +258,7 @@ class _Merge:
             self.result.schema_changes = evolution.changes
             metadata = tx.table_metadata
             target = metadata.schema().as_arrow()
-            incoming = _conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
+            incoming = conform(latest.append_column(POSITION_FIELD, latest[POS_COLUMN]), target)
             deletes = None
             if self.floor is not None or evolution.defaults or self.index is None:
                 # Every stored row is read: rows below the floor go, a new default fills in.
@@ -334,7 +345,7 @@ class _Merge:
         rows = ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table(
             [FileScanTask(data_file)]
         )
-        return _conform(rows, target).take(pa.array(positions, pa.int64()))
+        return conform(rows, target).take(pa.array(positions, pa.int64()))
 
     def _candidates(self, incoming: pa.Table, full_scan: bool) -> list[Any]:
         if self.table.current_snapshot() is None:
@@ -354,7 +365,7 @@ class _Merge:
         matches = _Matches()
         full_scan = self.floor is not None or bool(evolution.defaults)
         for task in self._candidates(incoming, full_scan):
-            existing = _conform(
+            existing = conform(
                 ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
             )
             drop = pa.array([False] * existing.num_rows)
@@ -444,14 +455,7 @@ class _Merge:
         )
         properties = {**checkpoint.properties(), **batch.summary}
         properties["floe.events"] = str(batch.size)
-        added = (
-            list(_dataframe_to_data_files(table_metadata=metadata, df=new_rows, io=self.table.io))
-            if new_rows.num_rows
-            else []
-        )
-        for data_file in added:
-            # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
-            data_file.spec_id = metadata.default_spec_id
+        added = write_data_files(metadata, self.table.io, new_rows)
         if deletes is not None:
             delta = RowDelta(tx, properties)
             for data_file in removed:

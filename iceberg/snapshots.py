@@ -45,6 +45,7 @@ from pyiceberg.manifest import (
 from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
@@ -120,8 +121,12 @@ class _Replacing(_OverwriteFiles):
     """pyiceberg's overwrite, made to remove delete files too, and to keep a delete manifest a
     delete manifest when it rewrites one without the removed files."""
 
-    def __init__(self, tx: Transaction, snapshot_properties: dict[str, str]) -> None:
-        super().__init__(Operation.OVERWRITE, tx, tx._table.io, snapshot_properties=snapshot_properties)
+    def __init__(
+        self, tx: Transaction, snapshot_properties: dict[str, str], branch: str = MAIN_BRANCH
+    ) -> None:
+        super().__init__(
+            Operation.OVERWRITE, tx, tx._table.io, snapshot_properties=snapshot_properties, branch=branch
+        )
         self._removed_delete_files: set[DataFile] = set()
 
     def remove_delete_file(self, delete_file: DataFile) -> None:
@@ -194,8 +199,10 @@ class RowDelta(_Replacing):
     """New data files and position delete files in one snapshot; data files whose rows it
     carries over into its new files (a compaction in passing) can be removed in the same one."""
 
-    def __init__(self, tx: Transaction, snapshot_properties: dict[str, str]) -> None:
-        super().__init__(tx, snapshot_properties)
+    def __init__(
+        self, tx: Transaction, snapshot_properties: dict[str, str], branch: str = MAIN_BRANCH
+    ) -> None:
+        super().__init__(tx, snapshot_properties, branch)
         self._added_delete_files: list[DataFile] = []
         self._referenced_data_files: set[DataFile] = set()
 

@@ -21,19 +21,24 @@ Read into Arrow with ADBC and merged, the same rows load many times faster.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import psycopg2
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
+from pyiceberg.table.refs import MAIN_BRANCH
+from pyiceberg.table.snapshots import Operation
 
 from cdc.connect_client import ConnectClient
-from cdc.direct_snapshot import ChunkReader, exported_snapshot
+from cdc.direct_snapshot import ChunkReader, KeyScan, exported_snapshot
 from cdc.replication_objects import ensure_publication, existing
 from cdc.source_catalog import column_ids
 from cdc.source_check import check_postgres_source
@@ -47,10 +52,9 @@ from floe.changes import (
 )
 from floe.config import PipelineConfig, PostgresSource, TableRef
 from floe.errors import ConfigError
+from iceberg.append import append_rows
 from iceberg.catalog import load_table, open_catalog
-from iceberg.checkpoint import read_checkpoint
-from iceberg.key_index import KeyIndex
-from iceberg.merge import merge_batch
+from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.schema import create_table
 
 log = logging.getLogger("floe.load")
@@ -67,6 +71,14 @@ class TableLoad:
     chunks: int = 0
     resumed: bool = False
     done: bool = False
+    estimate: int | None = None  # the source's rows as its statistics estimate them
+
+    @property
+    def fraction(self) -> float:
+        """How far the load got, for a progress bar (below 1 until it is done)."""
+        if self.done:
+            return 1.0
+        return min(self.rows / self.estimate, 0.99) if self.estimate else 0.0
 
 
 @dataclass
@@ -78,11 +90,19 @@ class SourceLoad:
 Progress = Callable[[TableLoad], None]
 
 
-def _progress(table: Table | None) -> dict[str, Any] | None:
-    """The load state the table's newest snapshot records; None when no load has written to it."""
-    snapshot = table.current_snapshot() if table is not None else None
-    raw = snapshot.summary.get(LOAD_KEY) if snapshot is not None and snapshot.summary is not None else None
-    return orjson.loads(raw) if raw else None
+def load_state(table: Table | None, branch: str = MAIN_BRANCH) -> dict[str, Any] | None:
+    """The load state the head of *branch* records, looking past maintenance's rewrites (they
+    change no row, and ``maintain`` may run on a load that was stopped half-way); None when no
+    load has written there."""
+    snapshot = table.snapshot_by_name(branch) if table is not None else None
+    while snapshot is not None and snapshot.summary is not None:
+        raw = snapshot.summary.get(LOAD_KEY)
+        if raw:
+            return orjson.loads(raw)
+        if snapshot.summary.operation != Operation.REPLACE or snapshot.parent_snapshot_id is None:
+            return None
+        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
+    return None
 
 
 def _columns(source: PostgresSource, table: TableRef) -> list[SourceColumn]:
@@ -106,35 +126,100 @@ def _columns(source: PostgresSource, table: TableRef) -> list[SourceColumn]:
     return columns
 
 
-def _batch(
-    source: PostgresSource,
-    ref: TableRef,
-    columns: list[SourceColumn],
-    data: pa.Table,
-    history: dict[int, list[str]],
-    summary: dict[str, Any],
-) -> ChangeBatch:
-    rows = data.num_rows
-    meta = [
-        pa.array([READ] * rows, pa.string()),
-        pa.array(range(rows), pa.int64()),
-        pa.array([0] * rows, POSITION_TYPE),
-        pa.array([0] * rows, pa.int32()),
-        pa.nulls(rows, pa.list_(pa.string())),
-    ]
-    values = [c.convert(data.column(c.column.name)) for c in columns]
-    fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in columns]
-    arrays = pa.Table.from_arrays(values + meta, schema=pa.schema(fields + list(META_FIELDS)))
-    return ChangeBatch(
-        ref.target_name,
-        source.name,
-        source.source_table(ref),
-        [c.column.name for c in columns if c.key],
-        [c.column for c in columns],
-        arrays,
-        column_history=history,
-        summary={LOAD_KEY: orjson.dumps(summary).decode()},
-    )
+@dataclass(frozen=True)
+class TableReading:
+    """What reading one source table into Iceberg needs: its columns as the streaming path types
+    them, its key, and the source identities of its columns."""
+
+    source: PostgresSource
+    ref: TableRef
+    columns: list[SourceColumn]
+    history: dict[int, list[str]]
+
+    @classmethod
+    def of(cls, source: PostgresSource, ref: TableRef) -> TableReading:
+        columns = _columns(source, ref)
+        names = [c.column.name for c in columns]
+        return cls(source, ref, columns, with_current_names({}, column_ids(source, ref), names))
+
+    @property
+    def names(self) -> list[str]:
+        return [c.column.name for c in self.columns]
+
+    def scan(self, chunk_rows: int) -> KeyScan:
+        """The table read in chunks of *chunk_rows* rows by its key."""
+        columns = [c.select for c in self.columns]
+        return KeyScan(self.ref.schema_name, self.ref.table_name, columns, self.key, chunk_rows)
+
+    @property
+    def key(self) -> list[str]:
+        return [c.column.name for c in self.columns if c.key]
+
+    def batch(
+        self, data: pa.Table, state: dict[str, Any], summary: dict[str, str] | None = None
+    ) -> ChangeBatch:
+        """*data*'s rows as snapshot reads (Debezium's ``r``) at position 0; the commit records the
+        load's *state* and *summary*."""
+        rows = data.num_rows
+        meta = [
+            pa.repeat(pa.scalar(READ, pa.string()), rows),
+            pa.array(np.arange(rows, dtype=np.int64)),
+            pa.repeat(pa.scalar(0, POSITION_TYPE), rows),
+            pa.repeat(pa.scalar(0, pa.int32()), rows),
+            pa.nulls(rows, pa.list_(pa.string())),
+        ]
+        values = [c.convert(data.column(c.column.name)) for c in self.columns]
+        fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in self.columns]
+        arrays = pa.Table.from_arrays(values + meta, schema=pa.schema(fields + list(META_FIELDS)))
+        return ChangeBatch(
+            self.ref.target_name,
+            self.source.name,
+            self.source.source_table(self.ref),
+            self.key,
+            [c.column for c in self.columns],
+            arrays,
+            column_history=self.history,
+            summary={**(summary or {}), LOAD_KEY: orjson.dumps(state).decode()},
+        )
+
+    def empty(self) -> ChangeBatch:
+        """No rows, the table's columns: what creating its Iceberg table needs."""
+        empty = ChangeBatch.empty(
+            self.ref.target_name, self.source.name, self.source.source_table(self.ref), self.key
+        )
+        return dataclasses.replace(
+            empty, columns=[c.column for c in self.columns], column_history=self.history
+        )
+
+
+def copy_chunks(
+    table: Table,
+    reading: TableReading,
+    reader: ChunkReader,
+    after: list[Any] | None,
+    chunk_rows: int,
+    checkpoint: Checkpoint,
+    result: TableLoad,
+    progress: Progress,
+    branch: str = MAIN_BRANCH,
+    summary: dict[str, str] | None = None,
+) -> None:
+    """Read the table's chunks from the key after *after* on and append each to *branch* of
+    *table* in a commit of its own, which carries *checkpoint*, how far the copy got and
+    *summary*."""
+    first = True
+    result.estimate = reader.estimate(reading.ref.schema_name, reading.ref.table_name)
+    chunks = reader.chunks(reading.scan(chunk_rows), after)
+    with contextlib.closing(chunks):  # the reading thread ends before the reader's connection closes
+        for chunk in chunks:
+            state = {"done": True} if chunk.last else {"after": chunk.after}
+            batch = reading.batch(chunk.data, state, summary)
+            append_rows(table, batch, checkpoint, branch, evolve_schema=first)
+            first = False
+            result.rows += chunk.data.num_rows
+            result.chunks += 1
+            result.done = chunk.last
+            progress(result)
 
 
 def _load_table(
@@ -147,40 +232,33 @@ def _load_table(
 ) -> TableLoad:
     namespace = config.iceberg.namespace
     table = load_table(catalog, namespace, ref.target_name)
-    state = _progress(table)
+    state = load_state(table)
     result = TableLoad(ref.target_name, resumed=state is not None)
-    streamed = table is not None and bool(read_checkpoint(table).offsets)
-    if streamed or (state is not None and state.get("done")):
+    checkpoint = read_checkpoint(table)
+    if checkpoint.offsets or (state is not None and state.get("done")):
         result.done = True
         return result
-    columns = _columns(source, ref)
-    names = [c.column.name for c in columns]
-    key = [c.column.name for c in columns if c.key]
-    history = with_current_names({}, column_ids(source, ref), names)
+    if state is None and table is not None and table.current_snapshot() is not None:
+        raise ConfigError(
+            f"source {source.name}, table {ref.name}: Iceberg table {namespace}.{ref.target_name} holds rows "
+            "that no load of Floe wrote; drop it to load it again, or set initial_load: debezium"
+        )
+    reading = TableReading.of(source, ref)
+    if table is None:
+        table = create_table(catalog, namespace, reading.empty())
     after = state.get("after") if state else None
-    indexes: dict[str, KeyIndex] = {}
-    while True:
-        data = reader.chunk(ref.schema_name, ref.table_name, names, key, after, config.load.chunk_rows)
-        last = data.num_rows < config.load.chunk_rows
-        if data.num_rows:
-            after = [data.column(k)[-1].as_py() for k in key]
-        state = {"done": True} if last else {"after": after}
-        batch = _batch(source, ref, columns, data, history, state)
-        if table is None:
-            table = create_table(catalog, namespace, batch)
-        merge_batch(table, batch, read_checkpoint(table), indexes)
-        table = catalog.load_table((namespace, ref.target_name))
-        result.rows += data.num_rows
-        result.chunks += 1
-        result.done = last
-        progress(result)
-        if last:
-            return result
+    copy_chunks(table, reading, reader, after, config.load.chunk_rows, checkpoint, result, progress)
+    return result
 
 
 def _connector_exists(config: PipelineConfig, source: PostgresSource) -> bool:
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
         return client.get_config(source.connector_name) is not None
+
+
+def load_slot(source: PostgresSource) -> str:
+    """The temporary slot whose exported snapshot a reading uses when the source's slot exists."""
+    return f"{source.slot}_load"
 
 
 def load_source(
@@ -192,7 +270,7 @@ def load_source(
     ensure_publication(source)
     result = SourceLoad(source.name)
     resuming = existing(source).slot
-    slot = f"{source.slot}_load" if resuming else source.slot
+    slot = load_slot(source) if resuming else source.slot
     catalog = open_catalog(config.iceberg)
     with (
         exported_snapshot(source, slot, temporary=resuming) as snapshot,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from floe.config import PipelineConfig
 from iceberg.catalog import AWAY, away_error, load_table, open_catalog
 from iceberg.maintenance import MaintainResult, maintain_table
+from iceberg.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
 
 
 def maintain(
@@ -27,6 +28,11 @@ def maintain(
             table = load_table(catalog, config.iceberg.namespace, name)
             if table is None:
                 results.append(MaintainResult(name, notes=["not created yet: nothing to maintain"]))
+            elif RESNAPSHOT_BRANCH in table.metadata.refs:
+                # A rewrite would move main, and the re-snapshot would have to read it all again.
+                results.append(
+                    MaintainResult(name, notes=["a direct re-snapshot is reading it: maintained later"])
+                )
             else:
                 results.append(maintain_table(table, name, config.maintain))
         except AWAY as exc:

@@ -28,6 +28,7 @@ from iceberg.checkpoint import Checkpoint, read_checkpoint
 from iceberg.key_index import KeyIndex
 from iceberg.lookup import StoredTable
 from iceberg.merge import Compaction, MergeResult, merge_batch
+from iceberg.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
 from iceberg.schema import column_history, create_table
 from pipeline.snapshot_completion import Completion, finished_snapshots
 
@@ -141,17 +142,21 @@ class Replicator:
     def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
         """Read available changes from each table's checkpoint on and decode them per table;
         a table whose re-snapshot has finished gets its completion with them."""
-        targets = {name: (target.source, target.table) for name, target in self.targets.items()}
+        reading = [name for name in self.targets if RESNAPSHOT_BRANCH in checkpoints[name].refs]
+        for name in reading:
+            log.info("%s is being re-snapshotted directly; its changes wait in Kafka until it is read", name)
+        active = {name: target for name, target in self.targets.items() if name not in reading}
+        targets = {name: (target.source, target.table) for name, target in active.items()}
         finished = finished_snapshots(self.consumer, targets, checkpoints)
         start: dict[str, dict[int, int]] = {}
         stamps: dict[str, dict[int, int]] = {}
-        for name, target in self.targets.items():
+        for name, target in active.items():
             start[target.topic] = checkpoints[name].offsets.get(target.topic, {})
             stamps[target.topic] = checkpoints[name].stamps.get(target.topic, {})
         settings = self.config.replicate
         consumed = self.consumer.consume(
             start,
-            [t.topic for t in self.targets.values()],
+            [t.topic for t in active.values()],
             max_events=settings.max_events,
             max_seconds=settings.max_seconds,
             idle_seconds=settings.idle_seconds,

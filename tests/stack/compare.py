@@ -42,6 +42,10 @@ def _normalise(kind: str, value: Any, from_iceberg: bool) -> Any:
         return _float32(value)
     if kind == "numeric":  # unconstrained NUMERIC is kept exact as text
         return Decimal(value) if isinstance(value, str) else value
+    if kind == "money":  # PostgreSQL prints the currency of lc_monetary; Floe keeps the amount
+        return Decimal(str(value).replace("$", "").replace(",", ""))
+    if kind == "ARRAY":
+        return ["NaN" if isinstance(v, float) and v != v else v for v in value]
     if kind == "uuid":
         return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
     if kind == "bytea":

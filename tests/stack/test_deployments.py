@@ -56,7 +56,7 @@ async def _pause_schedules() -> list[str]:
 def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config_path):
     lines = deploy(config_path, PROJECT_DIR)
     assert "replicate-e2e" in lines[0] and "floe: run failed" in lines[1]
-    assert {"maintain", "pause", "reconcile", "replicate-e2e", "resnapshot", "resume"} <= set(
+    assert {"connectors", "maintain", "pause", "reconcile", "replicate-e2e", "resnapshot", "resume"} <= set(
         asyncio.run(_pause_schedules())
     )
     tables = {"config_path": str(config_path), "tables": ["orders"]}
@@ -64,6 +64,7 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
     try:
         for deployment, parameters in (
             ("replicate/replicate-e2e", {}),
+            ("connectors/connectors", {"config_path": str(config_path)}),
             ("reconcile/reconcile", tables),
             ("maintain/maintain", tables),
             ("pause/pause", source),
@@ -71,7 +72,7 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
         ):
             flow_run = run_deployment(deployment, parameters=parameters, timeout=180)
             assert flow_run.state is not None and flow_run.state.is_completed(), (deployment, flow_run.state)
-            if deployment.startswith("maintain"):
+            if deployment.startswith(("maintain", "connectors")):
                 with get_client(sync_client=True) as client:
                     found = client.read_artifacts(
                         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))

@@ -1,7 +1,7 @@
 # Floe on a Prefect server or Prefect Cloud workspace: the process work pool, the flows and
-# their deployments (replicate per source, reconcile, resnapshot, pause, resume, maintain), the
-# one-writer-per-table concurrency limits and the alert automations, from `floe render`'s
-# prefect.json.
+# their deployments (replicate per source, reconcile, resnapshot, pause, resume, connectors,
+# maintain), the one-writer-per-table concurrency limits and the alert automations, from
+# `floe render`'s prefect.json.
 
 terraform {
   required_version = ">= 1.5"
