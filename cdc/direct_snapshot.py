@@ -144,13 +144,13 @@ class ChunkReader:
         self._cursor.execute(query.as_string(self._quoting))
         return self._cursor.fetch_arrow_table()
 
-    def estimate(self, schema: str, table: str) -> int | None:
+    def estimate(self, scan: KeyScan) -> int | None:
         """The table's rows as PostgreSQL's statistics estimate them (None before its first
         ANALYZE): a progress bar's end, without counting the table."""
         with self._quoting.cursor() as cur:
             cur.execute(
                 "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                (sql.Identifier(schema, table).as_string(self._quoting),),
+                (sql.Identifier(scan.schema, scan.table).as_string(self._quoting),),
             )
             found = cur.fetchone()
         return int(found[0]) if found and found[0] >= 0 else None

@@ -110,10 +110,8 @@ def _uuid(values: pa.ChunkedArray) -> pa.Array:
     return pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
 
-def _typed(name: str, type_name: str, typmod: int, nullable: bool, enum: bool = False) -> Column:
+def _typed(name: str, type_name: str, typmod: int, nullable: bool) -> Column:
     """The Column cdc.types makes of Debezium's schema for a column of this declared type."""
-    if enum or type_name in _READ_AS:
-        return Column(name, pa.string(), nullable, type_name)
     if type_name == "NUMERIC":
         if typmod >= 4:  # NUMERIC(p,s): typmod holds ((p << 16) | s) + 4
             precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
@@ -149,10 +147,14 @@ def source_columns(cur: psycopg2.extensions.cursor, schema: str, table: str) -> 
             column = Column(name, pa.list_(item), not not_null, type_name)
             found.append(SourceColumn(column, key, _cast(column.type)))
             continue
+        read_as = _AS_TEXT if kind == "e" else _READ_AS.get(type_name)  # kind "e": an enum
         try:
-            column = _typed(name, type_name, typmod, not not_null, enum=kind == "e")
+            column = (
+                Column(name, pa.string(), not not_null, type_name)
+                if read_as is not None
+                else _typed(name, type_name, typmod, not not_null)
+            )
         except DirectLoadUnsupported:
             raise DirectLoadUnsupported(f"column {name} ({type_name})") from None
-        read_as = _AS_TEXT if kind == "e" else _READ_AS.get(type_name)
         found.append(SourceColumn(column, key, _converter(column), read_as))
     return found

@@ -9,14 +9,12 @@ append instead, with the checkpoint and the load's progress in the same snapshot
 
 from __future__ import annotations
 
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 from pyiceberg.table.refs import MAIN_BRANCH
 
 from floe.changes import POS_COLUMN, ChangeBatch
-from iceberg.catalog import AWAY, away_error
 from iceberg.checkpoint import Checkpoint
-from iceberg.merge import ConcurrentWriteError, conform, write_data_files
+from iceberg.merge import committing, conform, write_data_files
 from iceberg.schema import POSITION_FIELD, evolve
 
 
@@ -34,22 +32,15 @@ def append_rows(
     The commit asserts the branch's head it was planned on (the table retries no commit), so a
     second writer makes it fail rather than append the same rows twice.
     """
-    try:
-        with table.transaction() as tx:
-            if evolve_schema:
-                evolve(tx, batch.table, batch.columns, batch.column_history)
-            metadata = tx.table_metadata
-            rows = conform(
-                batch.data.append_column(POSITION_FIELD, batch.data[POS_COLUMN]), metadata.schema().as_arrow()
-            )
-            properties = {**checkpoint.properties(), **batch.summary, "floe.events": str(batch.size)}
-            with tx.update_snapshot(snapshot_properties=properties, branch=branch).fast_append() as update:
-                for data_file in write_data_files(metadata, table.io, rows):
-                    update.append_data_file(data_file)
-    except CommitFailedException as exc:
-        raise ConcurrentWriteError(
-            f"table {batch.table}: another writer committed while a load chunk was written ({exc}); nothing "
-            "of the chunk is visible, and the load resumes from its last committed chunk when started again"
-        ) from exc
-    except AWAY as exc:
-        raise away_error(batch.table, exc) from exc
+    outcome = "nothing of the chunk is visible; the load resumes from its last committed chunk when run again"
+    with committing(batch.table, outcome), table.transaction() as tx:
+        if evolve_schema:
+            evolve(tx, batch.table, batch.columns, batch.column_history)
+        metadata = tx.table_metadata
+        rows = conform(
+            batch.data.append_column(POSITION_FIELD, batch.data[POS_COLUMN]), metadata.schema().as_arrow()
+        )
+        properties = {**checkpoint.properties(), **batch.summary, "floe.events": str(batch.size)}
+        with tx.update_snapshot(snapshot_properties=properties, branch=branch).fast_append() as update:
+            for data_file in write_data_files(metadata, table.io, rows):
+                update.append_data_file(data_file)

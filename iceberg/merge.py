@@ -15,7 +15,9 @@ The private pyiceberg helpers used here (``_dataframe_to_data_files``,
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,15 +167,23 @@ def merge_batch(
             f"this batch was read from snapshot {checkpoint.snapshot_id}; nothing was written, the next "
             "cycle reads from the new offsets"
         )
-    try:
+    with committing(batch.table, "nothing was written, the next cycle reads from the new offsets"):
         return _Merge(table, batch, checkpoint, _current_index(table, batch, indexes), compaction).run()
+
+
+@contextlib.contextmanager
+def committing(table: str, outcome: str) -> Iterator[None]:
+    """A commit to *table* that loses a race with another writer raises ConcurrentWriteError,
+    saying what became of the write (*outcome*); a catalog or object store that goes away, its
+    error naming the table."""
+    try:
+        yield
     except (CommitFailedException, ValidationException) as exc:
         raise ConcurrentWriteError(
-            f"table {batch.table}: commit lost a race with another writer ({exc}); nothing was written, "
-            "the next cycle reads from the new offsets"
+            f"table {table}: commit lost a race with another writer ({exc}); {outcome}"
         ) from exc
     except AWAY as exc:
-        raise away_error(batch.table, exc) from exc
+        raise away_error(table, exc) from exc
 
 
 def _current_index(table: Table, batch: ChangeBatch, indexes: dict[str, KeyIndex] | None) -> KeyIndex | None:

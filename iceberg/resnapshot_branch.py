@@ -61,9 +61,9 @@ def drop_branch(table: Table) -> None:
         refs.remove_branch(BRANCH)
 
 
-def switch_to_branch(table: Table, base: int) -> int:
+def switch_to_branch(table: Table, base: int) -> None:
     """Move main to the branch's head and remove the branch, in one commit that fails (MainMoved)
-    if main is no longer at *base*; returns the new current snapshot's id."""
+    if main is no longer at *base*."""
     table.refresh()
     head = table.snapshot_by_name(BRANCH)
     current = table.current_snapshot()
@@ -75,4 +75,3 @@ def switch_to_branch(table: Table, base: int) -> int:
             refs.remove_branch(BRANCH)
     except CommitFailedException as exc:
         raise MainMoved(f"main moved from {base} while the re-snapshot was switched to ({exc})") from exc
-    return head.snapshot_id

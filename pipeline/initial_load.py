@@ -142,10 +142,6 @@ class TableReading:
         names = [c.column.name for c in columns]
         return cls(source, ref, columns, with_current_names({}, column_ids(source, ref), names))
 
-    @property
-    def names(self) -> list[str]:
-        return [c.column.name for c in self.columns]
-
     def scan(self, chunk_rows: int) -> KeyScan:
         """The table read in chunks of *chunk_rows* rows by its key."""
         columns = [c.select for c in self.columns]
@@ -208,8 +204,9 @@ def copy_chunks(
     *table* in a commit of its own, which carries *checkpoint*, how far the copy got and
     *summary*."""
     first = True
-    result.estimate = reader.estimate(reading.ref.schema_name, reading.ref.table_name)
-    chunks = reader.chunks(reading.scan(chunk_rows), after)
+    scan = reading.scan(chunk_rows)
+    result.estimate = reader.estimate(scan)
+    chunks = reader.chunks(scan, after)
     with contextlib.closing(chunks):  # the reading thread ends before the reader's connection closes
         for chunk in chunks:
             state = {"done": True} if chunk.last else {"after": chunk.after}
