@@ -1,10 +1,12 @@
-# The two commands of Floe's README. Both install what they need and are safe to run again.
+# The two commands of Floe's README (make demo, make test). Both install what they need and are
+# safe to run again.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floe-installed
+PYTEST := $(BIN)/python -m pytest --durations=25
 
-.PHONY: install demo test lint screenshots stack-down clean
+.PHONY: install demo test test-unit docs lint screenshots stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,23 +20,30 @@ install: $(STAMP)
 demo: install
 	$(BIN)/floe demo
 
-## test: lint and the whole test suite (unit and real-stack tests)
-test: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+## test: lint, the docs build and the whole test suite (unit and real-stack tests)
+test: lint docs
+	$(PYTEST)
 
-## screenshots: the README's pictures of the Prefect UI (runs the demo first; needs chromium)
-screenshots: demo
-	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-	$(BIN)/python docs/screenshots.py
+## test-unit: the tests that need no service (no stack is started)
+test-unit: install
+	$(PYTEST) -m "not stack"
+
+## docs: the documentation site, into site/ (a broken link or a page missing from the nav fails)
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## screenshots: the docs' pictures of the Prefect UI (runs the demo first; needs chromium)
+screenshots: demo
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	$(BIN)/python docs/screenshots.py
 
 stack-down: install
 	$(BIN)/floe stack down
 
 clean: stack-down
 	if [ -L .floe/stack/pg ]; then rm -rf "$$(readlink -f .floe/stack/pg)"; fi
-	rm -rf .floe
+	rm -rf .floe site

@@ -40,8 +40,8 @@ from pyiceberg.table import Table
 from pyiceberg.types import LongType
 
 from bench.merge_throughput import RESULTS
-from floe_stack.settings import StackSettings
-from floe_stack.stack import LocalStack
+from floe_cdc.stack.settings import StackSettings
+from floe_cdc.stack.stack import LocalStack
 
 PROJECT_DIR = Path(__file__).parent.parent
 REPLICATE_LOG = Path(tempfile.gettempdir()) / "floe-end-to-end-replicate.log"

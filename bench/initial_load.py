@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from bench.merge_throughput import RESULTS
-from floe_stack.settings import StackSettings
-from floe_stack.stack import LocalStack
+from floe_cdc.stack.settings import StackSettings
+from floe_cdc.stack.stack import LocalStack
 
 PROJECT_DIR = Path(__file__).parent.parent
 FLOE = Path(sys.executable).parent / "floe"

@@ -30,7 +30,7 @@ from typing import Any
 from pyiceberg.catalog import load_catalog
 
 from bench.merge_worker import NAMESPACE
-from iceberg.schema import POSITION_FIELD
+from floe_cdc.lake.schema import POSITION_FIELD
 
 RESULTS = Path(__file__).parent / "results"
 ENGINES = ("floe", "pyiceberg_upsert")
@@ -50,8 +50,8 @@ def storage(kind: str) -> Iterator[dict[str, str]]:
                 "warehouse": str(directory / "wh"),
             }
             return
-        from floe_stack.object_store import LocalObjectStore
-        from floe_stack.settings import StackSettings
+        from floe_cdc.stack.object_store import LocalObjectStore
+        from floe_cdc.stack.settings import StackSettings
 
         store = LocalObjectStore(StackSettings(dir=directory, **BENCH_PORTS))
         store.start()

@@ -23,12 +23,12 @@ from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
 from bench.workload import DATA_SCHEMA, Changes, change_batches, initial_batch, initial_files
-from floe.changes import ChangeBatch
-from floe.config import ReplicateConfig
-from iceberg.checkpoint import read_checkpoint
-from iceberg.key_index import KeyIndex
-from iceberg.merge import Compaction, merge_batch
-from iceberg.schema import POSITION_FIELD, create_table
+from floe_cdc.core.changes import ChangeBatch
+from floe_cdc.core.config import ReplicateConfig
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.merge import Compaction, merge_batch
+from floe_cdc.lake.schema import POSITION_FIELD, create_table
 
 NAMESPACE = "bench"
 

@@ -28,9 +28,9 @@ from pyiceberg.table import FileScanTask, Table
 from bench.merge_throughput import RESULTS, storage
 from bench.merge_worker import NAMESPACE, FloeEngine
 from bench.workload import change_batches, initial_batch, initial_files
-from floe.config import MaintainConfig
-from iceberg.maintenance import maintain_table
-from iceberg.schema import POSITION_FIELD
+from floe_cdc.core.config import MaintainConfig
+from floe_cdc.lake.maintenance import maintain_table
+from floe_cdc.lake.schema import POSITION_FIELD
 
 SCANS = 5  # the median of five scans: one scan varies by a third here
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from floe.changes import META_FIELDS, ChangeBatch, Column, make_position
+from floe_cdc.core.changes import META_FIELDS, ChangeBatch, Column, make_position
 
 COLUMNS = [
     Column("id", pa.int64(), False, "INT8"),

@@ -22,7 +22,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from cli.common import prefect_env  # noqa: E402 (the project's own modules, from its root)
+from floe_cdc.cli.common import prefect_env  # noqa: E402 (the project's own modules, from its root)
 
 prefect_env()
 
@@ -31,13 +31,13 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noq
 from prefect.deployments import run_deployment  # noqa: E402
 from pyiceberg.expressions import EqualTo  # noqa: E402
 
-from floe.config import load_config  # noqa: E402
-from floe_stack.demo.run import apply_workload  # noqa: E402
-from floe_stack.settings import StackSettings  # noqa: E402
-from floe_stack.stack import LocalStack  # noqa: E402
-from flows.deployments import deploy  # noqa: E402
-from iceberg.catalog import open_catalog  # noqa: E402
-from iceberg.lookup import key_columns  # noqa: E402
+from floe_cdc.core.config import load_config  # noqa: E402
+from floe_cdc.flows.deployments import deploy  # noqa: E402
+from floe_cdc.lake.catalog import open_catalog  # noqa: E402
+from floe_cdc.lake.lookup import key_columns  # noqa: E402
+from floe_cdc.stack.demo.run import apply_workload  # noqa: E402
+from floe_cdc.stack.settings import StackSettings  # noqa: E402
+from floe_cdc.stack.stack import LocalStack  # noqa: E402
 
 IMAGES = PROJECT / "docs" / "images"
 TABLE = "orders"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from floe.changes import META_FIELDS, ChangeBatch, Column, make_position
+from floe_cdc.core.changes import META_FIELDS, ChangeBatch, Column, make_position
 
 Event = tuple  # (op, row) or (op, row, position) or (op, row, position, unavailable columns)
 

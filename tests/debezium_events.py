@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from cdc.envelope import KafkaRecord
+from floe_cdc.capture.envelope import KafkaRecord
 
 
 def field(name: str, kind: str, source_type: str, optional: bool = True, **extra: Any) -> dict[str, Any]:

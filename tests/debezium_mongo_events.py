@@ -46,7 +46,7 @@ from bson.datetime_ms import DatetimeMS
 from bson.int64 import Int64
 from bson.json_util import DatetimeRepresentation, JSONMode, JSONOptions
 
-from cdc.envelope import KafkaRecord
+from floe_cdc.capture.envelope import KafkaRecord
 
 DEBEZIUM_VERSION = "3.6.3.Final"
 OPS = ("c", "u", "d", "r")

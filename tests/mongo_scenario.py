@@ -19,7 +19,7 @@ from typing import Any
 
 from bson import Binary, Decimal128, Int64, ObjectId
 
-from cdc.envelope import KafkaRecord
+from floe_cdc.capture.envelope import KafkaRecord
 from tests.debezium_mongo_events import mongo_event, tombstone
 
 OID = ObjectId("65f0c0ffee00000000000001")

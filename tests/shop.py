@@ -3,9 +3,9 @@ replication cycle from given records, and the table's rows."""
 
 from __future__ import annotations
 
-from cdc.envelope import KafkaRecord
-from iceberg.schema import POSITION_FIELD
-from pipeline.replication import Replicator
+from floe_cdc.capture.envelope import KafkaRecord
+from floe_cdc.lake.schema import POSITION_FIELD
+from floe_cdc.pipeline.replication import Replicator
 
 TOPIC = "floe.shop.public.items"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from floe_cdc.cli.main import app
 from tests.conftest import PROJECT_DIR
 
 TERRAFORM = PROJECT_DIR / "infra" / "terraform"

@@ -3,8 +3,8 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from floe.config import IcebergConfig
-from iceberg.catalog import CatalogUnavailable, open_catalog
+from floe_cdc.core.config import IcebergConfig
+from floe_cdc.lake.catalog import CatalogUnavailable, open_catalog
 
 
 def test_an_unreachable_catalog_database_names_the_setting_and_hides_the_password():

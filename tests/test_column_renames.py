@@ -3,9 +3,9 @@ source catalog's column ids are given; the stack test renames a real PostgreSQL 
 
 from __future__ import annotations
 
-from floe.changes import current_names
-from floe.config import load_config
-from pipeline.replication import Replicator
+from floe_cdc.core.changes import current_names
+from floe_cdc.core.config import load_config
+from floe_cdc.pipeline.replication import Replicator
 from tests.debezium_events import event, field
 from tests.shop import TOPIC, cycle, rows
 

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from floe.config import load_config, split_table_name
-from floe.errors import ConfigError
-from floe.secrets import mask
+from floe_cdc.core.config import load_config, split_table_name
+from floe_cdc.core.errors import ConfigError
+from floe_cdc.core.secrets import mask
 
 VALID = """
 sources:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import stat
 
-from cdc.connect_secrets import env_variable, externalize, write_secrets
-from floe.config import ConnectConfig
+from floe_cdc.capture.connect_secrets import env_variable, externalize, write_secrets
+from floe_cdc.core.config import ConnectConfig
 
 PROPERTIES = {"database.password": "pä:ss=w\\ord ", "database.user": "floe"}
 

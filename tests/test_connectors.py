@@ -6,10 +6,10 @@ from typing import ClassVar
 import pytest
 from pydantic import SecretStr
 
-from cdc.connect_client import ConnectClient, failure_of
-from cdc.connectors import MONGODB_CONNECTOR, render, render_postgres
-from floe.config import CollectionRef, KafkaConfig, MongoSource, PostgresSource, TableRef
-from floe.errors import ConnectRejected, ConnectUnavailable, Terminal
+from floe_cdc.capture.connect_client import ConnectClient, failure_of
+from floe_cdc.capture.connectors import MONGODB_CONNECTOR, render, render_postgres
+from floe_cdc.core.config import CollectionRef, KafkaConfig, MongoSource, PostgresSource, TableRef
+from floe_cdc.core.errors import ConnectRejected, ConnectUnavailable, Terminal
 
 
 def test_postgres_connector_properties():

@@ -2,8 +2,8 @@ import socket
 
 import pytest
 
-from cdc.consumer import KEEP, REWIND, SKIP, ChangeConsumer, ConsumeError, probe_verdict
-from floe.config import KafkaConfig
+from floe_cdc.capture.consumer import KEEP, REWIND, SKIP, ChangeConsumer, ConsumeError, probe_verdict
+from floe_cdc.core.config import KafkaConfig
 
 
 def test_an_unreachable_broker_names_the_setting():

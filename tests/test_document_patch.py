@@ -1,6 +1,6 @@
 import pytest
 
-from cdc.mongodb.patch import Patch, PatchError, apply_patch
+from floe_cdc.capture.mongodb.patch import Patch, PatchError, apply_patch
 
 
 def test_updated_fields_set_nested_paths_and_array_elements():

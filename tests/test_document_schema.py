@@ -5,8 +5,15 @@ from decimal import Decimal
 import pyarrow as pa
 from bson import Binary, Decimal128, Int64, ObjectId, Regex
 
-from cdc.mongodb.extended_json import from_json
-from cdc.mongodb.shape import CONFLICTS_COLUMN, DECIMAL, DOC_COLUMN, TIMESTAMP, DocumentShape, infer
+from floe_cdc.capture.mongodb.extended_json import from_json
+from floe_cdc.capture.mongodb.shape import (
+    CONFLICTS_COLUMN,
+    DECIMAL,
+    DOC_COLUMN,
+    TIMESTAMP,
+    DocumentShape,
+    infer,
+)
 
 OID = ObjectId("65f0c0ffee00000000000001")
 UID = uuid.UUID("12345678-1234-5678-1234-567812345678")

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from cdc.envelope import KafkaRecord, TopicDecoder
-from floe.changes import OP_COLUMN
+from floe_cdc.capture.envelope import KafkaRecord, TopicDecoder
+from floe_cdc.core.changes import OP_COLUMN
 from tests.conftest import FIXTURES
 from tests.debezium_events import event, field
 
@@ -123,7 +123,7 @@ def test_events_before_an_added_column_take_its_default():
 
 def test_nan_and_infinities_arrive_as_strings_and_decode_as_floats():
     """Kafka Connect's JSON converter writes them as "NaN", "Infinity", "-Infinity"."""
-    from cdc.types import map_field
+    from floe_cdc.capture.types import map_field
 
     for kind, arrow_type in (("float", pa.float32()), ("double", pa.float64())):
         column, convert = map_field({"type": kind, "optional": True, "field": "x"})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from floe.config import load_config
-from pipeline.health import LAGGING, STALLED, TableHealth, reconciliation_alerts, table_alerts
-from soda_checks.reconcile import ReconcileResult
+from floe_cdc.core.config import load_config
+from floe_cdc.pipeline.health import LAGGING, STALLED, TableHealth, reconciliation_alerts, table_alerts
+from floe_cdc.reconcile.reconcile import ReconcileResult
 
 
 def test_lag_and_stalls_over_the_limits_are_alerts_that_name_the_table_and_the_fix(shop_config):

@@ -10,7 +10,7 @@ from pyiceberg.manifest import DataFile, FileFormat
 from pyiceberg.schema import Schema
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
-from iceberg.key_index import KeyIndex
+from floe_cdc.lake.key_index import KeyIndex
 
 POSITION = pa.decimal128(38, 0)
 SCHEMA = Schema(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 
-from floe.changes import OP_COLUMN, Column
-from floe.config import MaintainConfig
-from iceberg.checkpoint import read_checkpoint
-from iceberg.maintenance import expire_snapshots, maintain_table, plan_rewrite, remove_orphan_files
-from iceberg.merge import ConcurrentWriteError, merge_batch
-from iceberg.schema import create_table
+from floe_cdc.core.changes import OP_COLUMN, Column
+from floe_cdc.core.config import MaintainConfig
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.maintenance import expire_snapshots, maintain_table, plan_rewrite, remove_orphan_files
+from floe_cdc.lake.merge import ConcurrentWriteError, merge_batch
+from floe_cdc.lake.schema import create_table
 from tests.batches import make_batch
 from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.test_merge import rows

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyiceberg.catalog.sql import SqlCatalog
 
-from floe.changes import ChangeBatch, Column, make_position
-from floe.errors import SchemaMappingError
-from iceberg.checkpoint import read_checkpoint
-from iceberg.key_index import KeyIndex
-from iceberg.merge import Compaction, ConcurrentWriteError, merge_batch
-from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
-from iceberg.schema import POSITION_FIELD, create_table
+from floe_cdc.core.changes import ChangeBatch, Column, make_position
+from floe_cdc.core.errors import SchemaMappingError
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, merge_batch
+from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
+from floe_cdc.lake.schema import POSITION_FIELD, create_table
 from tests.batches import make_batch
 
 ITEMS = [

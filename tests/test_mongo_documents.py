@@ -11,13 +11,13 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from cdc.mongodb.decoder import DocumentDecoder
-from cdc.mongodb.shape import CONFLICTS_COLUMN, KEY_COLUMN, DocumentShape
-from floe.config import CollectionRef
-from iceberg.checkpoint import read_checkpoint
-from iceberg.lookup import StoredTable
-from iceberg.merge import merge_batch
-from iceberg.schema import create_table
+from floe_cdc.capture.mongodb.decoder import DocumentDecoder
+from floe_cdc.capture.mongodb.shape import CONFLICTS_COLUMN, KEY_COLUMN, DocumentShape
+from floe_cdc.core.config import CollectionRef
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.lookup import StoredTable
+from floe_cdc.lake.merge import merge_batch
+from floe_cdc.lake.schema import create_table
 from tests.debezium_mongo_events import mongo_event
 from tests.mongo_scenario import GHOST_OFFSET, POISON_OFFSET, batches, comparable, expected_documents
 

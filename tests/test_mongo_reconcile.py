@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from floe.config import MongoSource, PipelineConfig
-from pipeline.reconciliation import reconcile
-from pipeline.replay import replay_quarantined
-from pipeline.replication import Replicator
-from soda_checks.mongo_counts import SourceCountError, count_documents
+from floe_cdc.core.config import MongoSource, PipelineConfig
+from floe_cdc.pipeline.reconciliation import reconcile
+from floe_cdc.pipeline.replay import replay_quarantined
+from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.reconcile.mongo_counts import SourceCountError, count_documents
 from tests.mongo_scenario import EXPECTED, batches
 
 PASSWORD = "pw-never-shown"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from floe.config import MongoSource
-from floe.errors import StackError
-from floe_stack.mongodb import check_replica_set, require_replica_sets
+from floe_cdc.core.config import MongoSource
+from floe_cdc.core.errors import StackError
+from floe_cdc.stack.mongodb import check_replica_set, require_replica_sets
 
 PASSWORD = "never-in-messages"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from floe.config import load_config
-from floe.errors import SchemaMappingError
-from iceberg import quarantine
-from iceberg.key_index import KeyIndex
-from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
-from pipeline.replay import replay_quarantined
-from pipeline.replication import Replicator
+from floe_cdc.core.config import load_config
+from floe_cdc.core.errors import SchemaMappingError
+from floe_cdc.lake import quarantine
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, mark_resnapshot
+from floe_cdc.pipeline.replay import replay_quarantined
+from floe_cdc.pipeline.replication import Replicator
 from tests.debezium_events import event, field
 from tests.shop import TOPIC, cycle, rows
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flows.report import format_rows, table_rows
-from iceberg.checkpoint import Checkpoint
-from iceberg.merge import MergeResult
-from soda_checks.reconcile import ReconcileResult
+from floe_cdc.flows.report import format_rows, table_rows
+from floe_cdc.lake.checkpoint import Checkpoint
+from floe_cdc.lake.merge import MergeResult
+from floe_cdc.reconcile.reconcile import ReconcileResult
 
 
 def test_rows_join_merges_checkpoints_checks_failures_and_connectors():
@@ -51,7 +51,7 @@ def test_format_shows_every_value_unwrapped_and_without_markup():
 
 
 def test_the_reconciliation_markdown_shows_the_mode_both_counts_the_correction_and_the_keys():
-    from flows.report import reconciliation_markdown
+    from floe_cdc.flows.report import reconciliation_markdown
 
     failed = ReconcileResult(
         "items", "public.items", 10, 11, False, mode="keys", correction=2, source_position="0/2056B98"
@@ -64,8 +64,8 @@ def test_the_reconciliation_markdown_shows_the_mode_both_counts_the_correction_a
 
 
 def test_the_cycle_summary_and_the_freshness_chart():
-    from flows.freshness import chart
-    from flows.report import cycle_markdown
+    from floe_cdc.flows.freshness import chart
+    from floe_cdc.flows.report import cycle_markdown
 
     rows = table_rows(
         ["orders"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from cdc.envelope import KafkaRecord
-from cdc.notifications import finished_scans
-from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, read_mark
+from floe_cdc.capture.envelope import KafkaRecord
+from floe_cdc.capture.notifications import finished_scans
+from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY, ResnapshotMark, read_mark
 
 
 def notification(offset: int, kind: str, aggregate: str = "Incremental Snapshot", **data: str) -> KafkaRecord:

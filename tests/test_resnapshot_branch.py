@@ -12,13 +12,13 @@ import orjson
 import pytest
 from pyiceberg.table.snapshots import Operation
 
-from floe.changes import ChangeBatch
-from floe.config import MaintainConfig
-from iceberg.append import append_rows
-from iceberg.checkpoint import read_checkpoint
-from iceberg.maintenance import maintain_table
-from iceberg.merge import ConcurrentWriteError
-from iceberg.resnapshot_branch import (
+from floe_cdc.core.changes import ChangeBatch
+from floe_cdc.core.config import MaintainConfig
+from floe_cdc.lake.append import append_rows
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.maintenance import maintain_table
+from floe_cdc.lake.merge import ConcurrentWriteError
+from floe_cdc.lake.resnapshot_branch import (
     BRANCH,
     MainMoved,
     begin_branch,
@@ -26,8 +26,8 @@ from iceberg.resnapshot_branch import (
     drop_branch,
     switch_to_branch,
 )
-from iceberg.schema import create_table
-from pipeline.initial_load import LOAD_KEY, load_state
+from floe_cdc.lake.schema import create_table
+from floe_cdc.pipeline.initial_load import LOAD_KEY, load_state
 from tests.batches import make_batch
 from tests.test_merge import ITEMS, apply, rows
 

@@ -13,8 +13,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
-from iceberg.key_index import KeyIndex
-from iceberg.snapshots import RowDelta, write_position_deletes
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.snapshots import RowDelta, write_position_deletes
 from tests.duckdb_iceberg import duckdb_with_iceberg
 
 POSITION = pa.decimal128(38, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from soda_checks.row_hashes import differences, key_text, layout
+from floe_cdc.reconcile.row_hashes import differences, key_text, layout
 
 
 def test_columns_both_sides_render_alike_are_compared_and_the_others_named():

@@ -1,6 +1,6 @@
 import logging
 
-from floe.secrets import SecretMaskingFilter, mask, register_secret
+from floe_cdc.core.secrets import SecretMaskingFilter, mask, register_secret
 
 
 def test_registered_secrets_and_uri_credentials_are_masked():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from floe.source_snapshot import SourceSnapshot, format_lsn, parse_lsn
+from floe_cdc.core.source_snapshot import SourceSnapshot, format_lsn, parse_lsn
 
 
 def test_a_snapshot_sees_what_committed_before_it_and_not_what_ran_or_came_after():

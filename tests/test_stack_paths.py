@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stack.postgres import cluster_root, reachable
+from floe_cdc.stack.postgres import cluster_root, reachable
 
 
 @pytest.fixture

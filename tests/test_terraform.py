@@ -20,10 +20,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cdc.connectors import render as render_connector
-from cdc.signals import notification_topic, signal_topic
-from cli.main import app
-from floe.config import load_config
+from floe_cdc.capture.connectors import render as render_connector
+from floe_cdc.capture.signals import notification_topic, signal_topic
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import load_config
 from tests.conftest import PROJECT_DIR
 from tests.terraform_cli import TERRAFORM, TerraformRun
 

@@ -13,7 +13,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from pyiceberg.table import Table
 
-from floe.config import split_table_name
+from floe_cdc.core.config import split_table_name
 
 
 def _float32(value: float) -> float:

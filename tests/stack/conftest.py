@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cdc.deploy import apply_connectors
-from floe.config import PipelineConfig, load_config
-from floe_stack.demo.run import seed
-from floe_stack.settings import StackSettings
-from floe_stack.stack import LocalStack
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.stack.demo.run import seed
+from floe_cdc.stack.settings import StackSettings
+from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import write_config
 

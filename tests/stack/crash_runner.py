@@ -29,22 +29,22 @@ def _after(function: Callable) -> Callable:
 
 
 def _arm(stage: str) -> None:
-    import iceberg.merge
-    from pipeline.replication import Replicator
+    from floe_cdc.lake import merge
+    from floe_cdc.pipeline.replication import Replicator
 
     if stage == "after-consume":
         Replicator.consume = _after(Replicator.consume)
     elif stage == "during-write":
-        write = iceberg.merge._dataframe_to_data_files
+        write = merge._dataframe_to_data_files
 
         def write_one_then_die(*args, **kwargs):
             for data_file in write(*args, **kwargs):
                 yield data_file
                 _die()
 
-        iceberg.merge._dataframe_to_data_files = write_one_then_die
+        merge._dataframe_to_data_files = write_one_then_die
     elif stage == "after-commit":
-        iceberg.merge._Merge.run = _after(iceberg.merge._Merge.run)
+        merge._Merge.run = _after(merge._Merge.run)
     elif stage != "none":
         raise SystemExit(f"unknown stage {stage}")
 
@@ -52,6 +52,6 @@ def _arm(stage: str) -> None:
 if __name__ == "__main__":
     config_path, stage = sys.argv[1], sys.argv[2]
     _arm(stage)
-    from flows.replicate import replicate
+    from floe_cdc.flows.replicate import replicate
 
     replicate(config_path=config_path, reconcile_after=False)

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from floe.config import PipelineConfig
-from floe_stack.stack import LocalStack
-from pipeline.replication import Replicator
+from floe_cdc.core.config import PipelineConfig
+from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.stack.stack import LocalStack
 
 Statement = tuple[str, tuple]
 

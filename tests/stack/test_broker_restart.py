@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cdc.deploy import apply_connectors
-from floe.config import load_config
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate_until_caught_up
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack

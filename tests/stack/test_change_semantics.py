@@ -9,16 +9,16 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from cdc.deploy import apply_connectors
-from cli.main import app
-from floe.config import PipelineConfig, load_config
-from floe.errors import ReplicationStopped
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate, replicate_until_caught_up
-from iceberg import quarantine
-from iceberg.catalog import open_catalog
-from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY
-from pipeline.reconciliation import reconcile
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.core.errors import ReplicationStopped
+from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.lake import quarantine
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
+from floe_cdc.pipeline.reconciliation import reconcile
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack

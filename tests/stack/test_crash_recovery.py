@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pyiceberg.table.snapshots import ancestors_of
 
-from cdc.deploy import apply_connectors
-from floe.config import PipelineConfig, load_config
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate_until_caught_up
-from iceberg.catalog import open_catalog
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 

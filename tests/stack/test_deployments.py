@@ -23,11 +23,11 @@ from prefect.deployments import run_deployment
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from pyiceberg.expressions import EqualTo
 
-from cdc.deploy import apply_connectors, resume_source
-from floe.config import load_config
-from floe_stack.stack import LocalStack
-from flows.deployments import deploy
-from iceberg.catalog import open_catalog
+from floe_cdc.capture.deploy import apply_connectors, resume_source
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.deployments import deploy
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import ITEMS, assert_tables_equal, run_sql, write_config
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pyiceberg.expressions import EqualTo
 
-from floe.config import load_config
-from floe_stack.stack import LocalStack
-from iceberg.catalog import open_catalog
-from pipeline.reconciliation import reconcile
+from floe_cdc.core.config import load_config
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.pipeline.reconciliation import reconcile
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.live import Statement, cycle, live_source
 from tests.stack.pipeline import replicated_database, run_sql
 

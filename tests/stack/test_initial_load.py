@@ -28,18 +28,18 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
 
-from cdc.deploy import apply_connectors
-from cli.main import app
-from floe.config import load_config
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate, replicate_until_caught_up
-from flows.resnapshot import resnapshot
-from iceberg.catalog import open_catalog
-from iceberg.checkpoint import read_checkpoint
-from iceberg.resnapshot_branch import BRANCH
-from iceberg.schema import POSITION_COLUMN
-from pipeline.direct_resnapshot import resnapshot_table
-from pipeline.initial_load import LOAD_KEY, TableLoad
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.flows.resnapshot import resnapshot
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.resnapshot_branch import BRANCH
+from floe_cdc.lake.schema import POSITION_COLUMN
+from floe_cdc.pipeline.direct_resnapshot import resnapshot_table
+from floe_cdc.pipeline.initial_load import LOAD_KEY, TableLoad
+from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import assert_tables_equal, remove_replication, run_sql, write_config
 

@@ -8,13 +8,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cdc.connect_client import ConnectClient
-from cdc.deploy import apply_connectors
-from cli.main import app
-from floe.config import load_config
-from floe.errors import ConnectError
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate_until_caught_up
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import load_config
+from floe_cdc.core.errors import ConnectError
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack

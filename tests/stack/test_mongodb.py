@@ -17,16 +17,16 @@ import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cdc.connect_client import ConnectClient
-from cdc.connectors import MONGODB_CONNECTOR, render
-from cdc.deploy import apply_connectors
-from cdc.mongodb.shape import DocumentShape
-from floe.config import PipelineConfig, load_config
-from floe.errors import ConnectError
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate
-from iceberg import quarantine
-from iceberg.catalog import open_catalog
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.capture.connectors import MONGODB_CONNECTOR, render
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.capture.mongodb.shape import DocumentShape
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.core.errors import ConnectError
+from floe_cdc.flows.replicate import replicate
+from floe_cdc.lake import quarantine
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.stack.stack import LocalStack
 from tests.mongo_scenario import batches, comparable, expected_documents
 
 pytestmark = pytest.mark.stack

@@ -19,14 +19,14 @@ import yaml
 from bson import Decimal128, ObjectId
 from pymongo import MongoClient
 
-from cdc.connect_client import ConnectClient
-from cdc.deploy import apply_connectors
-from cdc.mongodb.shape import DocumentShape
-from floe.config import PipelineConfig, load_config
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate_until_caught_up
-from iceberg.catalog import open_catalog
-from pipeline.reconciliation import reconcile
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.capture.mongodb.shape import DocumentShape
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.pipeline.reconciliation import reconcile
+from floe_cdc.stack.stack import LocalStack
 from tests.mongo_scenario import comparable
 
 pytestmark = pytest.mark.stack

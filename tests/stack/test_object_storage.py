@@ -18,14 +18,14 @@ import yaml
 from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Transaction
 
-from floe.config import load_config
-from floe.errors import FloeError, ReplicationFailed, Transient
-from floe_stack.processes import ManagedProcess
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate, replicate_until_caught_up
-from iceberg.catalog import CatalogRefused, new_table, open_catalog
-from iceberg.maintenance import MaintainResult
-from pipeline.maintenance import maintain
+from floe_cdc.core.config import load_config
+from floe_cdc.core.errors import FloeError, ReplicationFailed, Transient
+from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.lake.catalog import CatalogRefused, new_table, open_catalog
+from floe_cdc.lake.maintenance import MaintainResult
+from floe_cdc.pipeline.maintenance import maintain
+from floe_cdc.stack.processes import ManagedProcess
+from floe_cdc.stack.stack import LocalStack
 from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.stack.compare import assert_same_rows
 from tests.stack.pipeline import assert_tables_equal, replicated_database, run_sql

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from cdc.deploy import pause_source, resume_source
-from floe.config import load_config
-from floe.errors import ConfigError
-from floe_stack.stack import LocalStack
-from flows.replicate import replicate, replicate_until_caught_up
-from iceberg.catalog import open_catalog
+from floe_cdc.capture.deploy import pause_source, resume_source
+from floe_cdc.core.config import load_config
+from floe_cdc.core.errors import ConfigError
+from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, replicated_database, run_sql
 
 pytestmark = pytest.mark.stack

@@ -18,12 +18,12 @@ from prefect.client.schemas.sorting import ArtifactSort
 from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
 
-from cdc.connect_client import ConnectClient
-from cli.main import app
-from floe.errors import ReconciliationFailed
-from flows.reconcile import reconcile
-from flows.replicate import replicate, replicate_until_caught_up
-from iceberg.catalog import open_catalog
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.cli.main import app
+from floe_cdc.core.errors import ReconciliationFailed
+from floe_cdc.flows.reconcile import reconcile
+from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.lake.catalog import open_catalog
 from tests.stack.conftest import DATABASE
 from tests.stack.pipeline import assert_tables_equal, run_sql
 

@@ -16,13 +16,13 @@ import yaml
 from pyiceberg.expressions import EqualTo, In
 from typer.testing import CliRunner
 
-from cdc.consumer import ChangeConsumer
-from cdc.deploy import apply_connectors
-from cli.main import app
-from floe.config import PipelineConfig, load_config
-from floe_stack.stack import LocalStack
-from iceberg.catalog import open_catalog
-from iceberg.resnapshot_mark import RESNAPSHOT_PROPERTY
+from floe_cdc.capture.consumer import ChangeConsumer
+from floe_cdc.capture.deploy import apply_connectors
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
+from floe_cdc.stack.stack import LocalStack
 from tests.stack.live import Statement, caught_up, live_source
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 

@@ -6,8 +6,8 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from floe_stack.stack import LocalStack
+from floe_cdc.cli.main import app
+from floe_cdc.stack.stack import LocalStack
 
 pytestmark = pytest.mark.stack
 

@@ -21,13 +21,13 @@ import yaml
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from cdc.connect_client import ConnectClient
-from cli.main import app
-from floe.config import load_config
-from floe_stack.processes import ManagedProcess
-from floe_stack.stack import LocalStack
-from flows.deployments import prefect_cli
-from flows.replicate import replicate_until_caught_up
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.cli.main import app
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.deployments import prefect_cli
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.stack.processes import ManagedProcess
+from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
 from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
 from tests.terraform_cli import TerraformRun

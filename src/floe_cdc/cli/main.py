@@ -1,0 +1,401 @@
+"""The ``floe`` command line: the production commands; ``cli.stack`` adds the local stack's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from floe_cdc.cli import common
+from floe_cdc.cli.common import (
+    PROJECT_DIR,
+    ConfigOption,
+    TablesOption,
+    fail,
+    hide_tracebacks,
+    prefect_env,
+    setup_logging,
+    writing_to,
+)
+from floe_cdc.cli.stack import demo, stack_app
+from floe_cdc.core.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
+from floe_cdc.core.secrets import masked_line
+
+if TYPE_CHECKING:
+    from floe_cdc.pipeline.initial_load import TableLoad
+
+app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(connectors_app, name="connectors")
+quarantine_app = typer.Typer(
+    help="Change events set aside because they could not be applied.", no_args_is_help=True
+)
+app.add_typer(quarantine_app, name="quarantine")
+terraform_app = typer.Typer(help="Floe's own Terraform provider, for infra/terraform/envs/local.")
+app.add_typer(terraform_app, name="terraform")
+app.command()(demo)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks of errors (for bug reports)")
+    ] = False,
+) -> None:
+    common.VERBOSE = verbose
+    setup_logging()
+    hide_tracebacks()
+
+
+def run() -> None:
+    """The ``floe`` console script: an error no command anticipated is one line, not a traceback."""
+    try:
+        app(standalone_mode=True)
+    except Exception as exc:
+        if common.VERBOSE:
+            raise
+        typer.secho(
+            f"error: {type(exc).__name__}: {masked_line(exc)} (run 'floe --verbose ...' for the traceback)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(1)
+
+
+@connectors_app.command("apply")
+def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Create or update the Debezium connectors of every source, validated by Connect first. The
+    tables of a new source with initial_load: direct are loaded into Iceberg first."""
+    from floe_cdc.capture.deploy import apply_connectors
+    from floe_cdc.core.config import load_config
+    from floe_cdc.pipeline.initial_load import load_direct_sources
+
+    try:
+        pipeline = load_config(config)
+        for load in load_direct_sources(pipeline, progress=_echo_load):
+            typer.echo(f"{load.source}: loaded {sum(t.rows for t in load.tables):,} rows directly")
+        for name, state in apply_connectors(pipeline).items():
+            typer.echo(f"{name}: {state}")
+    except FloeError as exc:
+        fail(exc)
+
+
+def _echo_load(table: TableLoad) -> None:
+    typer.echo(
+        f"  {table.table}: {table.rows:,} rows in {table.chunks} chunks{' (done)' if table.done else ''}"
+    )
+
+
+@connectors_app.command("status")
+def connectors_status(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Show the state of each source's connector and its tasks; exit 1 unless all are RUNNING."""
+    from floe_cdc.capture.deploy import connector_states
+    from floe_cdc.core.config import load_config
+
+    try:
+        states = connector_states(load_config(config))
+    except FloeError as exc:
+        fail(exc)
+    for state in states:
+        typer.echo(f"{state.name}: {state.state}")
+    failures = [state.failure for state in states if state.failure]
+    if failures:
+        fail(ConnectRejected("; ".join(failures)))
+    if not all(state.running for state in states):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def replicate(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    once: Annotated[
+        bool, typer.Option("--once/--follow", help="One cycle, or cycles until interrupted")
+    ] = True,
+) -> None:
+    """Run the replicate flow: consume, merge into Iceberg, reconcile."""
+    prefect_env()
+    from floe_cdc.core.config import load_config
+    from floe_cdc.flows.replicate import replicate as replicate_flow
+    from floe_cdc.flows.report import format_rows
+
+    stop = _stop_after_cycle() if not once else threading.Event()
+    try:
+        interval = load_config(config).replicate.follow_interval_seconds
+        while not stop.is_set():
+            try:
+                rows = replicate_flow(config_path=str(config), tables=tables)
+                typer.echo(format_rows(rows))
+            except FloeError as exc:
+                if once or not isinstance(exc, Transient):
+                    raise  # a terminal error needs a person: following on would repeat it forever
+                # A transient cause may pass: the failing table is retried next cycle, others advance.
+                logging.getLogger("floe.replicate").error("cycle failed, retrying: %s", exc)
+            if once:
+                return
+            stop.wait(interval)
+    except FloeError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        pass
+    typer.echo("stopped")
+
+
+def _stop_after_cycle() -> threading.Event:
+    """Ctrl-C (or SIGTERM) in ``--follow`` lets the running cycle finish its commits and Prefect
+    report its run, then stops; a second Ctrl-C interrupts at once."""
+    stop = threading.Event()
+
+    def request(signum: int, frame: object) -> None:
+        typer.echo("stopping after this cycle (Ctrl-C again to interrupt it)", err=True)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request)
+    signal.signal(signal.SIGTERM, request)
+    return stop
+
+
+@app.command()
+def reconcile(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="count: counts now; exact: counts at a source position, corrected for the changes "
+            "Iceberg applied beyond it (PostgreSQL); keys: exact, and name the keys whose rows differ",
+        ),
+    ] = "count",
+    wait_seconds: Annotated[
+        float, typer.Option("--wait-seconds", help="exact/keys: how long Iceberg may take to catch up")
+    ] = 300.0,
+) -> None:
+    """Run the reconcile flow: source tables against Iceberg tables, through Soda."""
+    prefect_env()
+    from floe_cdc.flows.reconcile import reconcile as reconcile_flow
+    from floe_cdc.pipeline.reconciliation import check_mode
+
+    try:
+        check_mode(mode)
+        rows = reconcile_flow(config_path=str(config), tables=tables, mode=mode, wait_seconds=wait_seconds)
+    except ReconciliationFailed as exc:
+        rows = exc.rows
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
+        correction = f" correction={row['correction']:+d}" if row["mode"] != "count" else ""
+        typer.echo(
+            f"{row['table']:<20} {outcome:<6} source={row['source_count']}{correction} "
+            f"iceberg={row['iceberg_count']} quarantined={row['quarantined']}"
+            + (f" ({row['error']})" if row["error"] else "")
+        )
+        for key in row["differing_keys"]:
+            typer.echo(f"    differs: {key}")
+    if not all(row["passed"] for row in rows):
+        raise typer.Exit(code=1)
+
+
+SourceOption = Annotated[str, typer.Option("--source", help="Source name, as in floe.yaml")]
+
+
+@app.command()
+def pause(source: SourceOption, config: ConfigOption = Path("floe.yaml")) -> None:
+    """Pause a source: its connector stops and replicate leaves its tables alone."""
+    _switch_source("pause", source, config)
+
+
+@app.command()
+def resume(source: SourceOption, config: ConfigOption = Path("floe.yaml")) -> None:
+    """Resume a paused source: its connector reads on and replicate merges its tables again."""
+    _switch_source("resume", source, config)
+
+
+def _switch_source(action: str, source: str, config: Path) -> None:
+    prefect_env()
+    from floe_cdc.flows import pause as flows
+
+    try:
+        row = getattr(flows, action)(source=source, config_path=str(config))
+    except FloeError as exc:
+        fail(exc)
+    typer.echo(f"{row['source']}: {action}d ({row['connector']} {row['state']})")
+
+
+@app.command()
+def maintain(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Run the maintain flow: rewrite files with many deletes, compact small files, expire
+    snapshots and remove orphan files. Safe while replicate runs."""
+    prefect_env()
+    from floe_cdc.flows.maintain import maintain as maintain_flow
+
+    try:
+        rows = maintain_flow(config_path=str(config), tables=tables)
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        typer.echo(
+            f"{row['table']:<20} rewrote {row['files_rewritten']} files into {row['files_written']}, "
+            f"retired {row['delete_files_removed']} delete files, "
+            f"expired {row['snapshots_expired']} snapshots, "
+            f"removed {row['orphan_files_removed']} orphan files"
+            + (f" ({row['notes']})" if row["notes"] else "")
+        )
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+    all_entries: Annotated[bool, typer.Option("--all", help="Also replayed and superseded entries")] = False,
+) -> None:
+    """Show quarantined events: table, topic, partition, offset, status and reason."""
+    from floe_cdc.core.config import load_config
+    from floe_cdc.lake import quarantine
+    from floe_cdc.lake.catalog import open_catalog
+
+    try:
+        loaded = load_config(config)
+        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg)
+        rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
+    except FloeError as exc:
+        fail(exc)
+    for row in rows:
+        typer.echo(
+            f"{row['table']:<20} {row['topic']}[{row['partition']}]@{row['offset']:<8} {row['status']:<10} "
+            f"{row['quarantined_at']:%Y-%m-%d %H:%M:%S}  {row['error']}"
+        )
+    typer.echo(f"{len(rows)} {'entries' if all_entries else 'pending entries'}")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
+    """Re-apply pending quarantined events, after their cause is fixed; never duplicates a row."""
+    from floe_cdc.core.config import load_config
+    from floe_cdc.pipeline.replay import replay_quarantined
+
+    try:
+        outcomes = replay_quarantined(load_config(config), tables)
+    except FloeError as exc:
+        fail(exc)
+    if not outcomes:
+        typer.echo("nothing to replay: no pending quarantined events")
+    for outcome in outcomes:
+        detail = f" ({outcome.error})" if outcome.error else ""
+        typer.echo(
+            f"{outcome.table}: {outcome.replayed} replayed, {outcome.still_failing} still failing{detail}"
+        )
+    if any(outcome.still_failing for outcome in outcomes):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def resnapshot(
+    config: ConfigOption = Path("floe.yaml"),
+    tables: TablesOption = None,
+) -> None:
+    """Read tables again from the source while replication goes on (Debezium incremental snapshot;
+    blocking for MongoDB; read here, straight into Iceberg, for sources with initial_load:
+    direct); ends equal to the source."""
+    from floe_cdc.core.config import load_config
+    from floe_cdc.pipeline.direct_resnapshot import resnapshot_table, split_direct
+    from floe_cdc.pipeline.resnapshot import request_resnapshot
+
+    try:
+        if not tables:
+            raise ConfigError("name each table to read again with --table (e.g. --table orders)")
+        pipeline = load_config(config)
+        direct, others = split_direct(pipeline, tables)
+        for source, ref in direct:
+            read = resnapshot_table(pipeline, source, ref, progress=_echo_load)
+            typer.echo(
+                f"{ref.target_name}: re-snapshotted directly, {read.rows:,} rows read from "
+                f"{source.source_table(ref)}; the next 'floe replicate' applies the changes made meanwhile"
+            )
+        for line in request_resnapshot(pipeline, others) if others else []:
+            typer.echo(line)
+    except FloeError as exc:
+        fail(exc)
+
+
+@app.command()
+def render(
+    config: ConfigOption = Path("floe.yaml"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSON files")] = Path("rendered"),
+) -> None:
+    """Write what Terraform applies as JSON (connectors, topics, PostgreSQL replication objects,
+    Prefect objects), with every secret left out; infra/terraform's modules read it."""
+    prefect_env()
+    from floe_cdc.capture import infrastructure
+    from floe_cdc.core.config import load_config
+    from floe_cdc.flows.deployments import config_reference
+    from floe_cdc.flows.infrastructure import prefect_objects
+
+    try:
+        pipeline = load_config(config)
+        files = {
+            "connectors.json": infrastructure.connectors(pipeline),
+            "topics.json": infrastructure.topics(pipeline),
+            "postgres.json": infrastructure.replication(pipeline),
+            "prefect.json": prefect_objects(
+                pipeline, config_reference(config.resolve(), PROJECT_DIR), PROJECT_DIR
+            ),
+        }
+        with writing_to("--out", out):
+            out.mkdir(parents=True, exist_ok=True)
+            for name, data in files.items():
+                (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        typer.echo(f"wrote {', '.join(files)} to {out}")
+    except FloeError as exc:
+        fail(exc)
+
+
+@app.command()
+def deploy(config: ConfigOption = Path("floe.yaml")) -> None:
+    """Register the deployments (prefect.yaml, and replicate per source) and the alert automations."""
+    prefect_env()
+    from floe_cdc.flows.deployments import deploy as deploy_flows
+
+    try:
+        for line in deploy_flows(config.resolve(), PROJECT_DIR):
+            typer.echo(line)
+    except FloeError as exc:
+        fail(exc)
+
+
+@terraform_app.command("setup")
+def terraform_setup(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the provider mirror and the CLI configuration go")
+    ] = Path(".floe/terraform"),
+    plugin_mirror: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plugin-mirror",
+            help="A filesystem mirror of other providers (hashicorp/aws) for machines without a registry",
+        ),
+    ] = None,
+) -> None:
+    """Install Floe's Terraform provider (floe/floe) into a filesystem mirror and write the CLI
+    configuration that finds it; export TF_CLI_CONFIG_FILE as printed before 'terraform init'."""
+    from floe_cdc.terraform.mirror import install
+
+    mirrors = plugin_mirror or []
+    try:
+        for mirror in mirrors:
+            if not mirror.is_dir():
+                raise ConfigError(f"--plugin-mirror {mirror} is not a directory; give the folder of a mirror")
+        with writing_to("--dir", directory):
+            config = install(directory, mirrors)
+        typer.echo(f"export TF_CLI_CONFIG_FILE={config.resolve()}")
+    except FloeError as exc:
+        fail(exc)

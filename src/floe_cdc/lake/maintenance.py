@@ -1,0 +1,256 @@
+"""Table maintenance: rewrite files with many deletes, compact small files, expire snapshots and
+remove files no snapshot needs.
+
+Merge-on-read merges make every cycle cheap by leaving work for readers: each merge adds a
+small data file and position delete files, which every scan must open and apply. Maintenance
+pays that back in bulk. It runs beside ``replicate`` without a lock: each rewrite is planned on
+one snapshot and its commit asserts that snapshot, so a merge that lands in between makes the
+rewrite fail and be planned again (never the reverse: a rewrite committed on a stale plan would
+bring back rows the merge deleted). A merge that loses the race to a rewrite fails the same way
+and is applied by the next cycle, from the offsets in the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from pyarrow.fs import FileSelector, FileType
+from pyiceberg.exceptions import CommitFailedException, ValidationException
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent
+from pyiceberg.table import FileScanTask, Table, TableProperties
+
+from floe_cdc.core.config import MaintainConfig
+from floe_cdc.lake.checkpoint import OFFSETS_KEY
+from floe_cdc.lake.snapshots import RewriteFiles
+
+log = logging.getLogger("floe.maintain")
+
+MB = 1024 * 1024
+# A file under this share of the target size is small (Iceberg's own default for compaction).
+_SMALL_SHARE = 0.75
+# A rewrite that keeps losing to merges gives up for this run; the next run tries again.
+_ATTEMPTS = 3
+
+
+@dataclass
+class MaintainResult:
+    """What one table's maintenance did, for the report."""
+
+    table: str
+    files_rewritten: int = 0
+    delete_files_removed: int = 0
+    files_written: int = 0
+    snapshots_expired: int = 0
+    orphan_files_removed: int = 0
+    conflicts: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Data files rewritten in one commit, and the delete files that retire with them."""
+
+    tasks: list[FileScanTask]
+    retired: list[DataFile]
+
+
+def _deleted_rows(task: FileScanTask) -> int:
+    return sum(d.record_count for d in task.delete_files if d.content == DataFileContent.POSITION_DELETES)
+
+
+def _live_delete_files(table: Table) -> dict[str, DataFile]:
+    snapshot = table.current_snapshot()
+    files: dict[str, DataFile] = {}
+    for manifest in snapshot.manifests(table.io) if snapshot else []:
+        if manifest.content == ManifestContent.DELETES:
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                files[entry.data_file.file_path] = entry.data_file
+    return files
+
+
+def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
+    """Data files whose deleted share passes the threshold, and small files, packed into groups
+    of about the target size."""
+    tasks = list(table.scan().plan_files())
+    target = settings.target_file_size_mb * MB
+    deleted = {t.file.file_path: _deleted_rows(t) for t in tasks}
+    dirty = [
+        t for t in tasks if deleted[t.file.file_path] >= settings.delete_ratio * max(t.file.record_count, 1)
+    ]
+    dirty_paths = {t.file.file_path for t in dirty}
+    small = [
+        t
+        for t in tasks
+        if t.file.file_path not in dirty_paths and t.file.file_size_in_bytes < _SMALL_SHARE * target
+    ]
+    # Small files join any rewrite that happens anyway; alone, only once there are enough.
+    chosen = dirty + (small if dirty or len(small) >= settings.min_small_files else [])
+    groups: list[_Group] = []
+    size = 0.0
+    for task in sorted(chosen, key=lambda t: t.file.file_size_in_bytes):
+        live_share = max(0.0, 1 - deleted[task.file.file_path] / max(task.file.record_count, 1))
+        live = task.file.file_size_in_bytes * live_share
+        if not groups or size + live > target:
+            groups.append(_Group([], []))
+            size = 0
+        groups[-1].tasks.append(task)
+        size += live
+    # A delete file retires with the group holding every data file it applies to. One that
+    # applies to none (its data file was removed by a copy-on-write commit) is dead weight for
+    # readers and retires with the first group. One spanning groups waits: once its data files
+    # are rewritten it applies to none, and the next run retires it.
+    group_of = {t.file.file_path: i for i, g in enumerate(groups) for t in g.tasks}
+    applies_to: dict[str, set[str]] = {}
+    for task in tasks:
+        for delete_file in task.delete_files:
+            applies_to.setdefault(delete_file.file_path, set()).add(task.file.file_path)
+    for path, delete_file in _live_delete_files(table).items():
+        targets = applies_to.get(path, set())
+        owners = {group_of.get(p) for p in targets}
+        if not targets:
+            groups = groups or [_Group([], [])]
+            groups[0].retired.append(delete_file)
+        elif len(owners) == 1 and None not in owners:
+            groups[owners.pop()].retired.append(delete_file)
+    return groups
+
+
+def _rewrite_group(table: Table, group: _Group, target: int) -> int:
+    """Read the group's live rows and commit them as new files in place of the old ones."""
+    with table.transaction() as tx:
+        metadata = tx.table_metadata
+        written: list[DataFile] = []
+        if group.tasks:
+            rows = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(group.tasks)
+            properties = {**metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(target)}
+            sized = metadata.model_copy(update={"properties": properties})
+            if rows.num_rows:
+                written = list(_dataframe_to_data_files(table_metadata=sized, df=rows, io=table.io))
+        rewrite = RewriteFiles(tx)
+        for task in group.tasks:
+            rewrite.delete_data_file(task.file)
+        for delete_file in group.retired:
+            rewrite.remove_delete_file(delete_file)
+        for data_file in written:
+            rewrite.append_data_file(data_file)
+        rewrite.commit()
+    return len(written)
+
+
+def rewrite_files(table: Table, settings: MaintainConfig, result: MaintainResult) -> None:
+    """Rewrite what the plan selects, one commit per group."""
+    target = settings.target_file_size_mb * MB
+    for group in plan_rewrite(table, settings):
+        result.files_written += _rewrite_group(table, group, target)
+        result.files_rewritten += len(group.tasks)
+        result.delete_files_removed += len(group.retired)
+
+
+def _beside_merges(table: Table, result: MaintainResult, step: str, action: Callable[[], None]) -> None:
+    """Run *action*, which plans on the table's current snapshot and commits on it; when a merge
+    committed in between, the commit is refused, and the action is planned again from the new
+    snapshot (up to three times, then the next run tries)."""
+    for _ in range(_ATTEMPTS):
+        try:
+            action()
+            return
+        except (CommitFailedException, ValidationException) as exc:
+            result.conflicts += 1
+            log.info("%s of %s lost a race with a merge (%s); trying again", step, result.table, exc)
+            table.refresh()
+    result.notes.append(f"{step} gave up after {_ATTEMPTS} races with merges; the next run tries again")
+
+
+def expire_snapshots(table: Table, retention_hours: float) -> int:
+    """Expire snapshots older than the retention, keeping every branch and tag head and the
+    chain from the current snapshot back to the newest one holding Floe's checkpoint (a restart
+    reads its offsets there)."""
+    metadata = table.metadata
+    cutoff = time.time() * 1000 - retention_hours * 3600 * 1000
+    keep = {s.snapshot_id for s in metadata.snapshots if s.timestamp_ms >= cutoff}
+    keep |= {ref.snapshot_id for ref in metadata.refs.values()}
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        keep.add(snapshot.snapshot_id)
+        if snapshot.summary.get(OFFSETS_KEY) is not None:
+            break
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    expired = [s.snapshot_id for s in metadata.snapshots if s.snapshot_id not in keep]
+    if expired:
+        table.maintenance.expire_snapshots().by_ids(expired).commit()
+    return len(expired)
+
+
+def _bare(path: str) -> str:
+    """A file path without its scheme, as file system listings name it."""
+    parsed = urlparse(path)
+    return f"{parsed.netloc}{parsed.path}" if parsed.scheme not in ("", "file") else parsed.path
+
+
+def _referenced(table: Table) -> set[str]:
+    """Every data, delete, manifest and manifest-list file a snapshot of *table* still uses."""
+    seen_manifests: set[str] = set()
+    files: set[str] = set()
+    for snapshot in table.metadata.snapshots:
+        files.add(_bare(snapshot.manifest_list))
+        for manifest in snapshot.manifests(table.io):
+            if manifest.manifest_path in seen_manifests:
+                continue
+            seen_manifests.add(manifest.manifest_path)
+            files.add(_bare(manifest.manifest_path))
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                files.add(_bare(entry.data_file.file_path))
+    return files
+
+
+def remove_orphan_files(table: Table, min_age_hours: float) -> int:
+    """Delete data and manifest files under the table's location that no snapshot uses and that
+    are older than *min_age_hours* (younger ones may belong to a commit in flight). Metadata
+    JSON files are the catalog's history and are left to ``write.metadata.*`` properties."""
+    io = table.io
+    if not isinstance(io, PyArrowFileIO):
+        raise NotImplementedError(f"listing files needs pyiceberg's PyArrowFileIO, not {type(io).__name__}")
+    scheme, netloc, path = PyArrowFileIO.parse_location(table.location())
+    fs = io.fs_by_scheme(scheme, netloc)
+    referenced = _referenced(table)
+    cutoff = time.time() - min_age_hours * 3600
+    removed = 0
+    for info in fs.get_file_info(FileSelector(path, recursive=True, allow_not_found=True)):
+        if info.type != FileType.File or not info.path.endswith((".parquet", ".avro")):
+            continue
+        if _bare(info.path) in referenced or info.mtime is None or info.mtime.timestamp() > cutoff:
+            continue
+        fs.delete_file(info.path)
+        removed += 1
+    return removed
+
+
+def maintain_table(table: Table, name: str, settings: MaintainConfig) -> MaintainResult:
+    """Rewrite, expire, then remove what neither the table nor a recent writer needs."""
+    result = MaintainResult(name)
+
+    def expire() -> None:
+        result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
+
+    _beside_merges(table, result, "rewrite", lambda: rewrite_files(table, settings, result))
+    _beside_merges(table, result, "snapshot expiry", expire)
+    result.orphan_files_removed = remove_orphan_files(table, settings.orphan_min_age_hours)
+    log.info(
+        "maintained %s: %d files rewritten into %d, %d delete files retired, %d snapshots expired, "
+        "%d orphan files removed",
+        name,
+        result.files_rewritten,
+        result.files_written,
+        result.delete_files_removed,
+        result.snapshots_expired,
+        result.orphan_files_removed,
+    )
+    return result

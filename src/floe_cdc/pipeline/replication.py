@@ -1,0 +1,341 @@
+"""One replication cycle as plain functions: read checkpoints, consume, decode, merge.
+
+Prefect flows call these; tests call them directly. Each table's commit carries its own Kafka
+offsets, so tables advance independently and a failure in one never rewinds another. Events
+that cannot be applied go to the quarantine table before the table's commit, so a crash in
+between loses nothing (recording them again is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyiceberg.table import Table
+
+from floe_cdc.capture.consumer import ChangeConsumer, ConsumedRecords
+from floe_cdc.capture.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
+from floe_cdc.capture.mongodb.decoder import DocumentDecoder
+from floe_cdc.capture.mongodb.shape import KEY_COLUMN
+from floe_cdc.capture.source_catalog import column_ids
+from floe_cdc.core.changes import ChangeBatch, Quarantined, with_current_names
+from floe_cdc.core.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
+from floe_cdc.core.errors import SchemaMappingError
+from floe_cdc.lake import quarantine
+from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog
+from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.lookup import StoredTable
+from floe_cdc.lake.merge import Compaction, MergeResult, merge_batch
+from floe_cdc.lake.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
+from floe_cdc.lake.schema import column_history, create_table
+from floe_cdc.pipeline.snapshot_completion import Completion, finished_snapshots
+
+log = logging.getLogger("floe.replication")
+
+# Key indexes by catalog and namespace, then by table, for the life of the process: a
+# ``--follow`` loop runs each cycle as a new flow run with a new Replicator, and rebuilding a
+# large table's index every cycle would cost what merge-on-read saves. Each merge checks that an
+# index describes the table's current snapshot, and rebuilds it otherwise (another writer, a
+# maintenance rewrite), so a kept index is never trusted blindly.
+_KEY_INDEXES: dict[tuple[str, ...], dict[str, KeyIndex]] = {}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A replicated table: where its changes come from and where they go."""
+
+    source: Source
+    table: TargetRef
+
+    @property
+    def name(self) -> str:
+        return self.table.target_name
+
+    @property
+    def topic(self) -> str:
+        return self.source.topic_for(self.table)
+
+
+@dataclass
+class TableChanges:
+    """One table's change events of a cycle: the records as read and their decoded batch.
+
+    The records travel with the batch because merging needs them again: to quarantine them all
+    under the ``quarantine`` policy, to supersede quarantined entries, and to decode them again
+    when a column turns out to have been renamed.
+    """
+
+    records: list[KafkaRecord]
+    batch: ChangeBatch
+
+    @property
+    def table(self) -> str:
+        return self.batch.table
+
+
+class Replicator:
+    """Holds the long-lived parts of replication (catalog, consumer, schema caches)."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        tables: list[str] | None = None,
+        column_lookup: Callable[[PostgresSource, TableRef], dict[str, int]] = column_ids,
+    ) -> None:
+        """*column_lookup* reads a source table's column ids (its catalog, by default)."""
+        self.config = config
+        self.column_lookup = column_lookup
+        self.targets = {t.target_name: Target(s, t) for s, t in config.tables(tables)}
+        self.catalog = open_catalog(config.iceberg)
+        self._consumer: ChangeConsumer | None = None
+        self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
+        self._quarantine: Table | None = None
+        where = (
+            config.iceberg.namespace,
+            *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
+        )
+        self.indexes = _KEY_INDEXES.setdefault(where, {})
+        self.compaction = Compaction.of(config.replicate)
+
+    def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
+        source = target.source
+        if isinstance(source, MongoSource):
+            return DocumentDecoder(
+                target.name, source.name, source.database, target.table, lambda: self._stored(target.name)
+            )
+        return TopicDecoder(target.name, source.name, source.source_table(target.table))
+
+    @property
+    def consumer(self) -> ChangeConsumer:
+        if self._consumer is None:
+            self._consumer = ChangeConsumer(self.config.kafka)
+        return self._consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def __enter__(self) -> Replicator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def quarantine_table(self) -> Table:
+        if self._quarantine is None:
+            self._quarantine = quarantine.open_quarantine(self.catalog, self.config.iceberg)
+        return self._quarantine
+
+    def _stored(self, name: str) -> StoredTable | None:
+        table = self.load(name)
+        return StoredTable(table, KEY_COLUMN) if table is not None else None
+
+    def load(self, name: str) -> Table | None:
+        return load_table(self.catalog, self.config.iceberg.namespace, name)
+
+    def checkpoints(self) -> dict[str, Checkpoint]:
+        return {name: read_checkpoint(self.load(name)) for name in self.targets}
+
+    def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
+        """Read available changes from each table's checkpoint on and decode them per table;
+        a table whose re-snapshot has finished gets its completion with them."""
+        reading = [name for name in self.targets if RESNAPSHOT_BRANCH in checkpoints[name].refs]
+        for name in reading:
+            log.info("%s is being re-snapshotted directly; its changes wait in Kafka until it is read", name)
+        active = {name: target for name, target in self.targets.items() if name not in reading}
+        targets = {name: (target.source, target.table) for name, target in active.items()}
+        finished = finished_snapshots(self.consumer, targets, checkpoints)
+        start: dict[str, dict[int, int]] = {}
+        stamps: dict[str, dict[int, int]] = {}
+        for name, target in active.items():
+            start[target.topic] = checkpoints[name].offsets.get(target.topic, {})
+            stamps[target.topic] = checkpoints[name].stamps.get(target.topic, {})
+        settings = self.config.replicate
+        consumed = self.consumer.consume(
+            start,
+            [t.topic for t in active.values()],
+            max_events=settings.max_events,
+            max_seconds=settings.max_seconds,
+            idle_seconds=settings.idle_seconds,
+            stamps=stamps,
+        )
+        changes = self.decode(consumed.by_topic, checkpoints)
+        for completion in finished.values():
+            self._complete(changes, checkpoints[completion.table], completion)
+        log.info(
+            "consumed %d events for %d tables (%s)", consumed.count, len(changes), consumed.stopped_because
+        )
+        return changes, consumed
+
+    def _complete(
+        self, changes: dict[str, TableChanges], checkpoint: Checkpoint, completion: Completion
+    ) -> None:
+        """Let the table's batch carry *completion* once the table holds the whole scan; a table
+        without changes this cycle gets an empty batch for it."""
+        target = self.targets[completion.table]
+        current = changes.get(target.name)
+        offsets = dict(checkpoint.offsets.get(target.topic, {}))
+        if current is not None:
+            offsets.update(current.batch.offsets.get(target.topic, {}))
+        if not completion.reached(offsets):
+            return
+        if current is None:
+            table = self.load(target.name)
+            if table is None:
+                return
+            schema = table.schema()
+            key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+            source_table = target.source.source_table(target.table)
+            batch = ChangeBatch.empty(target.name, target.source.name, source_table, key)
+            current = changes[target.name] = TableChanges([], batch)
+        current.batch.snapshot_completed = completion.floor
+        log.info(
+            "re-snapshot of %s complete (%s rows scanned): stored rows positioned below %s that were not "
+            "read again go",
+            target.name,
+            completion.scan.rows,
+            completion.floor,
+        )
+
+    def decode(
+        self, by_topic: dict[str, list[KafkaRecord]], checkpoints: dict[str, Checkpoint] | None = None
+    ) -> dict[str, TableChanges]:
+        """Each table's records with their decoded batch; the table properties read with
+        *checkpoints* spare loading each table again."""
+        changes = {}
+        for target in self.targets.values():
+            records = by_topic.get(target.topic)
+            if records:
+                properties = checkpoints[target.name].table_properties if checkpoints else None
+                batch = self.decode_table(target.name, records, properties)
+                changes[target.name] = TableChanges(records, batch)
+        return changes
+
+    def decode_table(
+        self, name: str, records: list[KafkaRecord], properties: dict[str, str] | None = None
+    ) -> ChangeBatch:
+        """Decode *records* of one table, taking columns renamed at the source by their new name
+        (from the table's *properties*, loaded when not given)."""
+        decoder = self.decoders[self.targets[name].topic]
+        if isinstance(decoder, TopicDecoder):
+            if properties is None:
+                table = self.load(name)
+                properties = dict(table.properties) if table is not None else {}
+            decoder.column_history = column_history(properties)
+        return decoder.decode(records)
+
+    def identify_columns(
+        self, batch: ChangeBatch, table: Table | None, records: list[KafkaRecord]
+    ) -> ChangeBatch:
+        """The batch with its columns' source identities; decoded again if a column was renamed.
+
+        The source is asked only when the batch names a column that Iceberg or the recorded
+        identities do not know yet (a new table, a new or a renamed column).
+        """
+        target = self.targets[batch.table]
+        decoder = self.decoders[target.topic]
+        if not isinstance(target.source, PostgresSource) or not isinstance(decoder, TopicDecoder):
+            return batch
+        history = column_history(table.properties if table is not None else {})
+        names = {column.name for column in batch.columns}
+        known = set(table.schema().column_names) if table is not None else set()
+        if names - (known & {seen[-1] for seen in history.values()}):
+            current = self.column_lookup(target.source, target.table)
+            history = with_current_names(history, current, sorted(names))
+            if history != decoder.column_history:
+                decoder.column_history = history
+                batch = decoder.decode(records)
+        batch.column_history = history
+        return batch
+
+    def prepare(self, changes: TableChanges) -> tuple[ChangeBatch, Table]:
+        """The batch with its columns identified, and its Iceberg table (created the first time).
+        The first step of merging, for a cycle and for a replay alike."""
+        table = self.load(changes.table)
+        batch = self.identify_columns(changes.batch, table, changes.records)
+        if table is None:
+            table = create_table(self.catalog, self.config.iceberg.namespace, batch)
+            log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
+        return batch, table
+
+    def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
+        """Quarantine what cannot be applied, then merge the rest in one commit. A catalog or object
+        store that goes away on the way is a transient error: the next cycle applies the batch again."""
+        try:
+            return self._merge(changes, checkpoint)
+        except AWAY as exc:
+            raise away_error(changes.table, exc) from exc
+
+    def _merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
+        batch, table = self.prepare(changes)
+        self.set_aside(batch.quarantined)
+        try:
+            result = merge_batch(table, batch, checkpoint, self.indexes, self.compaction)
+        except SchemaMappingError as exc:
+            if self.targets[batch.table].table.on_incompatible_change != "quarantine":
+                raise
+            self.set_aside([quarantine_record(batch.table, r, str(exc)) for r in changes.records])
+            result = merge_batch(table, batch.without_rows(), checkpoint, self.indexes, self.compaction)
+            result.quarantined = len(changes.records)
+        self._supersede(batch, changes.records)
+        log.info(
+            "merged %s: %d events -> +%d ~%d -%d rows, %d replayed, %d quarantined%s (snapshot %s)",
+            batch.table,
+            result.events,
+            result.inserted,
+            result.updated,
+            result.deleted,
+            result.replayed,
+            result.quarantined,
+            ", truncated" if result.truncated else "",
+            result.snapshot_id,
+        )
+        for change in result.schema_changes:
+            log.info("schema of %s: %s", batch.table, change)
+        return result
+
+    def set_aside(self, items: list[Quarantined]) -> None:
+        if not items:
+            return
+        key_texts = {item.key: canonical_key(item.key) for item in items}
+        added = quarantine.record(self.quarantine_table, items, key_texts)
+        for item in items[:20]:
+            log.error(
+                "quarantined an event of table %s (topic %s, partition %d, offset %d): %s. "
+                "Fix the cause, then run 'floe quarantine replay --table %s'",
+                item.table,
+                item.topic,
+                item.partition,
+                item.offset,
+                item.error,
+                item.table,
+            )
+        if len(items) > 20:
+            log.error("... and %d more quarantined events; see 'floe quarantine list'", len(items) - 20)
+        log.info("%d new entries in the quarantine table", added)
+
+    def _supersede(self, batch: ChangeBatch, records: list[KafkaRecord]) -> None:
+        """Entries of this table whose key has since been changed by a merged event are obsolete."""
+        pending = quarantine.entries(self.quarantine_table, [batch.table])
+        if pending.num_rows == 0:
+            return
+        poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
+        latest: dict[tuple[str, int, str], int] = {}
+        for record in records:
+            text = canonical_key(record.key)
+            if text and (record.topic, record.partition, record.offset) not in poisoned:
+                latest[(record.topic, record.partition, text)] = record.offset
+        count = quarantine.supersede(self.quarantine_table, pending, latest)
+        if count:
+            log.info("%d quarantined events of %s were superseded by later changes", count, batch.table)
+
+    def commit_for_monitoring(self, merged: list[TableChanges]) -> None:
+        """Commit the merged tables' offsets to the consumer group, for lag monitoring only."""
+        offsets: dict[str, dict[int, int]] = {}
+        for changes in merged:
+            for topic, parts in changes.batch.offsets.items():
+                offsets.setdefault(topic, {}).update(parts)
+        self.consumer.commit_for_monitoring(offsets)

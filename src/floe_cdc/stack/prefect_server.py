@@ -1,0 +1,93 @@
+"""The Prefect server of the local stack (its database on the stack's PostgreSQL) and a process
+worker that runs the deployments from ``prefect.yaml``.
+
+PostgreSQL rather than SQLite: on SQLite, concurrency-slot acquisition stalls on "database is
+locked" for seconds; on PostgreSQL it takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from floe_cdc.core.errors import StackError
+from floe_cdc.flows.deployments import prefect_cli
+from floe_cdc.stack.processes import ManagedProcess
+from floe_cdc.stack.settings import StackSettings
+
+PREFECT_DATABASE = "prefect"
+
+
+def worker_name(index: int) -> str:
+    return f"prefect-worker-{index}"
+
+
+class LocalPrefect:
+    def __init__(self, settings: StackSettings, project_dir: Path) -> None:
+        self.settings = settings
+        self.project_dir = project_dir
+        self.server = ManagedProcess("prefect-server", settings.state_dir)
+        self.workers = [
+            ManagedProcess(worker_name(index), settings.state_dir) for index in range(1, settings.workers + 1)
+        ]
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, **self.settings.prefect_client_env()}
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.settings.pg_url(
+            PREFECT_DATABASE, "postgresql+asyncpg"
+        )
+        env["PREFECT_UI_API_URL"] = self.settings.prefect_api_url
+        return env
+
+    def start(self) -> None:
+        argv = [
+            prefect_cli(),
+            "server",
+            "start",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.prefect_port),
+        ]
+        self.server.start(argv, env=self._env(), cwd=self.project_dir)
+        self.server.wait_healthy(self.healthy, self.settings.health_timeout_seconds)
+        self._ensure_work_pool()
+        worker_env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+        for worker in self.workers:
+            argv = [prefect_cli(), "worker", "start", "--pool", self.settings.work_pool, "--type", "process"]
+            argv += ["--name", worker.name, "--limit", str(self.settings.worker_limit)]
+            worker.start(argv, env=worker_env, cwd=self.project_dir)
+
+    def _ensure_work_pool(self) -> None:
+        env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
+        inspect = subprocess.run(
+            [prefect_cli(), "work-pool", "inspect", self.settings.work_pool],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if inspect.returncode == 0:
+            return
+        created = subprocess.run(
+            [prefect_cli(), "work-pool", "create", self.settings.work_pool, "--type", "process"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise StackError(
+                f"could not create Prefect work pool '{self.settings.work_pool}': {created.stdout}"
+            )
+
+    def healthy(self) -> bool:
+        return httpx.get(f"{self.settings.prefect_api_url}/health", timeout=3).status_code == 200
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop(grace_seconds=10)
+        self.server.stop(grace_seconds=15)

@@ -1,0 +1,288 @@
+"""Prefect's objects that run Floe: the work pool, the deployments, the one-writer-per-table
+global concurrency limits, and the alert automations, as ``floe render``'s prefect.json has
+them. The client talks to the provider's ``prefect_api_url``, never to a profile's."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.exceptions import ObjectNotFound
+from tf.schema import Attribute
+from tf.types import NormalizedJson, Number, String
+
+from floe_cdc.terraform.resource import FloeResource, ImportedByName, State
+
+
+@contextlib.contextmanager
+def _client(resource: FloeResource) -> Iterator[SyncPrefectClient]:
+    with SyncPrefectClient(resource.provider.prefect_api_url) as client:
+        yield client
+
+
+_ID = Attribute("id", String(), computed=True, description="Prefect's id of the object")
+
+
+class WorkPool(ImportedByName):
+    NAME = "work_pool"
+    DOC = "The work pool Floe's deployments run on; each worker of it can run any of them."
+
+    @classmethod
+    def attributes(cls) -> list[Attribute]:
+        return [
+            Attribute("name", String(), required=True, requires_replace=True),
+            Attribute("type", String(), required=True, requires_replace=True),
+            _ID,
+        ]
+
+    def _create(self, planned: State) -> State:
+        from prefect.client.schemas.actions import WorkPoolCreate
+
+        with _client(self) as client:
+            pool = client.create_work_pool(WorkPoolCreate(name=planned["name"], type=planned["type"]))
+        return {**planned, "id": str(pool.id)}
+
+    def _read(self, current: State) -> State | None:
+        with _client(self) as client:
+            try:
+                pool = client.read_work_pool(current["name"])
+            except ObjectNotFound:
+                return None
+        return {**current, "type": pool.type, "id": str(pool.id)}
+
+    def _update(self, current: State, planned: State) -> State:
+        raise AssertionError("every attribute of a work pool replaces it")
+
+    def _delete(self, current: State) -> None:
+        with _client(self) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_work_pool(current["name"])
+
+
+class GlobalConcurrencyLimit(ImportedByName):
+    NAME = "global_concurrency_limit"
+    DOC = "A global concurrency limit; Floe holds one of limit 1 per table, so a table has one writer."
+
+    @classmethod
+    def attributes(cls) -> list[Attribute]:
+        return [
+            Attribute("name", String(), required=True, requires_replace=True),
+            Attribute("limit", Number(), required=True),
+            _ID,
+        ]
+
+    def _create(self, planned: State) -> State:
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+        with _client(self) as client:
+            limit_id = client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=planned["name"], limit=planned["limit"])
+            )
+        return {**planned, "id": str(limit_id)}
+
+    def _read(self, current: State) -> State | None:
+        with _client(self) as client:
+            try:
+                limit = client.read_global_concurrency_limit_by_name(current["name"])
+            except ObjectNotFound:
+                return None
+        return {**current, "limit": limit.limit, "id": str(limit.id)}
+
+    def _update(self, current: State, planned: State) -> State:
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+        with _client(self) as client:
+            client.update_global_concurrency_limit(
+                planned["name"], GlobalConcurrencyLimitUpdate(limit=planned["limit"])
+            )
+        return planned
+
+    def _delete(self, current: State) -> None:
+        with _client(self) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_global_concurrency_limit_by_name(current["name"])
+
+
+class Deployment(FloeResource):
+    NAME = "deployment"
+    DOC = (
+        "A deployment of one of Floe's flows, run by the work pool's process workers from the "
+        "project folder `path`, on an interval schedule or ad hoc."
+    )
+
+    @classmethod
+    def attributes(cls) -> list[Attribute]:
+        return [
+            Attribute("name", String(), required=True, requires_replace=True),
+            Attribute("flow_name", String(), required=True, requires_replace=True),
+            Attribute("description", String(), optional=True),
+            Attribute("entrypoint", String(), required=True),
+            Attribute("path", String(), required=True, description="The project folder workers run from"),
+            Attribute("parameters", NormalizedJson(), required=True),
+            Attribute("work_pool_name", String(), required=True),
+            Attribute("interval_seconds", Number(), optional=True, description="Unset: ad hoc only"),
+            Attribute("concurrency_limit", Number(), optional=True, description="Runs at a time"),
+            _ID,
+        ]
+
+    def _put(self, planned: State) -> State:
+        """Create or replace: Prefect's deployment create is an upsert by flow and name, and it
+        replaces the schedules with the ones given."""
+        from prefect.client.schemas.actions import DeploymentScheduleCreate
+        from prefect.client.schemas.objects import ConcurrencyOptions
+        from prefect.client.schemas.schedules import IntervalSchedule
+
+        interval = planned.get("interval_seconds")
+        schedules = (
+            [DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=interval)))]
+            if interval
+            else []
+        )
+        limit = planned.get("concurrency_limit")
+        with _client(self) as client:
+            flow_id = client.create_flow_from_name(planned["flow_name"])
+            deployment_id = client.create_deployment(
+                flow_id=flow_id,
+                name=planned["name"],
+                description=planned.get("description"),
+                entrypoint=planned["entrypoint"],
+                path=planned["path"],
+                pull_steps=[
+                    {"prefect.deployments.steps.set_working_directory": {"directory": planned["path"]}}
+                ],
+                parameters=planned["parameters"],
+                work_pool_name=planned["work_pool_name"],
+                schedules=schedules,
+                concurrency_limit=int(limit) if limit else None,
+                concurrency_options=ConcurrencyOptions(collision_strategy="CANCEL_NEW") if limit else None,
+            )
+            self._replace_schedules(client, deployment_id, schedules)
+        return {**planned, "id": str(deployment_id)}
+
+    @staticmethod
+    def _replace_schedules(client: SyncPrefectClient, deployment_id: UUID, schedules: list) -> None:
+        for schedule in client.read_deployment_schedules(deployment_id):
+            client.delete_deployment_schedule(deployment_id, schedule.id)
+        if schedules:
+            client.create_deployment_schedules(deployment_id, schedules)
+
+    def _create(self, planned: State) -> State:
+        if self._read(planned) is not None:  # Prefect's create would silently take it over
+            raise ValueError(
+                f"deployment {planned['flow_name']}/{planned['name']} exists already (registered by "
+                "'floe deploy'?); delete it in Prefect, then apply again"
+            )
+        return self._put(planned)
+
+    def _update(self, current: State, planned: State) -> State:
+        return self._put(planned)
+
+    def _read(self, current: State) -> State | None:
+        with _client(self) as client:
+            try:
+                deployment = client.read_deployment_by_name(f"{current['flow_name']}/{current['name']}")
+            except ObjectNotFound:
+                return None
+        intervals = [
+            schedule.schedule.interval.total_seconds()
+            for schedule in deployment.schedules
+            if hasattr(schedule.schedule, "interval")
+        ]
+        limit = deployment.global_concurrency_limit.limit if deployment.global_concurrency_limit else None
+        return {
+            **current,
+            "description": deployment.description or None,
+            "entrypoint": deployment.entrypoint,
+            "path": deployment.path,
+            "parameters": deployment.parameters,
+            "work_pool_name": deployment.work_pool_name,
+            # Schedules added behind Terraform's back read as interval 0, which the next apply replaces.
+            "interval_seconds": (intervals[0] if len(intervals) == 1 else 0) if intervals else None,
+            "concurrency_limit": limit,
+            "id": str(deployment.id),
+        }
+
+    def _delete(self, current: State) -> None:
+        with _client(self) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_deployment(UUID(current["id"]))
+
+
+class Automation(FloeResource):
+    NAME = "automation"
+    DOC = "An automation that notifies through a Prefect block when Floe's trigger fires."
+
+    @classmethod
+    def attributes(cls) -> list[Attribute]:
+        return [
+            Attribute("name", String(), required=True),
+            Attribute("description", String(), optional=True),
+            Attribute("trigger", NormalizedJson(), required=True, description="An event trigger"),
+            Attribute("actions", NormalizedJson(), required=True, description="[{subject, body}]"),
+            Attribute(
+                "notify_block_document_id",
+                String(),
+                optional=True,
+                description="The block that notifies; unset, the automation only shows in the UI",
+            ),
+            _ID,
+        ]
+
+    def _core(self, planned: State) -> Any:
+        from prefect.automations import AutomationCore, EventTrigger
+
+        from floe_cdc.flows.alerts import notification
+
+        return AutomationCore(
+            name=planned["name"],
+            description=planned.get("description") or "",
+            trigger=EventTrigger.model_validate(planned["trigger"]),
+            actions=[
+                notification(planned.get("notify_block_document_id"), action["subject"], action["body"])
+                for action in planned["actions"]
+            ],
+        )
+
+    def _create(self, planned: State) -> State:
+        with _client(self) as client:
+            if client.read_automations_by_name(planned["name"]):
+                raise ValueError(
+                    f"an automation named {planned['name']!r} exists already (made by 'floe deploy'?); "
+                    "delete it in Prefect, then apply again"
+                )
+            automation_id = client.create_automation(self._core(planned))
+        return {**planned, "id": str(automation_id)}
+
+    def _update(self, current: State, planned: State) -> State:
+        with _client(self) as client:
+            client.update_automation(UUID(current["id"]), self._core(planned))
+        return {**planned, "id": current["id"]}
+
+    def _read(self, current: State) -> State | None:
+        from floe_cdc.flows.alerts import trigger_document
+
+        with _client(self) as client:
+            automation = client.read_automation(current["id"])
+        if automation is None:
+            return None
+        declared = current.get("actions") or []
+        actions, blocks = [], set()
+        for index, action in enumerate(automation.actions):
+            if action.type == "send-notification":
+                actions.append({"subject": action.subject, "body": action.body})
+                blocks.add(str(action.block_document_id))
+            else:  # do-nothing keeps no subject or body: what was declared stands
+                actions.append(declared[index] if index < len(declared) else {"subject": "", "body": ""})
+        return {
+            **current,
+            "name": automation.name,
+            "description": automation.description or None,
+            "trigger": trigger_document(automation.trigger),
+            "actions": actions,
+            "notify_block_document_id": blocks.pop() if len(blocks) == 1 else None,
+        }
+
+    def _delete(self, current: State) -> None:
+        with _client(self) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_automation(UUID(current["id"]))
