@@ -19,25 +19,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+# isort: off
+import floe_cdc  # noqa: F401  (first: it points Prefect, which reads its settings at import, at the stack)
+
+# isort: on
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from pyiceberg.expressions import EqualTo
+
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.deployments import deploy
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.lake.lookup import key_columns
+from floe_cdc.stack.demo.run import apply_workload
+from floe_cdc.stack.settings import StackSettings
+from floe_cdc.stack.stack import LocalStack
+
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-
-from floe_cdc.cli.common import prefect_env  # noqa: E402 (the project's own modules, from its root)
-
-prefect_env()
-
-from prefect import get_client  # noqa: E402 (after prefect_env: Prefect reads its settings at import)
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
-from prefect.deployments import run_deployment  # noqa: E402
-from pyiceberg.expressions import EqualTo  # noqa: E402
-
-from floe_cdc.core.config import load_config  # noqa: E402
-from floe_cdc.flows.deployments import deploy  # noqa: E402
-from floe_cdc.lake.catalog import open_catalog  # noqa: E402
-from floe_cdc.lake.lookup import key_columns  # noqa: E402
-from floe_cdc.stack.demo.run import apply_workload  # noqa: E402
-from floe_cdc.stack.settings import StackSettings  # noqa: E402
-from floe_cdc.stack.stack import LocalStack  # noqa: E402
 
 IMAGES = PROJECT / "docs" / "images"
 TABLE = "orders"

@@ -11,6 +11,7 @@ from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.capture.replication_objects import drop_slot
 from floe_cdc.core.config import PipelineConfig, PostgresSource, load_config
+from floe_cdc.flows.replicate import replicate_until_caught_up
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
 from tests.stack.compare import assert_same_rows
@@ -67,10 +68,6 @@ def replicated_database(
 ) -> Path:
     """A database with one table, its connector applied and its snapshot replicated; *replicate*
     holds settings of the config's ``replicate:`` section."""
-    # Imported here: this module is imported by the stack tests' conftest, which may load before
-    # the root conftest points Prefect at the test stack (Prefect reads its settings at import).
-    from floe_cdc.flows.replicate import replicate_until_caught_up
-
     stack.postgres.ensure_database(name)
     run_sql(stack, name, ITEMS)
     path = write_config(

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.cli.main import app
 from floe_cdc.core.config import load_config
-from floe_cdc.flows.deployments import prefect_cli
 from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.stack.prefect_server import prefect_cli
 from floe_cdc.stack.processes import ManagedProcess
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR

@@ -1,22 +1,24 @@
-"""What every ``floe`` command shares: options, logging, Prefect's settings and the one-line error.
+"""What every ``floe`` command shares: options, logging, the extras and the one-line error.
 
-Prefect reads its settings at import time, so commands import flows lazily, after
-``prefect_env`` has pointed Prefect at the local stack's server when no PREFECT_API_URL is set.
+Prefect's settings are set when the package is imported (``floe_cdc.core.prefect_settings``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from floe_cdc.core.errors import ConfigError
-from floe_cdc.core.secrets import install_log_masking
+from floe_cdc.core.errors import ConfigError, FloeError
+from floe_cdc.core.secrets import install_log_masking, mask
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", envvar="FLOE_CONFIG", help="Pipeline configuration file")
@@ -34,29 +36,31 @@ def setup_logging() -> None:
     install_log_masking()
 
 
-def prefect_env(local_stack: dict[str, str] | None = None) -> None:
-    """Point Prefect at a local stack's server when no PREFECT_API_URL is set: the one about to
-    start (*local_stack*, its client settings), or one started from here, which left its client
-    settings in ``$FLOE_STACK_DIR/prefect.env`` (default ``.floe/stack``). Otherwise Prefect's own
-    settings apply, and nothing is created in the working directory."""
-    env_file = Path(os.environ.get("FLOE_STACK_DIR", ".floe/stack")) / "prefect.env"
-    if "PREFECT_API_URL" not in os.environ:
-        if local_stack is None and env_file.is_file():
-            local_stack = dict(
-                line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-            )
-        for key, value in (local_stack or {}).items():
-            os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "floe")
-    import prefect  # noqa: F401  (sets up Prefect's console handlers, read with the settings above)
+class OneLineErrors(TyperGroup):
+    """The ``floe`` command group: an error a user can cause (a ``FloeError``) ends any command
+    with one ``error:`` line, secrets masked, and exit code 1; ``--verbose`` shows its traceback.
+    Here rather than in each command, so that no command can forget it."""
 
-    hide_tracebacks()
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except FloeError as exc:
+            if VERBOSE:
+                raise
+            typer.secho(f"error: {mask(str(exc))}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1) from None
 
 
-def fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+def extra(package: str, name: str) -> ModuleType:
+    """An optional part of Floe, imported when a command needs it; missing, it is the one-line
+    error that says how to install it (production installs carry neither extra)."""
+    try:
+        return importlib.import_module(package)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"this command needs Floe's '{name}' extra ({exc.name} is not installed); "
+            f"install it with: pip install 'floe-cdc[{name}]'"
+        ) from None
 
 
 class _WithoutTraceback(logging.Filter):

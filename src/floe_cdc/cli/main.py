@@ -8,29 +8,48 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from floe_cdc.capture import infrastructure
+from floe_cdc.capture.deploy import apply_connectors, connector_states
 from floe_cdc.cli import common
 from floe_cdc.cli.common import (
     PROJECT_DIR,
     ConfigOption,
+    OneLineErrors,
     TablesOption,
-    fail,
+    extra,
     hide_tracebacks,
-    prefect_env,
     setup_logging,
     writing_to,
 )
 from floe_cdc.cli.stack import demo, stack_app
+from floe_cdc.core.config import load_config
 from floe_cdc.core.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
 from floe_cdc.core.secrets import masked_line
+from floe_cdc.flows import pause as flows
+from floe_cdc.flows.deployments import config_reference
+from floe_cdc.flows.deployments import deploy as deploy_flows
+from floe_cdc.flows.infrastructure import prefect_objects
+from floe_cdc.flows.maintain import maintain as maintain_flow
+from floe_cdc.flows.reconcile import reconcile as reconcile_flow
+from floe_cdc.flows.replicate import replicate as replicate_flow
+from floe_cdc.flows.report import format_rows
+from floe_cdc.lake import quarantine
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.pipeline.direct_resnapshot import resnapshot_table, split_direct
+from floe_cdc.pipeline.initial_load import TableLoad, load_direct_sources
+from floe_cdc.pipeline.reconciliation import check_mode
+from floe_cdc.pipeline.replay import replay_quarantined
+from floe_cdc.pipeline.resnapshot import request_resnapshot
 
-if TYPE_CHECKING:
-    from floe_cdc.pipeline.initial_load import TableLoad
-
-app = typer.Typer(help="Floe: change-data-capture replication into Apache Iceberg.", no_args_is_help=True)
+app = typer.Typer(
+    cls=OneLineErrors,
+    help="Floe: change-data-capture replication into Apache Iceberg.",
+    no_args_is_help=True,
+)
 connectors_app = typer.Typer(help="Debezium connectors on Kafka Connect.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(connectors_app, name="connectors")
@@ -55,7 +74,8 @@ def main(
 
 
 def run() -> None:
-    """The ``floe`` console script: an error no command anticipated is one line, not a traceback."""
+    """The ``floe`` console script: an error no command anticipated is one line too, naming its
+    type and how to see the traceback (``OneLineErrors`` turns the anticipated ones into lines)."""
     try:
         app(standalone_mode=True)
     except Exception as exc:
@@ -73,18 +93,11 @@ def run() -> None:
 def connectors_apply(config: ConfigOption = Path("floe.yaml")) -> None:
     """Create or update the Debezium connectors of every source, validated by Connect first. The
     tables of a new source with initial_load: direct are loaded into Iceberg first."""
-    from floe_cdc.capture.deploy import apply_connectors
-    from floe_cdc.core.config import load_config
-    from floe_cdc.pipeline.initial_load import load_direct_sources
-
-    try:
-        pipeline = load_config(config)
-        for load in load_direct_sources(pipeline, progress=_echo_load):
-            typer.echo(f"{load.source}: loaded {sum(t.rows for t in load.tables):,} rows directly")
-        for name, state in apply_connectors(pipeline).items():
-            typer.echo(f"{name}: {state}")
-    except FloeError as exc:
-        fail(exc)
+    pipeline = load_config(config)
+    for load in load_direct_sources(pipeline, progress=_echo_load):
+        typer.echo(f"{load.source}: loaded {sum(t.rows for t in load.tables):,} rows directly")
+    for name, state in apply_connectors(pipeline).items():
+        typer.echo(f"{name}: {state}")
 
 
 def _echo_load(table: TableLoad) -> None:
@@ -96,18 +109,12 @@ def _echo_load(table: TableLoad) -> None:
 @connectors_app.command("status")
 def connectors_status(config: ConfigOption = Path("floe.yaml")) -> None:
     """Show the state of each source's connector and its tasks; exit 1 unless all are RUNNING."""
-    from floe_cdc.capture.deploy import connector_states
-    from floe_cdc.core.config import load_config
-
-    try:
-        states = connector_states(load_config(config))
-    except FloeError as exc:
-        fail(exc)
+    states = connector_states(load_config(config))
     for state in states:
         typer.echo(f"{state.name}: {state.state}")
     failures = [state.failure for state in states if state.failure]
     if failures:
-        fail(ConnectRejected("; ".join(failures)))
+        raise ConnectRejected("; ".join(failures))
     if not all(state.running for state in states):
         raise typer.Exit(code=1)
 
@@ -121,14 +128,9 @@ def replicate(
     ] = True,
 ) -> None:
     """Run the replicate flow: consume, merge into Iceberg, reconcile."""
-    prefect_env()
-    from floe_cdc.core.config import load_config
-    from floe_cdc.flows.replicate import replicate as replicate_flow
-    from floe_cdc.flows.report import format_rows
-
     stop = _stop_after_cycle() if not once else threading.Event()
+    interval = load_config(config).replicate.follow_interval_seconds
     try:
-        interval = load_config(config).replicate.follow_interval_seconds
         while not stop.is_set():
             try:
                 rows = replicate_flow(config_path=str(config), tables=tables)
@@ -141,8 +143,6 @@ def replicate(
             if once:
                 return
             stop.wait(interval)
-    except FloeError as exc:
-        fail(exc)
     except KeyboardInterrupt:
         pass
     typer.echo("stopped")
@@ -180,17 +180,11 @@ def reconcile(
     ] = 300.0,
 ) -> None:
     """Run the reconcile flow: source tables against Iceberg tables, through Soda."""
-    prefect_env()
-    from floe_cdc.flows.reconcile import reconcile as reconcile_flow
-    from floe_cdc.pipeline.reconciliation import check_mode
-
     try:
         check_mode(mode)
         rows = reconcile_flow(config_path=str(config), tables=tables, mode=mode, wait_seconds=wait_seconds)
     except ReconciliationFailed as exc:
         rows = exc.rows
-    except FloeError as exc:
-        fail(exc)
     for row in rows:
         outcome = "pass" if row["passed"] else ("error" if row["passed"] is None else "FAIL")
         correction = f" correction={row['correction']:+d}" if row["mode"] != "count" else ""
@@ -221,13 +215,8 @@ def resume(source: SourceOption, config: ConfigOption = Path("floe.yaml")) -> No
 
 
 def _switch_source(action: str, source: str, config: Path) -> None:
-    prefect_env()
-    from floe_cdc.flows import pause as flows
 
-    try:
-        row = getattr(flows, action)(source=source, config_path=str(config))
-    except FloeError as exc:
-        fail(exc)
+    row = getattr(flows, action)(source=source, config_path=str(config))
     typer.echo(f"{row['source']}: {action}d ({row['connector']} {row['state']})")
 
 
@@ -235,13 +224,7 @@ def _switch_source(action: str, source: str, config: Path) -> None:
 def maintain(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
     """Run the maintain flow: rewrite files with many deletes, compact small files, expire
     snapshots and remove orphan files. Safe while replicate runs."""
-    prefect_env()
-    from floe_cdc.flows.maintain import maintain as maintain_flow
-
-    try:
-        rows = maintain_flow(config_path=str(config), tables=tables)
-    except FloeError as exc:
-        fail(exc)
+    rows = maintain_flow(config_path=str(config), tables=tables)
     for row in rows:
         typer.echo(
             f"{row['table']:<20} rewrote {row['files_rewritten']} files into {row['files_written']}, "
@@ -259,16 +242,9 @@ def quarantine_list(
     all_entries: Annotated[bool, typer.Option("--all", help="Also replayed and superseded entries")] = False,
 ) -> None:
     """Show quarantined events: table, topic, partition, offset, status and reason."""
-    from floe_cdc.core.config import load_config
-    from floe_cdc.lake import quarantine
-    from floe_cdc.lake.catalog import open_catalog
-
-    try:
-        loaded = load_config(config)
-        table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg)
-        rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
-    except FloeError as exc:
-        fail(exc)
+    loaded = load_config(config)
+    table = quarantine.open_quarantine(open_catalog(loaded.iceberg), loaded.iceberg)
+    rows = quarantine.entries(table, tables, None if all_entries else quarantine.PENDING).to_pylist()
     for row in rows:
         typer.echo(
             f"{row['table']:<20} {row['topic']}[{row['partition']}]@{row['offset']:<8} {row['status']:<10} "
@@ -280,13 +256,7 @@ def quarantine_list(
 @quarantine_app.command("replay")
 def quarantine_replay(config: ConfigOption = Path("floe.yaml"), tables: TablesOption = None) -> None:
     """Re-apply pending quarantined events, after their cause is fixed; never duplicates a row."""
-    from floe_cdc.core.config import load_config
-    from floe_cdc.pipeline.replay import replay_quarantined
-
-    try:
-        outcomes = replay_quarantined(load_config(config), tables)
-    except FloeError as exc:
-        fail(exc)
+    outcomes = replay_quarantined(load_config(config), tables)
     if not outcomes:
         typer.echo("nothing to replay: no pending quarantined events")
     for outcome in outcomes:
@@ -306,25 +276,18 @@ def resnapshot(
     """Read tables again from the source while replication goes on (Debezium incremental snapshot;
     blocking for MongoDB; read here, straight into Iceberg, for sources with initial_load:
     direct); ends equal to the source."""
-    from floe_cdc.core.config import load_config
-    from floe_cdc.pipeline.direct_resnapshot import resnapshot_table, split_direct
-    from floe_cdc.pipeline.resnapshot import request_resnapshot
-
-    try:
-        if not tables:
-            raise ConfigError("name each table to read again with --table (e.g. --table orders)")
-        pipeline = load_config(config)
-        direct, others = split_direct(pipeline, tables)
-        for source, ref in direct:
-            read = resnapshot_table(pipeline, source, ref, progress=_echo_load)
-            typer.echo(
-                f"{ref.target_name}: re-snapshotted directly, {read.rows:,} rows read from "
-                f"{source.source_table(ref)}; the next 'floe replicate' applies the changes made meanwhile"
-            )
-        for line in request_resnapshot(pipeline, others) if others else []:
-            typer.echo(line)
-    except FloeError as exc:
-        fail(exc)
+    if not tables:
+        raise ConfigError("name each table to read again with --table (e.g. --table orders)")
+    pipeline = load_config(config)
+    direct, others = split_direct(pipeline, tables)
+    for source, ref in direct:
+        read = resnapshot_table(pipeline, source, ref, progress=_echo_load)
+        typer.echo(
+            f"{ref.target_name}: re-snapshotted directly, {read.rows:,} rows read from "
+            f"{source.source_table(ref)}; the next 'floe replicate' applies the changes made meanwhile"
+        )
+    for line in request_resnapshot(pipeline, others) if others else []:
+        typer.echo(line)
 
 
 @app.command()
@@ -334,42 +297,27 @@ def render(
 ) -> None:
     """Write what Terraform applies as JSON (connectors, topics, PostgreSQL replication objects,
     Prefect objects), with every secret left out; infra/terraform's modules read it."""
-    prefect_env()
-    from floe_cdc.capture import infrastructure
-    from floe_cdc.core.config import load_config
-    from floe_cdc.flows.deployments import config_reference
-    from floe_cdc.flows.infrastructure import prefect_objects
-
-    try:
-        pipeline = load_config(config)
-        files = {
-            "connectors.json": infrastructure.connectors(pipeline),
-            "topics.json": infrastructure.topics(pipeline),
-            "postgres.json": infrastructure.replication(pipeline),
-            "prefect.json": prefect_objects(
-                pipeline, config_reference(config.resolve(), PROJECT_DIR), PROJECT_DIR
-            ),
-        }
-        with writing_to("--out", out):
-            out.mkdir(parents=True, exist_ok=True)
-            for name, data in files.items():
-                (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        typer.echo(f"wrote {', '.join(files)} to {out}")
-    except FloeError as exc:
-        fail(exc)
+    pipeline = load_config(config)
+    files = {
+        "connectors.json": infrastructure.connectors(pipeline),
+        "topics.json": infrastructure.topics(pipeline),
+        "postgres.json": infrastructure.replication(pipeline),
+        "prefect.json": prefect_objects(
+            pipeline, config_reference(config.resolve(), PROJECT_DIR), PROJECT_DIR
+        ),
+    }
+    with writing_to("--out", out):
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    typer.echo(f"wrote {', '.join(files)} to {out}")
 
 
 @app.command()
 def deploy(config: ConfigOption = Path("floe.yaml")) -> None:
     """Register the deployments (prefect.yaml, and replicate per source) and the alert automations."""
-    prefect_env()
-    from floe_cdc.flows.deployments import deploy as deploy_flows
-
-    try:
-        for line in deploy_flows(config.resolve(), PROJECT_DIR):
-            typer.echo(line)
-    except FloeError as exc:
-        fail(exc)
+    for line in deploy_flows(config.resolve(), PROJECT_DIR):
+        typer.echo(line)
 
 
 @terraform_app.command("setup")
@@ -387,15 +335,10 @@ def terraform_setup(
 ) -> None:
     """Install Floe's Terraform provider (floe/floe) into a filesystem mirror and write the CLI
     configuration that finds it; export TF_CLI_CONFIG_FILE as printed before 'terraform init'."""
-    from floe_cdc.terraform.mirror import install
-
     mirrors = plugin_mirror or []
-    try:
-        for mirror in mirrors:
-            if not mirror.is_dir():
-                raise ConfigError(f"--plugin-mirror {mirror} is not a directory; give the folder of a mirror")
-        with writing_to("--dir", directory):
-            config = install(directory, mirrors)
-        typer.echo(f"export TF_CLI_CONFIG_FILE={config.resolve()}")
-    except FloeError as exc:
-        fail(exc)
+    for mirror in mirrors:
+        if not mirror.is_dir():
+            raise ConfigError(f"--plugin-mirror {mirror} is not a directory; give the folder of a mirror")
+    with writing_to("--dir", directory):
+        config = extra("floe_cdc.terraform", "terraform").install(directory, mirrors)
+    typer.echo(f"export TF_CLI_CONFIG_FILE={config.resolve()}")

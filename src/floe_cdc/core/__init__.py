@@ -2,5 +2,3 @@
 
 Every other package may import it; it imports nothing else of Floe.
 """
-
-__version__ = "0.1.0"

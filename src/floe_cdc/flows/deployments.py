@@ -1,47 +1,63 @@
-"""Register the flows' deployments with the Prefect server: those ``prefect.yaml`` declares, and
-one ``replicate`` deployment per source of the pipeline configuration."""
+"""Floe's Prefect deployments, from one specification.
+
+The specification is ``prefect.yaml``'s deployments and one ``replicate`` deployment per source
+of the pipeline configuration (:func:`deployment_specs`). Everything that registers deployments
+reads it: ``floe deploy`` registers it through Prefect's client (:func:`deploy`), ``floe render``
+writes it for Terraform, and Floe's Terraform provider registers what the rendering holds through
+the same :func:`put_deployment`. The work pool is made in one place too (:func:`ensure_work_pool`),
+for ``floe deploy``, the local stack and the provider alike.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+from prefect import Flow, get_client
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyOptions
+from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.exceptions import ObjectNotFound
+from prefect.utilities.callables import parameter_schema
 
 from floe_cdc.core.config import PipelineConfig, Source, load_config
-from floe_cdc.core.errors import ConfigError, FloeError, Terminal
-
-# Prefect itself is imported inside the functions that deploy: the local stack imports this
-# module (for prefect_cli) before it points Prefect, which reads its settings at import, at a
-# server.
+from floe_cdc.core.errors import ConfigError
+from floe_cdc.flows.alerts import ensure_automations
+from floe_cdc.flows.connectors import connectors
+from floe_cdc.flows.maintain import maintain
+from floe_cdc.flows.pause import pause, resume
+from floe_cdc.flows.reconcile import reconcile
+from floe_cdc.flows.replicate import replicate
+from floe_cdc.flows.resnapshot import resnapshot
 
 WORK_POOL = "floe"
+# Each flow by its name: a deployment's parameters are typed by its flow's signature.
+FLOWS: dict[str, Flow] = {
+    f.name: f for f in (connectors, maintain, pause, resume, reconcile, replicate, resnapshot)
+}
+REPLICATE_ENTRYPOINT = "flows/replicate.py:replicate"
 
 
-class DeployError(FloeError, Terminal):
-    """``prefect deploy`` failed; the message carries its output."""
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment, as Prefect registers it and as ``floe render`` writes it."""
 
+    name: str
+    flow: str
+    entrypoint: str
+    description: str
+    parameters: dict[str, Any]
+    interval_seconds: float | None = None
+    concurrency_limit: int | None = None
 
-def prefect_cli() -> str:
-    """The ``prefect`` command of this Python environment."""
-    path = Path(sys.executable).parent / "prefect"
-    if not path.exists():
-        raise ConfigError(f"prefect CLI not found next to {sys.executable}; run 'make install'")
-    return str(path)
-
-
-def deploy_all(project_dir: Path) -> None:
-    """``prefect deploy --all`` for the project's prefect.yaml (the work pool must exist)."""
-    result = subprocess.run(
-        [prefect_cli(), "--no-prompt", "deploy", "--all"],
-        cwd=project_dir,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise DeployError(f"prefect deploy failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    def rendered(self) -> dict[str, Any]:
+        """The deployment in ``prefect.json``, keyed by its name there."""
+        return {key: value for key, value in asdict(self).items() if key != "name"}
 
 
 def replicate_deployment_name(source: str) -> str:
@@ -64,48 +80,115 @@ def replicate_description(source: Source) -> str:
     )
 
 
-def deploy_replicate(config: PipelineConfig, config_path: str, project_dir: Path) -> list[str]:
-    """One ``replicate`` deployment per source, on the ``floe`` work pool, one run at a time.
-
-    Each runs every ``replicate.schedule_seconds`` over its source's tables. Several workers on
-    the pool then share the sources, and the per-table concurrency limits keep every table to
-    one writer even where deployments overlap (a table named by two of them, an ad-hoc run).
-    """
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
-
-    from floe_cdc.flows.replicate import replicate
-
-    flow = replicate.from_source(source=str(project_dir), entrypoint="flows/replicate.py:replicate")
-    names = []
-    for source in config.sources:
-        name = replicate_deployment_name(source.name)
-        flow.deploy(
-            name=name,
-            work_pool_name=WORK_POOL,
-            interval=config.replicate.schedule_seconds,
-            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy="CANCEL_NEW"),
-            parameters={"config_path": config_path, "tables": [t.target_name for t in source.tables]},
+def _replicate_specs(config: PipelineConfig, config_path: str) -> list[DeploymentSpec]:
+    """One ``replicate`` deployment per source, every ``replicate.schedule_seconds``, one run at a
+    time. Several workers on the pool then share the sources, and the per-table concurrency limits
+    keep every table to one writer even where deployments overlap (a table named by two of them,
+    an ad-hoc run)."""
+    return [
+        DeploymentSpec(
+            name=replicate_deployment_name(source.name),
+            flow=replicate.name,
+            entrypoint=REPLICATE_ENTRYPOINT,
             description=replicate_description(source),
-            build=False,
-            push=False,
-            print_next_steps=False,
-            ignore_warnings=True,
+            parameters={"config_path": config_path, "tables": [t.target_name for t in source.tables]},
+            interval_seconds=config.replicate.schedule_seconds,
+            concurrency_limit=1,
         )
-        names.append(name)
-    return names
+        for source in config.sources
+    ]
+
+
+def _declared_specs(project_dir: Path, config_path: str) -> list[DeploymentSpec]:
+    """The deployments ``prefect.yaml`` declares, their ``config_path`` the one being deployed."""
+    declared_in = project_dir / "prefect.yaml"
+    if not declared_in.is_file():
+        raise ConfigError(f"no prefect.yaml in {project_dir}; run this from the Floe project's folder")
+    specs = []
+    for deployment in yaml.safe_load(declared_in.read_text())["deployments"]:
+        schedules = deployment.get("schedules") or [{}]
+        specs.append(
+            DeploymentSpec(
+                name=deployment["name"],
+                flow=deployment["entrypoint"].rsplit(":", 1)[1],
+                entrypoint=deployment["entrypoint"],
+                description=" ".join(deployment.get("description", "").split()),
+                parameters={**deployment.get("parameters", {}), "config_path": config_path},
+                interval_seconds=schedules[0].get("interval"),
+                concurrency_limit=(deployment.get("concurrency_limit") or {}).get("limit"),
+            )
+        )
+    return specs
+
+
+def deployment_specs(config: PipelineConfig, config_path: str, project_dir: Path) -> list[DeploymentSpec]:
+    """Every deployment of the pipeline: one replicate per source, then prefect.yaml's."""
+    return _replicate_specs(config, config_path) + _declared_specs(project_dir, config_path)
+
+
+def ensure_work_pool(client: SyncPrefectClient, name: str = WORK_POOL) -> UUID:
+    """The process work pool Floe's deployments run on, made unless it exists; its id."""
+    try:
+        return client.read_work_pool(name).id
+    except ObjectNotFound:
+        return client.create_work_pool(WorkPoolCreate(name=name, type="process")).id
+
+
+def put_deployment(client: SyncPrefectClient, spec: DeploymentSpec, path: str, work_pool: str) -> UUID:
+    """Create or replace *spec*, run by *work_pool*'s workers from the project folder *path*.
+
+    Prefect's deployment create is an upsert by flow and name; its schedules are replaced with
+    the spec's. Parameters are typed by the flow's signature, as ``prefect deploy`` types them.
+    """
+    flow = FLOWS.get(spec.flow)
+    if flow is None:
+        raise ConfigError(
+            f"deployment {spec.name}: no flow named {spec.flow!r}; Floe's flows: {sorted(FLOWS)}"
+        )
+    interval = spec.interval_seconds
+    schedules = (
+        [DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=interval)))]
+        if interval
+        else []
+    )
+    limit = spec.concurrency_limit
+    deployment_id = client.create_deployment(
+        flow_id=client.create_flow_from_name(spec.flow),
+        name=spec.name,
+        description=spec.description or None,
+        entrypoint=spec.entrypoint,
+        path=path,
+        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": path}}],
+        parameters=spec.parameters,
+        parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
+        enforce_parameter_schema=True,
+        work_pool_name=work_pool,
+        schedules=schedules,
+        concurrency_limit=int(limit) if limit else None,
+        concurrency_options=ConcurrencyOptions(collision_strategy="CANCEL_NEW") if limit else None,
+    )
+    for schedule in client.read_deployment_schedules(deployment_id):
+        client.delete_deployment_schedule(deployment_id, schedule.id)
+    if schedules:
+        client.create_deployment_schedules(deployment_id, schedules)
+    return deployment_id
 
 
 def deploy(config_path: Path, project_dir: Path) -> list[str]:
     """Everything ``floe deploy`` registers; a line per kind, for the person deploying."""
-    from floe_cdc.flows.alerts import ensure_automations
-
     config = load_config(config_path)
-    deploy_all(project_dir)
-    replicating = deploy_replicate(config, config_reference(config_path, project_dir), project_dir)
+    specs = deployment_specs(config, config_reference(config_path, project_dir), project_dir)
+    with get_client(sync_client=True) as client:
+        ensure_work_pool(client)
+        for spec in specs:
+            put_deployment(client, spec, str(project_dir), WORK_POOL)
     alerts = ensure_automations(config)
     target = config.alerts.notify_block or "the Prefect UI only (set alerts.notify_block to be notified)"
+    replicating = [spec.name for spec in specs if spec.flow == replicate.name]
+    others = [spec for spec in specs if spec.flow != replicate.name]
+    cadence = {s.name: f"every {s.interval_seconds:g}s" if s.interval_seconds else "ad hoc" for s in others}
     return [
         f"deployments: {', '.join(replicating)} (every {config.replicate.schedule_seconds:g}s, one run at a "
-        "time); reconcile, resnapshot, pause, resume (ad hoc); maintain (hourly)",
+        "time); " + ", ".join(f"{name} ({when})" for name, when in cadence.items()),
         f"automations: {', '.join(alerts)}; notifications go to {target}",
     ]

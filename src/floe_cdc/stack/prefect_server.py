@@ -8,17 +8,26 @@ locked" for seconds; on PostgreSQL it takes milliseconds.
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 import httpx
+from prefect.client.orchestration import SyncPrefectClient
 
 from floe_cdc.core.errors import StackError
-from floe_cdc.flows.deployments import prefect_cli
+from floe_cdc.flows.deployments import ensure_work_pool
 from floe_cdc.stack.processes import ManagedProcess
 from floe_cdc.stack.settings import StackSettings
 
 PREFECT_DATABASE = "prefect"
+
+
+def prefect_cli() -> str:
+    """The ``prefect`` command of this Python environment (the stack's server and workers)."""
+    path = Path(sys.executable).parent / "prefect"
+    if not path.exists():
+        raise StackError(f"prefect CLI not found next to {sys.executable}; run 'make install'")
+    return str(path)
 
 
 def worker_name(index: int) -> str:
@@ -62,27 +71,8 @@ class LocalPrefect:
             worker.start(argv, env=worker_env, cwd=self.project_dir)
 
     def _ensure_work_pool(self) -> None:
-        env = {k: v for k, v in self._env().items() if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
-        inspect = subprocess.run(
-            [prefect_cli(), "work-pool", "inspect", self.settings.work_pool],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if inspect.returncode == 0:
-            return
-        created = subprocess.run(
-            [prefect_cli(), "work-pool", "create", self.settings.work_pool, "--type", "process"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if created.returncode != 0:
-            raise StackError(
-                f"could not create Prefect work pool '{self.settings.work_pool}': {created.stdout}"
-            )
+        with SyncPrefectClient(self.settings.prefect_api_url) as client:
+            ensure_work_pool(client, self.settings.work_pool)
 
     def healthy(self) -> bool:
         return httpx.get(f"{self.settings.prefect_api_url}/health", timeout=3).status_code == 200

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import prefect.settings
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Read by the ``floe`` command line (which never imports this package) to find the stack's Prefect.
-PREFECT_ENV_FILE = "prefect.env"
+from floe_cdc.core.prefect_settings import PREFECT_ENV_FILE
+
 _RECORDED = (
     "host",
     "pg_port",
@@ -74,6 +77,15 @@ class StackSettings(BaseSettings):
         self.recorded_file.write_text(json.dumps({name: getattr(self, name) for name in _RECORDED}))
         lines = [f"{key}={value}\n" for key, value in self.prefect_client_env().items()]
         (self.state_dir / PREFECT_ENV_FILE).write_text("".join(lines))
+
+    @contextlib.contextmanager
+    def prefect_context(self) -> Iterator[None]:
+        """This stack's Prefect settings for the flows run in this process, through Prefect's own
+        ``temporary_settings``: Prefect read the environment when it was imported, before a
+        command that starts the stack (``floe demo``) could know where its server is."""
+        updates = {getattr(prefect.settings, key): value for key, value in self.prefect_client_env().items()}
+        with prefect.settings.temporary_settings(updates=updates):
+            yield
 
     def prefect_client_env(self) -> dict[str, str]:
         """Environment for any Prefect client talking to this stack's server."""

@@ -6,3 +6,8 @@ clients so that ``terraform plan`` sees what really is there.
 It speaks Terraform's plugin protocol through the ``tf`` framework and is installed into a
 filesystem mirror by ``floe terraform setup``; ``infra/terraform/envs/local`` uses it.
 """
+
+from floe_cdc.terraform.mirror import install
+from floe_cdc.terraform.provider import run
+
+__all__ = ["install", "run"]

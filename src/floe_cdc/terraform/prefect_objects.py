@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from prefect.automations import AutomationCore, EventTrigger
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    WorkPoolCreate,
+)
 from prefect.exceptions import ObjectNotFound
 from tf.schema import Attribute
 from tf.types import NormalizedJson, Number, String
 
+from floe_cdc.flows.alerts import notification, trigger_document
+from floe_cdc.flows.deployments import DeploymentSpec, put_deployment
 from floe_cdc.terraform.resource import FloeResource, ImportedByName, State
 
 
@@ -40,8 +47,6 @@ class WorkPool(ImportedByName):
         ]
 
     def _create(self, planned: State) -> State:
-        from prefect.client.schemas.actions import WorkPoolCreate
-
         with _client(self) as client:
             pool = client.create_work_pool(WorkPoolCreate(name=planned["name"], type=planned["type"]))
         return {**planned, "id": str(pool.id)}
@@ -75,8 +80,6 @@ class GlobalConcurrencyLimit(ImportedByName):
         ]
 
     def _create(self, planned: State) -> State:
-        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-
         with _client(self) as client:
             limit_id = client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(name=planned["name"], limit=planned["limit"])
@@ -92,8 +95,6 @@ class GlobalConcurrencyLimit(ImportedByName):
         return {**current, "limit": limit.limit, "id": str(limit.id)}
 
     def _update(self, current: State, planned: State) -> State:
-        from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-
         with _client(self) as client:
             client.update_global_concurrency_limit(
                 planned["name"], GlobalConcurrencyLimitUpdate(limit=planned["limit"])
@@ -128,45 +129,19 @@ class Deployment(FloeResource):
         ]
 
     def _put(self, planned: State) -> State:
-        """Create or replace: Prefect's deployment create is an upsert by flow and name, and it
-        replaces the schedules with the ones given."""
-        from prefect.client.schemas.actions import DeploymentScheduleCreate
-        from prefect.client.schemas.objects import ConcurrencyOptions
-        from prefect.client.schemas.schedules import IntervalSchedule
-
-        interval = planned.get("interval_seconds")
-        schedules = (
-            [DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=interval)))]
-            if interval
-            else []
+        """Create or replace, as ``floe deploy`` does."""
+        spec = DeploymentSpec(
+            name=planned["name"],
+            flow=planned["flow_name"],
+            entrypoint=planned["entrypoint"],
+            description=planned.get("description") or "",
+            parameters=planned["parameters"],
+            interval_seconds=planned.get("interval_seconds"),
+            concurrency_limit=planned.get("concurrency_limit"),
         )
-        limit = planned.get("concurrency_limit")
         with _client(self) as client:
-            flow_id = client.create_flow_from_name(planned["flow_name"])
-            deployment_id = client.create_deployment(
-                flow_id=flow_id,
-                name=planned["name"],
-                description=planned.get("description"),
-                entrypoint=planned["entrypoint"],
-                path=planned["path"],
-                pull_steps=[
-                    {"prefect.deployments.steps.set_working_directory": {"directory": planned["path"]}}
-                ],
-                parameters=planned["parameters"],
-                work_pool_name=planned["work_pool_name"],
-                schedules=schedules,
-                concurrency_limit=int(limit) if limit else None,
-                concurrency_options=ConcurrencyOptions(collision_strategy="CANCEL_NEW") if limit else None,
-            )
-            self._replace_schedules(client, deployment_id, schedules)
+            deployment_id = put_deployment(client, spec, planned["path"], planned["work_pool_name"])
         return {**planned, "id": str(deployment_id)}
-
-    @staticmethod
-    def _replace_schedules(client: SyncPrefectClient, deployment_id: UUID, schedules: list) -> None:
-        for schedule in client.read_deployment_schedules(deployment_id):
-            client.delete_deployment_schedule(deployment_id, schedule.id)
-        if schedules:
-            client.create_deployment_schedules(deployment_id, schedules)
 
     def _create(self, planned: State) -> State:
         if self._read(planned) is not None:  # Prefect's create would silently take it over
@@ -230,10 +205,6 @@ class Automation(FloeResource):
         ]
 
     def _core(self, planned: State) -> Any:
-        from prefect.automations import AutomationCore, EventTrigger
-
-        from floe_cdc.flows.alerts import notification
-
         return AutomationCore(
             name=planned["name"],
             description=planned.get("description") or "",
@@ -260,8 +231,6 @@ class Automation(FloeResource):
         return {**planned, "id": current["id"]}
 
     def _read(self, current: State) -> State | None:
-        from floe_cdc.flows.alerts import trigger_document
-
         with _client(self) as client:
             automation = client.read_automation(current["id"])
         if automation is None:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.core.config import PipelineConfig, load_config
+from floe_cdc.flows.deployments import deploy
+from floe_cdc.flows.replicate import replicate_until_caught_up
+from floe_cdc.flows.report import format_rows
 from floe_cdc.stack.settings import StackSettings
 from floe_cdc.stack.stack import LocalStack
 
@@ -45,8 +48,6 @@ def _demo_database(config: PipelineConfig) -> str:
 
 
 def run_demo(config_path: Path, project_dir: Path) -> int:
-    from floe_cdc.flows.report import format_rows
-
     settings = StackSettings()
     stack = LocalStack(settings, project_dir)
     stack.up()
@@ -57,11 +58,6 @@ def run_demo(config_path: Path, project_dir: Path) -> int:
     for name, state in apply_connectors(config).items():
         log.info("connector %s: %s", name, state)
     apply_workload(stack, database)
-    # Imported here: Prefect reads its settings at import, and the stack tests import this
-    # module before they point Prefect at the test stack.
-    from floe_cdc.flows.deployments import deploy
-    from floe_cdc.flows.replicate import replicate_until_caught_up
-
     rows = replicate_until_caught_up(config_path, CATCH_UP_SECONDS)
     for line in deploy(config_path.resolve(), project_dir):
         log.info("%s", line)
