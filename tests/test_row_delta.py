@@ -8,13 +8,12 @@ import pytest
 from duckdb import DuckDBPyConnection
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
 from floe_cdc.lake.key_index import KeyIndex
-from floe_cdc.lake.snapshots import RowDelta, write_position_deletes
+from floe_cdc.lake.pyiceberg_adapter import RowDelta, write_data_files, write_position_deletes
 from tests.duckdb_iceberg import duckdb_with_iceberg
 
 POSITION = pa.decimal128(38, 0)
@@ -57,7 +56,7 @@ def _row_delta(table: Table, index: KeyIndex, upserts: pa.Table, deletes: list[i
         delta = RowDelta(tx, {"floe.test": snapshot})
         deletes = {data_files[path]: positions for path, positions in by_file.items()}
         delta.add_position_deletes(write_position_deletes(tx, deletes), list(deletes))
-        added = list(_dataframe_to_data_files(table_metadata=tx.table_metadata, df=upserts, io=table.io))
+        added = write_data_files(tx.table_metadata, table.io, upserts)
         for data_file in added:
             delta.append_data_file(data_file)
         delta.commit()

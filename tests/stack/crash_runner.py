@@ -29,20 +29,20 @@ def _after(function: Callable) -> Callable:
 
 
 def _arm(stage: str) -> None:
-    from floe_cdc.lake import merge
+    from floe_cdc.lake import merge, pyiceberg_adapter
     from floe_cdc.pipeline.replication import Replicator
 
     if stage == "after-consume":
         Replicator.consume = _after(Replicator.consume)
     elif stage == "during-write":
-        write = merge._dataframe_to_data_files
+        write = pyiceberg_adapter._dataframe_to_data_files
 
         def write_one_then_die(*args, **kwargs):
             for data_file in write(*args, **kwargs):
                 yield data_file
                 _die()
 
-        merge._dataframe_to_data_files = write_one_then_die
+        pyiceberg_adapter._dataframe_to_data_files = write_one_then_die
     elif stage == "after-commit":
         merge._Merge.run = _after(merge._Merge.run)
     elif stage != "none":

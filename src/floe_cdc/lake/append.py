@@ -14,7 +14,8 @@ from pyiceberg.table.refs import MAIN_BRANCH
 
 from floe_cdc.core.changes import POS_COLUMN, ChangeBatch
 from floe_cdc.lake.checkpoint import Checkpoint
-from floe_cdc.lake.merge import committing, conform, write_data_files
+from floe_cdc.lake.merge import committing, conform
+from floe_cdc.lake.pyiceberg_adapter import write_data_files
 from floe_cdc.lake.schema import POSITION_FIELD, evolve
 
 

@@ -24,11 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, _read_deletes
+from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
 from floe_cdc.lake.changeset import keys_only
+from floe_cdc.lake.pyiceberg_adapter import read_position_deletes
 
 _MAX_RUNS = 8
 
@@ -296,7 +297,7 @@ def _live_rows(
     positions = np.arange(rows.num_rows, dtype=np.int64)
     for delete_file in task.delete_files:
         if delete_file.file_path not in deletes:
-            deletes[delete_file.file_path] = _read_deletes(table.io, delete_file)
+            deletes[delete_file.file_path] = read_position_deletes(table.io, delete_file)
     deleted = [
         by_path[task.file.file_path].to_numpy()
         for by_path in (deletes[d.file_path] for d in task.delete_files)

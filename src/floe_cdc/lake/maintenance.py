@@ -21,13 +21,13 @@ from urllib.parse import urlparse
 from pyarrow.fs import FileSelector, FileType
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
 from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent
 from pyiceberg.table import FileScanTask, Table, TableProperties
 
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import OFFSETS_KEY
-from floe_cdc.lake.snapshots import RewriteFiles
+from floe_cdc.lake.pyiceberg_adapter import RewriteFiles, write_data_files
 
 log = logging.getLogger("floe.maintain")
 
@@ -131,8 +131,7 @@ def _rewrite_group(table: Table, group: _Group, target: int) -> int:
             rows = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(group.tasks)
             properties = {**metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(target)}
             sized = metadata.model_copy(update={"properties": properties})
-            if rows.num_rows:
-                written = list(_dataframe_to_data_files(table_metadata=sized, df=rows, io=table.io))
+            written = write_data_files(sized, table.io, rows)
         rewrite = RewriteFiles(tx)
         for task in group.tasks:
             rewrite.delete_data_file(task.file)

@@ -1,16 +1,20 @@
-"""Apply a ChangeBatch to an Iceberg table as one copy-on-write commit.
+"""Apply a ChangeBatch to an Iceberg table as one merge-on-read commit.
 
-pyiceberg's ``Table.upsert`` binds an ``In(key, [...])`` filter (tens of microseconds per key)
-and compares whole rows; its cost grows with the table. This merge instead:
-1. reduces the batch to the last change per key by source position (``iceberg.changeset``),
-2. plans only the data files whose key range can hold a changed key (manifest statistics),
-3. matches changed keys against those files with Arrow hash joins; a stored row whose source
-   position is newer than the incoming change is kept, so replays never regress a row,
-4. writes the new row versions, and commits deleted + added files, the schema changes and the
-   checkpoint properties in a single snapshot.
-A truncate, a completed re-snapshot or a new column with a default read every file instead.
-The private pyiceberg helpers used here (``_dataframe_to_data_files``,
-``_check_pyarrow_schema_compatible``) are the ones ``Table.append`` itself uses.
+pyiceberg's ``Table.upsert`` binds an ``In(key, [...])`` filter (tens of microseconds per key),
+compares whole rows and rewrites every data file holding a changed key; its cost grows with the
+table. This merge instead:
+1. reduces the batch to the last change per key by source position (``lake.changeset``),
+2. finds the stored rows the changes supersede through the table's key index (``key_index``):
+   a stored row whose source position is newer than the incoming change is kept, so replays
+   never regress a row,
+3. writes the new row versions as data files and one position delete file for the rows they
+   supersede, and commits them, the schema changes and the checkpoint properties in a single
+   snapshot (a row delta); worn data files are rewritten in passing within a budget.
+A truncate, a completed re-snapshot, a new column with a default or a renamed key column take
+the copy-on-write path once instead: the files that can hold a changed key (by manifest
+statistics) are matched with Arrow hash joins and rewritten. See docs/merge-on-read.md.
+pyiceberg's private parts it needs (writing data files, checking rows against the schema, the
+row delta) come from ``pyiceberg_adapter``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThanOrEqual
-from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
@@ -45,9 +49,14 @@ from floe_cdc.lake.catalog import AWAY, away_error
 from floe_cdc.lake.changeset import match_rows, position_scalar, reduce
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.pyiceberg_adapter import (
+    RowDelta,
+    check_schema_compatible,
+    write_data_files,
+    write_position_deletes,
+)
 from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
 from floe_cdc.lake.schema import POSITION_FIELD, Evolution, evolve
-from floe_cdc.lake.snapshots import RowDelta, write_position_deletes
 
 log = logging.getLogger("floe.merge")
 
@@ -101,17 +110,6 @@ def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
         else:
             arrays.append(pa.nulls(data.num_rows, target_field.type))
     return pa.Table.from_arrays(arrays, schema=target)
-
-
-def write_data_files(metadata: Any, io: Any, rows: pa.Table) -> list[DataFile]:
-    """*rows* written as data files of the table described by *metadata* (none for no rows)."""
-    if not rows.num_rows:
-        return []
-    added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
-    for data_file in added:
-        # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
-        data_file.spec_id = metadata.default_spec_id
-    return added
 
 
 def _prune_filter(keys: pa.Table, first: str) -> BooleanExpression:
@@ -279,9 +277,7 @@ class _Merge:
             upserts = self._accepted_upserts(latest, incoming, matches)
             self.result.replayed += len(matches.rejected)
             new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
-            _check_pyarrow_schema_compatible(
-                metadata.schema(), new_rows.schema, format_version=metadata.format_version
-            )
+            check_schema_compatible(metadata, new_rows.schema)
             added = self._commit(tx, metadata, removed, new_rows, deletes)
         snapshot = self.table.current_snapshot()
         self.result.snapshot_id = snapshot.snapshot_id if snapshot else None

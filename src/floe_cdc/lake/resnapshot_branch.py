@@ -17,7 +17,7 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from floe_cdc.core.errors import FloeError, Transient
 from floe_cdc.lake.checkpoint import Checkpoint
-from floe_cdc.lake.snapshots import RowDelta
+from floe_cdc.lake.pyiceberg_adapter import RowDelta
 
 BRANCH = "floe-resnapshot"
 BASE_KEY = "floe.resnapshot-base"  # on the branch's commits: the snapshot of main it began at

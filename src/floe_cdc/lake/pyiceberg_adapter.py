@@ -1,8 +1,22 @@
-"""Iceberg v2 snapshots pyiceberg 0.12 cannot write: row deltas and rewrites of files with deletes.
+"""The one module that uses pyiceberg's private parts, so that an upgrade has one module to check.
 
-pyiceberg 0.12 reads position deletes but has no API to write them, nor to remove them. This
-module does both with pyiceberg's own parts, and is the one place that leans on its private
-ones, so that an upgrade has one module to check:
+Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
+
+- ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files) and
+  ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
+  uses them; ``_read_deletes`` (reading a position delete file, as scans do);
+  ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
+- ``pyiceberg.table.update.snapshot._OverwriteFiles``: the base of the snapshot producers below,
+  through its hooks (``_existing_manifests``, ``_deleted_entries``, ``_manifests``, ``_summary``,
+  ``_validate_concurrency``) and its state (``_deleted_data_files``, ``_added_data_files``,
+  ``_snapshot_id``, ``_parent_snapshot_id``, ``_commit_window``, ``_compression``, ``_io``).
+- ``pyiceberg.manifest.ManifestWriterV2._meta``: declaring a delete manifest.
+- ``pyiceberg.table.update.validate._validate_data_files_exist``: refusing a row delta whose data
+  files a concurrent commit removed.
+- ``pyiceberg.table.Transaction._table``: the table (and its file IO) a transaction commits to.
+
+Iceberg v2 snapshots pyiceberg 0.12 cannot write, rows deltas and rewrites of files with deletes
+(it reads position deletes but has no API to write them, nor to remove them), made of its parts:
 - ``write_position_deletes`` writes one delete file for the rows a commit removes from the data
   files of one partition (sorted by path and position; full metrics, so that readers match it
   to its data files by path bounds). One file per commit rather than one per data file: with
@@ -25,8 +39,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
+    _check_pyarrow_schema_compatible,
+    _dataframe_to_data_files,
     _get_parquet_writer_kwargs,
+    _read_deletes,
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
@@ -45,6 +63,7 @@ from pyiceberg.manifest import (
 from pyiceberg.schema import Schema
 from pyiceberg.table import Transaction
 from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update.snapshot import _OverwriteFiles
@@ -62,9 +81,35 @@ POSITION_DELETE_SCHEMA = Schema(
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
 
 
+def transaction_io(tx: Transaction) -> FileIO:
+    """The file IO of the table *tx* commits to."""
+    return tx._table.io
+
+
+def write_data_files(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[DataFile]:
+    """*rows* written as data files of the table described by *metadata* (none for no rows)."""
+    if not rows.num_rows:
+        return []
+    added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
+    for data_file in added:
+        # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
+        data_file.spec_id = metadata.default_spec_id
+    return added
+
+
+def check_schema_compatible(metadata: TableMetadata, schema: pa.Schema) -> None:
+    """Raise unless rows of *schema* can be written to the table (pyiceberg's own check)."""
+    _check_pyarrow_schema_compatible(metadata.schema(), schema, format_version=metadata.format_version)
+
+
+def read_position_deletes(io: FileIO, delete_file: DataFile) -> dict[str, pa.ChunkedArray]:
+    """The positions a position delete file removes, by data file path."""
+    return _read_deletes(io, delete_file)
+
+
 def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) -> DataFile:
     """A delete file removing, from each data file of *deletes* (one partition), its positions."""
-    metadata, io = tx.table_metadata, tx._table.io
+    metadata, io = tx.table_metadata, transaction_io(tx)
     paths: list[str] = []
     positions: list[int] = []
     for data_file in sorted(deletes, key=lambda f: f.file_path):  # the spec: by path, then position
@@ -125,7 +170,11 @@ class _Replacing(_OverwriteFiles):
         self, tx: Transaction, snapshot_properties: dict[str, str], branch: str = MAIN_BRANCH
     ) -> None:
         super().__init__(
-            Operation.OVERWRITE, tx, tx._table.io, snapshot_properties=snapshot_properties, branch=branch
+            Operation.OVERWRITE,
+            tx,
+            transaction_io(tx),
+            snapshot_properties=snapshot_properties,
+            branch=branch,
         )
         self._removed_delete_files: set[DataFile] = set()
 
