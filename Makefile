@@ -24,9 +24,9 @@ demo: install
 test: lint docs
 	$(PYTEST)
 
-## test-unit: the tests that need no service (no stack is started)
+## test-unit: the tests that need no service and install nothing (no stack is started)
 test-unit: install
-	$(PYTEST) -m "not stack"
+	$(PYTEST) -m "not stack and not packaging"
 
 ## docs: the documentation site, into site/ (a broken link or a page missing from the nav fails)
 docs: install
