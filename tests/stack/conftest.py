@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.stack.demo.run import seed
 from floe_cdc.stack.settings import StackSettings
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import write_config
+from tests.stack.pipeline import start_capture, write_config
 
 DATABASE = "floe_e2e"
 TABLES = ["public.customers", "public.products", "public.orders", "public.order_lines"]
@@ -37,7 +36,7 @@ def config_path(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
     stack.postgres.ensure_database(DATABASE)
     seed(stack, DATABASE)
     path = write_config(stack, tmp_path_factory.mktemp("pipeline"), "e2e", DATABASE, TABLES)
-    apply_connectors(load_config(path))
+    start_capture(path)
     return path
 
 

@@ -9,17 +9,16 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.cli.main import app
 from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.core.errors import ReplicationStopped
-from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.flows.replicate import replicate
 from floe_cdc.lake import quarantine
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.stack.stack import LocalStack
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, start_capture, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -61,9 +60,8 @@ def config_path(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
     stack.postgres.ensure_database(DATABASE)
     run_sql(stack, DATABASE, SCHEMA)
     path = write_config(stack, tmp_path_factory.mktemp("semantics"), "sem", DATABASE, TABLES)
-    apply_connectors(load_config(path))
-    rows = replicate_until_caught_up(path, CATCH_UP)
-    assert all(row["reconciliation"] == "pass" for row in rows), rows
+    start_capture(path)
+    catch_up(path)
     return path
 
 
@@ -90,12 +88,6 @@ def read_topic(stack: LocalStack, topic: str) -> list[bytes]:
         return values
     finally:
         consumer.close()
-
-
-def catch_up(config_path: Path) -> list[dict]:
-    rows = replicate_until_caught_up(config_path, CATCH_UP)
-    assert all(row["reconciliation"] == "pass" for row in rows), rows
-    return rows
 
 
 def test_unchanged_toasted_values_keep_their_stored_value(stack, config_path, config):
@@ -131,7 +123,7 @@ def test_schema_changes_follow_the_source_while_running(stack, config_path, conf
             "UPDATE evolving SET amount = amount * 2 WHERE id = 2",
         ],
     )
-    rows = {row["table"]: row for row in catch_up(config_path)}
+    rows = catch_up(config_path)
     assert rows["evolving"]["events"] == 3
     table = open_catalog(config.iceberg).load_table(("sem", "evolving"))
     types = {f.name: str(f.field_type) for f in table.schema().fields}
@@ -158,7 +150,7 @@ def test_renamed_columns_keep_their_values(stack, config_path, config):
             "INSERT INTO renamed VALUES (31, 'v31', 31, 'own v')",
         ],
     )
-    rows = {row["table"]: row for row in catch_up(config_path)}
+    rows = catch_up(config_path)
     assert rows["renamed"]["events"] == 3
     table.refresh()
     names = table.schema().column_names
@@ -189,7 +181,7 @@ def test_value_that_does_not_fit_is_quarantined_then_superseded(stack, config_pa
         DATABASE,
         ["UPDATE prices SET price = 'NaN' WHERE id = 1", "UPDATE prices SET price = 99 WHERE id = 2"],
     )
-    replicate_until_caught_up(config_path, CATCH_UP)
+    catch_up(config_path)
     catalog = open_catalog(config.iceberg)
     waiting = quarantine.entries(quarantine.open_quarantine(catalog, config.iceberg), ["prices"]).to_pylist()
     assert len(waiting) == 1 and "cannot hold 'NAN'" in waiting[0]["error"]

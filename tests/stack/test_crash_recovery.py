@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 from pyiceberg.table.snapshots import ancestors_of
 
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.core.config import PipelineConfig, load_config
-from floe_cdc.flows.replicate import replicate_until_caught_up
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, start_capture, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -55,7 +53,7 @@ def config_path(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
         ["public.accounts", "public.ledger"],
         idle_seconds=3,
     )
-    apply_connectors(load_config(path))
+    start_capture(path)
     return path
 
 
@@ -81,7 +79,7 @@ def test_killed_cycle_recovers_exactly(stack, config_path, config, stage):
     run_sql(stack, DATABASE, workload(round_number))
     crashed = run_cycle(config_path, stage)
     assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
-    replicate_until_caught_up(config_path, CATCH_UP)
+    catch_up(config_path)
     assert_tables_equal(stack, config, DATABASE)
 
 
@@ -99,7 +97,7 @@ def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path
     ]
     outputs = [run.communicate(timeout=400)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    replicate_until_caught_up(config_path, CATCH_UP)
+    catch_up(config_path)
     assert_tables_equal(stack, config, DATABASE)
     # No two commits continued from the same offsets: every commit moved the table forward.
     catalog = open_catalog(config.iceberg)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.core.config import load_config
-from floe_cdc.flows.replicate import replicate_until_caught_up
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.stack.stack import LocalStack
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, start_capture, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -42,13 +40,12 @@ def test_hostile_identifiers_replicate_and_reconcile(stack: LocalStack, tmp_path
     path = write_config(stack, tmp_path, "names", DATABASE, ["Sales Ünit.Order Items", "public.User", SAY])
     config = load_config(path)
     assert [t.target_name for _, t in config.tables()] == ["order_items", "user", "say__hi___now_"]
-    apply_connectors(config)
+    start_capture(config)
     with stack.postgres.connect(DATABASE) as conn, conn.cursor() as cur:
         cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'floe_names'")
         published = sorted(cur.fetchall())
     assert published == [("Sales Ünit", "Order Items"), ("public", "User"), ("sales.eu", 'Say "hi", now ')]
-    rows = replicate_until_caught_up(path, 180)
-    assert all(row["reconciliation"] == "pass" for row in rows), rows
+    catch_up(path)
     assert_tables_equal(stack, config, DATABASE)
 
     run_sql(
@@ -65,8 +62,7 @@ def test_hostile_identifiers_replicate_and_reconcile(stack: LocalStack, tmp_path
             "UPDATE public.user SET name = 'not replicated'",
         ],
     )
-    rows = replicate_until_caught_up(path, 180)
-    assert all(row["reconciliation"] == "pass" for row in rows), rows
+    catch_up(path)
     assert_tables_equal(stack, config, DATABASE)
     results = {r.table: r for r in reconcile(config)}
     assert results["order_items"].passed and results["order_items"].source_count == 26

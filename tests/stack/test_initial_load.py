@@ -28,10 +28,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
 
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.cli.main import app
 from floe_cdc.core.config import load_config
-from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.flows.replicate import replicate
 from floe_cdc.flows.resnapshot import resnapshot
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.lake.checkpoint import read_checkpoint
@@ -41,7 +40,14 @@ from floe_cdc.pipeline.direct_resnapshot import resnapshot_table
 from floe_cdc.pipeline.initial_load import LOAD_KEY, TableLoad
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import assert_tables_equal, remove_replication, run_sql, write_config
+from tests.stack.pipeline import (
+    assert_tables_equal,
+    catch_up,
+    remove_replication,
+    run_sql,
+    start_capture,
+    write_config,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -158,7 +164,7 @@ def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_p
     assert "loaded" in output and "floe-direct: created" in output, output
     chunks = [int(commit["floe.events"]) for commit in _load_commits(path, "items")]
     assert len(chunks) >= ROWS // 2_000 and set(chunks[:-1]) == {2_000} and chunks[-1] < 2_000, chunks
-    replicate_until_caught_up(path, 180)
+    catch_up(path)
     assert_tables_equal(stack, load_config(path), "floe_direct")
 
 
@@ -200,7 +206,7 @@ def test_a_load_killed_in_the_middle_resumes_without_loading_a_chunk_twice(
     assert "floe-resumed: created" in output, output
     commits = _load_commits(path, "items")
     assert sum(int(c["floe.events"]) for c in commits) == ROWS, "a chunk was loaded twice"
-    replicate_until_caught_up(path, 180)
+    catch_up(path)
     assert_tables_equal(stack, load_config(path), "floe_resumed")
 
 
@@ -217,9 +223,9 @@ def test_the_direct_load_types_every_column_as_debezium_does(stack: LocalStack, 
     )
     pipelines += [direct, through_debezium]
     _apply(direct)
-    apply_connectors(load_config(through_debezium))
-    replicate_until_caught_up(through_debezium, 180)
-    replicate_until_caught_up(direct, 180)
+    start_capture(through_debezium)
+    catch_up(through_debezium)
+    catch_up(direct)
     tables = []
     for path in (direct, through_debezium):
         config = load_config(path)
@@ -276,7 +282,7 @@ def test_a_direct_resnapshot_repairs_a_table_under_live_writes(stack: LocalStack
     switched = after.current_snapshot()
     assert switched.snapshot_id != before and switched.summary.get(LOAD_KEY) == '{"done":true}'
     assert offsets and read_checkpoint(after).offsets == offsets, "the switch kept the table's checkpoint"
-    replicate_until_caught_up(path, 180)
+    catch_up(path)
     assert_tables_equal(stack, config, "floe_reread")
 
     # The flow reads it again with a progress artifact that ends at 100.
@@ -286,5 +292,5 @@ def test_a_direct_resnapshot_repairs_a_table_under_live_writes(stack: LocalStack
         run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         artifacts = client.read_artifacts(flow_run_filter=run)
     assert [float(a.data) for a in artifacts if a.type == "progress"] == [100.0]
-    replicate_until_caught_up(path, 180)
+    catch_up(path)
     assert_tables_equal(stack, config, "floe_reread")

@@ -19,7 +19,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.capture.connectors import MONGODB_CONNECTOR, render
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.capture.mongodb.shape import DocumentShape
 from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.core.errors import ConnectError
@@ -28,6 +27,7 @@ from floe_cdc.lake import quarantine
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
 from tests.mongo_scenario import batches, comparable, expected_documents
+from tests.stack.pipeline import start_capture
 
 pytestmark = pytest.mark.stack
 
@@ -75,7 +75,7 @@ def test_debeziums_mongodb_connector_accepts_the_rendered_config(mongo_config: P
         wrong = client.validate(MONGODB_CONNECTOR, {**properties, "capture.mode": "full_document"})
         assert "capture.mode" in wrong
     with pytest.raises(ConnectError) as caught:
-        apply_connectors(config)
+        start_capture(config)
     assert "mongodb.connection.string" in str(caught.value)
     assert PASSWORD not in str(caught.value)
 

@@ -20,14 +20,13 @@ from bson import Decimal128, ObjectId
 from pymongo import MongoClient
 
 from floe_cdc.capture.connect_client import ConnectClient
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.capture.mongodb.shape import DocumentShape
 from floe_cdc.core.config import PipelineConfig, load_config
-from floe_cdc.flows.replicate import replicate_until_caught_up
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.stack.stack import LocalStack
 from tests.mongo_scenario import comparable
+from tests.stack.pipeline import catch_up, start_capture
 
 pytestmark = pytest.mark.stack
 
@@ -105,15 +104,15 @@ def test_debezium_captures_secantusdb_snapshot_stream_and_resume(stack: LocalSta
         client[f"live_{name}"]["orders"].insert_many([_document(n) for n in range(20)])
     path = _write_config(stack, tmp_path)
     config = load_config(path)
-    apply_connectors(config)
+    start_capture(config)
 
-    rows = replicate_until_caught_up(path, CATCH_UP)
-    assert {row["table"]: row["inserted"] for row in rows} == {"orders_full": 20, "orders_patch": 20}
+    rows = catch_up(path)
+    assert {name: row["inserted"] for name, row in rows.items()} == {"orders_full": 20, "orders_patch": 20}
     _assert_same_documents(client, config)
 
     for name in MODES:
         _change(client, f"live_{name}")
-    replicate_until_caught_up(path, CATCH_UP)
+    catch_up(path)
     _assert_same_documents(client, config)
 
     # Stopped connectors miss nothing written meanwhile, and resume without a new snapshot.
@@ -129,9 +128,9 @@ def test_debezium_captures_secantusdb_snapshot_stream_and_resume(stack: LocalSta
             connect.restart(source.connector_name)
             connect.resume(source.connector_name)
             connect.wait_running(source.connector_name)
-    rows = replicate_until_caught_up(path, CATCH_UP)
+    rows = catch_up(path)
     # Three changes per source while paused, and no snapshot read again.
-    assert all(3 <= row["events"] < 10 for row in rows), f"resumed without a new snapshot: {rows}"
+    assert all(3 <= row["events"] < 10 for row in rows.values()), f"resumed without a new snapshot: {rows}"
     _assert_same_documents(client, config)
 
     results = reconcile(config)

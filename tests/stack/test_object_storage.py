@@ -20,7 +20,7 @@ from pyiceberg.table import Transaction
 
 from floe_cdc.core.config import load_config
 from floe_cdc.core.errors import FloeError, ReplicationFailed, Transient
-from floe_cdc.flows.replicate import replicate, replicate_until_caught_up
+from floe_cdc.flows.replicate import replicate
 from floe_cdc.lake.catalog import CatalogRefused, new_table, open_catalog
 from floe_cdc.lake.maintenance import MaintainResult
 from floe_cdc.pipeline.maintenance import maintain
@@ -28,7 +28,7 @@ from floe_cdc.stack.processes import ManagedProcess
 from floe_cdc.stack.stack import LocalStack
 from tests.duckdb_iceberg import duckdb_with_iceberg
 from tests.stack.compare import assert_same_rows
-from tests.stack.pipeline import assert_tables_equal, replicated_database, run_sql
+from tests.stack.pipeline import assert_tables_equal, catch_up, replicated_database, run_sql
 
 pytestmark = pytest.mark.stack
 
@@ -43,7 +43,7 @@ CHANGES = [
 def test_a_table_in_s3_reads_the_same_through_pyiceberg_and_duckdb(stack: LocalStack, tmp_path):
     path = replicated_database(stack, tmp_path, "floe_objects")
     run_sql(stack, "floe_objects", CHANGES)
-    replicate_until_caught_up(path, CATCH_UP)
+    catch_up(path)
     config = load_config(path)
     assert_tables_equal(stack, config, "floe_objects")
 
@@ -102,7 +102,7 @@ def test_maintain_beside_replicate_loses_and_duplicates_nothing(stack: LocalStac
         maintainer.join()
     assert [r.error for r in results if r.error] == []
     assert sum(r.files_rewritten for r in results) > 0
-    replicate_until_caught_up(path, CATCH_UP)
+    catch_up(path)
     assert_tables_equal(stack, config, "floe_maintained")
 
     # With no writer in flight, the files of the expired snapshots go, and the table still reads.
@@ -157,7 +157,7 @@ def rclone_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 def test_a_second_s3_server_behind_a_sql_catalog(stack: LocalStack, tmp_path, rclone_s3):
     path = replicated_database(stack, tmp_path, "floe_rclone", rclone_s3)
     run_sql(stack, "floe_rclone", CHANGES)
-    replicate_until_caught_up(path, CATCH_UP)
+    catch_up(path)
     assert_tables_equal(stack, load_config(path), "floe_rclone")
     written = list(
         (tmp_path / "rclone" / "floe-rclone" / "warehouse" / "rclone" / "items").rglob("*.parquet")
@@ -185,6 +185,5 @@ def test_s3_stopped_in_the_middle_of_a_commit(stack: LocalStack, tmp_path, monke
         assert isinstance(failed.value, Transient)
     finally:
         stack.object_store.start()
-    rows = replicate_until_caught_up(path, CATCH_UP)
-    assert rows[0]["reconciliation"] == "pass", rows
+    catch_up(path)
     assert_tables_equal(stack, config, "floe_s3fault")

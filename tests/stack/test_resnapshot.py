@@ -17,14 +17,13 @@ from pyiceberg.expressions import EqualTo, In
 from typer.testing import CliRunner
 
 from floe_cdc.capture.consumer import ChangeConsumer
-from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.cli.main import app
 from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
 from floe_cdc.stack.stack import LocalStack
 from tests.stack.live import Statement, caught_up, live_source
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, run_sql, start_capture, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -75,7 +74,7 @@ def resnap_config(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -
     # Small chunks: the snapshot takes many windows, each closed by the changes streaming past it.
     document["sources"][0]["connector_overrides"] = {"incremental.snapshot.chunk.size": "100"}
     path.write_text(yaml.safe_dump(document))
-    apply_connectors(load_config(path))
+    start_capture(path)
     caught_up(load_config(path))
     return path
 

@@ -24,12 +24,11 @@ from typer.testing import CliRunner
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.cli.main import app
 from floe_cdc.core.config import load_config
-from floe_cdc.flows.replicate import replicate_until_caught_up
 from floe_cdc.stack.prefect_server import prefect_cli
 from floe_cdc.stack.processes import ManagedProcess
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import assert_tables_equal, run_sql, write_config
+from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, write_config
 from tests.terraform_cli import TerraformRun
 
 pytestmark = pytest.mark.stack
@@ -166,7 +165,7 @@ def test_terraform_applies_detects_drift_and_destroys_everything(
 
         # The snapshot and a change reach Iceberg, in the bucket Terraform made.
         run_sql(stack, DATABASE, ["UPDATE items SET name = 'changed' WHERE id % 5 = 0"])
-        replicate_until_caught_up(config_path, 180)
+        catch_up(config_path)
         assert_tables_equal(stack, config, DATABASE)
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/")["KeyCount"] > 0
 
@@ -195,7 +194,7 @@ def test_terraform_applies_detects_drift_and_destroys_everything(
             DATABASE,
             ["INSERT INTO orders VALUES (1, 1, 3), (2, 7, 1)", "DELETE FROM items WHERE id = 2"],
         )
-        replicate_until_caught_up(config_path, 180)
+        catch_up(config_path)
         assert_tables_equal(stack, load_config(config_path), DATABASE)
     finally:
         terraform("destroy", "-auto-approve", "-input=false")
