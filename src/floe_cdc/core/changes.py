@@ -1,6 +1,6 @@
-"""The one type that crosses from ``cdc/`` to ``iceberg/``: a columnar batch of changes to a table.
+"""The one type that crosses from ``capture`` to ``lake``: a columnar batch of changes to a table.
 
-Columns are typed with Arrow types chosen from the source's declared types; ``iceberg/`` maps
+Columns are typed with Arrow types chosen from the source's declared types; ``lake`` maps
 them to Iceberg types. Each row also carries:
 - its operation and its order within the batch,
 - its source position, a number that orders the changes of one key (for PostgreSQL built from

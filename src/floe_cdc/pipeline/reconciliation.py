@@ -1,4 +1,4 @@
-"""Reconcile tables: the Iceberg side read here, the counting and checking by ``soda_checks``.
+"""Reconcile tables: the Iceberg side read here, the counting and checking by ``reconcile``.
 
 Three modes. ``count`` compares the row counts as they are now: on a source that keeps writing
 they may differ for honest reasons. ``exact`` compares a PostgreSQL source's counts with the
