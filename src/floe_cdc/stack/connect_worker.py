@@ -145,8 +145,11 @@ class LocalConnectWorker:
             "offset.flush.interval.ms": "1000",
             "listeners": self.settings.connect_url,
             "plugin.discovery": "service_load",
-            "session.timeout.ms": "10000",
-            "heartbeat.interval.ms": "3000",
+            # Every connector created, changed or deleted makes the worker rejoin its group, which
+            # the local broker completes after half the session timeout: 6 s (the smallest Kafka
+            # brokers accept by default) keeps that to 3 s, three heartbeats per timeout.
+            "session.timeout.ms": "6000",
+            "heartbeat.interval.ms": "2000",
             "topic.creation.enable": "true",
             # Connectors reference their secrets instead of holding them (connect.secrets).
             "config.providers": "file,env",
