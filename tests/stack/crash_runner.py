@@ -1,9 +1,11 @@
-"""Run one replicate cycle in this process and SIGKILL it at a chosen stage.
+"""Run one replication cycle in this process and SIGKILL it at a chosen stage.
 
 Usage: python -m tests.stack.crash_runner CONFIG STAGE, with STAGE one of
 ``after-consume`` (events read, nothing written), ``during-write`` (a data file written, no
 commit), ``after-commit`` (the Iceberg commit landed, nothing after it ran) or ``none``.
-The kill is a real SIGKILL: no cleanup, no finally blocks, exactly like a crashed worker.
+The kill is a real SIGKILL: no cleanup, no finally blocks, exactly like a crashed worker. A
+killed cycle is the pipeline's alone (what it leaves behind is what these tests check); ``none``
+runs the replicate flow, whose table locks keep two runs at once from writing a table together.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+
+from floe_cdc.core.config import load_config
+from floe_cdc.flows.replicate import replicate
+from floe_cdc.lake import merge, pyiceberg_adapter
+from floe_cdc.pipeline.replication import Replicator
+from tests.stack.pipeline import replicate_cycle
 
 
 def _die() -> None:
@@ -29,9 +37,6 @@ def _after(function: Callable) -> Callable:
 
 
 def _arm(stage: str) -> None:
-    from floe_cdc.lake import merge, pyiceberg_adapter
-    from floe_cdc.pipeline.replication import Replicator
-
     if stage == "after-consume":
         Replicator.consume = _after(Replicator.consume)
     elif stage == "during-write":
@@ -52,6 +57,8 @@ def _arm(stage: str) -> None:
 if __name__ == "__main__":
     config_path, stage = sys.argv[1], sys.argv[2]
     _arm(stage)
-    from floe_cdc.flows.replicate import replicate
-
-    replicate(config_path=config_path, reconcile_after=False)
+    if stage == "none":
+        replicate(config_path=config_path, reconcile_after=False)
+    else:
+        with Replicator(load_config(config_path)) as replicator:
+            replicate_cycle(replicator)

@@ -13,6 +13,7 @@ from floe_cdc.capture.deploy import apply_connectors
 from floe_cdc.capture.replication_objects import drop_slot
 from floe_cdc.core.config import PipelineConfig, PostgresSource, load_config
 from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.lake.merge import MergeResult
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.pipeline.replication import Replicator
 from floe_cdc.stack.stack import LocalStack
@@ -89,20 +90,25 @@ def catch_up(
     """
     config = load_config(config_path)
     deadline = time.monotonic() + timeout
-    totals: dict[str, dict[str, int]] = {}
+    totals = {table.target_name: dict.fromkeys(TOTALS, 0) for _, table in config.tables(tables)}
     with Replicator(config, tables) as replicator:
         while True:
-            checkpoints = replicator.checkpoints()
-            consumed, _ = replicator.consume(checkpoints)
-            for name, changes in consumed.items():
-                result = replicator.merge(changes, checkpoints[name])
-                table = totals.setdefault(name, dict.fromkeys(TOTALS, 0))
+            merged = replicate_cycle(replicator)
+            for name, result in merged.items():
                 for total in TOTALS:
-                    table[total] += getattr(result, total)
-            quiet = not any(changes.records for changes in consumed.values())
+                    totals[name][total] += getattr(result, total)
+            quiet = not any(result.events for result in merged.values())
             if quiet and all(check.passed for check in reconcile(config, tables)):
-                return {name: totals.get(name, dict.fromkeys(TOTALS, 0)) for name in replicator.targets}
+                return totals
             assert time.monotonic() < deadline, f"tables did not catch up within {timeout:.0f}s: {totals}"
+
+
+def replicate_cycle(replicator: Replicator) -> dict[str, MergeResult]:
+    """One cycle through the pipeline: each table's checkpoint, what Kafka holds after it, the
+    merge (one commit per table)."""
+    checkpoints = replicator.checkpoints()
+    consumed, _ = replicator.consume(checkpoints)
+    return {name: replicator.merge(changes, checkpoints[name]) for name, changes in consumed.items()}
 
 
 def replicated_database(
