@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -169,13 +170,26 @@ def test_follow_runs_cycles_until_interrupted(config_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(30)
+    lines: list[str] = []
+    two_cycles = threading.Event()
+
+    def read() -> None:  # Ctrl-C once two cycles have printed their report, not after a fixed time
+        for line in run.stdout:
+            lines.append(line)
+            if sum("table        events" in seen for seen in lines) >= 2:
+                two_cycles.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    two_cycles.wait(timeout=120)
     run.send_signal(signal.SIGINT)
     try:
-        output = run.communicate(timeout=90)[0]
-    except subprocess.TimeoutExpired as exc:
+        run.wait(timeout=90)
+    except subprocess.TimeoutExpired:
         run.kill()
-        raise AssertionError(f"still running 90 s after Ctrl-C:\n{(exc.output or '')[-4000:]}") from None
+        raise AssertionError(f"still running 90 s after Ctrl-C:\n{''.join(lines)[-4000:]}") from None
+    reader.join(timeout=10)
+    output = "".join(lines)
     assert run.returncode == 0, output[-3000:]
     assert output.count("table        events") >= 2, output[-3000:]
     assert output.rstrip().endswith("stopped")
