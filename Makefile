@@ -24,7 +24,7 @@ demo: install
 test: lint docs
 	$(PYTEST)
 
-## test-unit: the tests that need no service and install nothing (no stack is started)
+## test-unit: the tests that need no service (no stack is started, no wheel built)
 test-unit: install
 	$(PYTEST) -m "not stack and not packaging"
 

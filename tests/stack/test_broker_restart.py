@@ -32,7 +32,7 @@ def config_path(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     path = write_config(stack, tmp_path_factory.mktemp("broker"), "brk", DATABASE, ["public.items"])
     start_capture(path)
-    catch_up(path)
+    catch_up(path, timeout=CATCH_UP)
     return path
 
 
@@ -54,6 +54,6 @@ def test_broker_losing_its_topics_mid_stream(stack, config_path, caplog):
         ["INSERT INTO items VALUES (1000, 'after restart', 1)", "DELETE FROM items WHERE id = 1"],
     )
     with caplog.at_level(logging.WARNING, logger="floe.consumer"):
-        catch_up(config_path)
+        catch_up(config_path, timeout=CATCH_UP)
     assert "the broker lost or re-created the topic" in caplog.text
     assert_tables_equal(stack, config, DATABASE)

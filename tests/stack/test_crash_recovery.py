@@ -79,7 +79,7 @@ def test_killed_cycle_recovers_exactly(stack, config_path, config, stage):
     run_sql(stack, DATABASE, workload(round_number))
     crashed = run_cycle(config_path, stage)
     assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
-    catch_up(config_path)
+    catch_up(config_path, timeout=CATCH_UP)
     assert_tables_equal(stack, config, DATABASE)
 
 
@@ -97,7 +97,7 @@ def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path
     ]
     outputs = [run.communicate(timeout=400)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    catch_up(config_path)
+    catch_up(config_path, timeout=CATCH_UP)
     assert_tables_equal(stack, config, DATABASE)
     # No two commits continued from the same offsets: every commit moved the table forward.
     catalog = open_catalog(config.iceberg)

@@ -30,7 +30,6 @@ from tests.stack.pipeline import catch_up, start_capture
 
 pytestmark = pytest.mark.stack
 
-CATCH_UP = 180
 MODES = {"full": "change_streams_update_full", "patch": "change_streams"}
 
 

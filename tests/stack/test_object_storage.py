@@ -32,7 +32,6 @@ from tests.stack.pipeline import assert_tables_equal, catch_up, replicated_datab
 
 pytestmark = pytest.mark.stack
 
-CATCH_UP = 180
 CHANGES = [
     "UPDATE items SET name = 'changed', price = price + 1 WHERE id % 7 = 0",
     "DELETE FROM items WHERE id % 11 = 0",

@@ -30,7 +30,6 @@ from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql
 
 pytestmark = pytest.mark.stack
 
-CATCH_UP = 180
 
 LIVE_CHANGES = [
     # one row updated many times, each in its own transaction

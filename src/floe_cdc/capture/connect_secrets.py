@@ -6,7 +6,7 @@ references when a connector starts, so the stored configuration holds only the r
 - ``file``: Floe writes the secrets to a properties file (mode 600) that every Connect worker
   reads with ``FileConfigProvider``; a changed secret restarts the connector.
 - ``env``: every Connect worker has them in environment variables (``EnvVarConfigProvider``);
-  Floe writes nothing, the variable names are in the README.
+  Floe writes nothing, the variable names are in docs/secrets.md.
 - ``inline``: the secret itself, for a Connect cluster without config providers.
 """
 

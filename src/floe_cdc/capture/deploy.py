@@ -117,12 +117,12 @@ def _secrets_hint(config: PipelineConfig) -> str:
         return (
             f". Kafka Connect reads passwords from {config.connect.secrets_file} (connect.secrets: file): "
             "every worker must read that path and have FileConfigProvider configured as 'file' (see "
-            "README, 'Secrets in Kafka Connect')"
+            "docs/secrets.md)"
         )
     if config.connect.secrets == "env":
         return (
             ". Kafka Connect reads passwords from its workers' environment (connect.secrets: env): "
-            "check the variables named in README, 'Secrets in Kafka Connect'"
+            "check the variables named in docs/secrets.md"
         )
     return ""
 

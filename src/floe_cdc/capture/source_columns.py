@@ -2,7 +2,7 @@
 
 The direct initial load reads rows with ADBC instead of through Debezium. The Iceberg table it
 creates, and every value it writes, must be what replication would have made of Debezium's
-snapshot events: the same Arrow type from the same declared type (``cdc.types``), the same
+snapshot events: the same Arrow type from the same declared type (``capture.types``), the same
 source type in the column's doc, the same value. Only types whose values ADBC returns in a form
 that converts to that exactly are loaded directly; a table with any other column is refused
 with its name, so that it keeps Debezium's snapshot.
@@ -39,7 +39,7 @@ WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
 
-# Source type -> Arrow type, as cdc.types maps Debezium's schema for it (with Floe's connector
+# Source type -> Arrow type, as capture.types maps Debezium's schema for it (with Floe's connector
 # settings: decimal.handling.mode=string, time.precision.mode=adaptive_time_microseconds).
 _SCALARS: dict[str, pa.DataType] = {
     "INT2": pa.int16(),
@@ -111,7 +111,7 @@ def _uuid(values: pa.ChunkedArray) -> pa.Array:
 
 
 def _typed(name: str, type_name: str, typmod: int, nullable: bool) -> Column:
-    """The Column cdc.types makes of Debezium's schema for a column of this declared type."""
+    """The Column capture.types makes of Debezium's schema for a column of this declared type."""
     if type_name == "NUMERIC":
         if typmod >= 4:  # NUMERIC(p,s): typmod holds ((p << 16) | s) + 4
             precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF

@@ -30,7 +30,10 @@ PROJECT_DIR = Path.cwd()
 
 
 def setup_logging() -> None:
+    """Floe's INFO lines on the console, through Prefect's console handler where Prefect (imported
+    by then) has set one on the root logger, whose level it sets to WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO)
     for noisy in ("httpx", "pyiceberg", "soda"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_masking()

@@ -141,7 +141,7 @@ class CollectionRef(_TargetRef):
 
     ``typed``: documents become Iceberg columns, nested documents structs and arrays lists, and the
     schema grows as new fields appear; a value whose type conflicts with its column's is kept as
-    extended JSON in ``_floe_conflicts`` (see README). ``raw``: the whole document as extended
+    extended JSON in ``_floe_conflicts`` (see docs/mongodb.md). ``raw``: the whole document as extended
     JSON in ``_doc``, plus the ``extract``-ed top-level fields as typed columns.
     """
 

@@ -33,7 +33,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def configure_prefect(environ: MutableMapping[str, str] = os.environ) -> None:
     """Point Prefect at the local stack's server unless ``PREFECT_API_URL`` is set; keep its
-    analytics off and forward the ``floe`` loggers to the Prefect UI. Settings already in the
+    analytics off and forward the ``floe`` loggers to the Prefect UI within flow runs. Settings already in the
     environment win; nothing is created in the working directory."""
     env_file = stack_dir(environ) / PREFECT_ENV_FILE
     if "PREFECT_API_URL" not in environ and env_file.is_file():
@@ -41,3 +41,6 @@ def configure_prefect(environ: MutableMapping[str, str] = os.environ) -> None:
             environ.setdefault(key, value)
     environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "floe")
+    # Floe's commands log outside flow runs too (connectors apply, stack up): those lines stay on
+    # the console, without a warning that they did not reach the Prefect UI.
+    environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -99,6 +99,40 @@ def _replicate_specs(config: PipelineConfig, config_path: str) -> list[Deploymen
     ]
 
 
+# What a deployment of prefect.yaml may say; anything else would be dropped without a word.
+_DECLARABLE = {
+    "name",
+    "description",
+    "entrypoint",
+    "parameters",
+    "work_pool",
+    "schedules",
+    "concurrency_limit",
+}
+
+
+def _refuse_undeclarable(deployment: dict[str, Any], where: Path) -> None:
+    """Refuse what this specification cannot carry, naming the deployment and the key."""
+    name = deployment.get("name", "?")
+    problems = [f"key {key!r}" for key in sorted(set(deployment) - _DECLARABLE)]
+    if (deployment.get("work_pool") or {}) not in ({}, {"name": WORK_POOL}):
+        problems.append(f"work_pool other than {{name: {WORK_POOL}}}")
+    schedules = deployment.get("schedules") or []
+    if len(schedules) > 1 or any(set(schedule) != {"interval"} for schedule in schedules):
+        problems.append("schedules other than one '- interval: <seconds>'")
+    limit = deployment.get("concurrency_limit") or {}
+    if (
+        set(limit) - {"limit", "collision_strategy"}
+        or limit.get("collision_strategy", "CANCEL_NEW") != "CANCEL_NEW"
+    ):
+        problems.append("concurrency_limit other than {limit: N, collision_strategy: CANCEL_NEW}")
+    if problems:
+        raise ConfigError(
+            f"deployment {name} in {where}: Floe cannot register {', '.join(problems)}; declare name, "
+            "description, entrypoint, parameters, work_pool, schedules and concurrency_limit only"
+        )
+
+
 def _declared_specs(project_dir: Path, config_path: str) -> list[DeploymentSpec]:
     """The deployments ``prefect.yaml`` declares, their ``config_path`` the one being deployed."""
     declared_in = project_dir / "prefect.yaml"
@@ -106,6 +140,7 @@ def _declared_specs(project_dir: Path, config_path: str) -> list[DeploymentSpec]
         raise ConfigError(f"no prefect.yaml in {project_dir}; run this from the Floe project's folder")
     specs = []
     for deployment in yaml.safe_load(declared_in.read_text())["deployments"]:
+        _refuse_undeclarable(deployment, declared_in)
         schedules = deployment.get("schedules") or [{}]
         specs.append(
             DeploymentSpec(
@@ -155,6 +190,7 @@ def put_deployment(client: SyncPrefectClient, spec: DeploymentSpec, path: str, w
     deployment_id = client.create_deployment(
         flow_id=client.create_flow_from_name(spec.flow),
         name=spec.name,
+        version=flow.version,
         description=spec.description or None,
         entrypoint=spec.entrypoint,
         path=path,

@@ -4,7 +4,7 @@ One Iceberg table per namespace (``iceberg.quarantine_table``), keyed by topic, 
 offset, so that recording the same event twice (after a crash) keeps one entry. An entry is
 ``pending`` until it is replayed, or ``superseded`` when a later change of the same key has been
 merged (replaying it then would undo that change). Volumes are small, so pyiceberg's own
-``upsert`` serves here; the replication tables use ``iceberg.merge``.
+``upsert`` serves here; the replication tables use ``lake.merge``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Re-snapshots of the tables of sources that load directly (``initial_load: direct``): read
 straight from PostgreSQL onto a branch of the Iceberg table, which the table then switches to.
 
-1. The branch begins at the table's current snapshot, emptied (``iceberg.resnapshot_branch``).
+1. The branch begins at the table's current snapshot, emptied (``lake.resnapshot_branch``).
    From then on replicate leaves the table alone, and its changes wait in Kafka from that
    snapshot's checkpoint on.
 2. A temporary slot exports a snapshot, newer than that checkpoint, and the table is read in it

@@ -5,7 +5,7 @@ position after it. Then the Iceberg tables must have applied everything that sna
 replication slot has to confirm that position (so every such change is in Kafka; a logical
 decoding message written after the count gives an idle source something to confirm) and the
 table's topic must hold no change the snapshot saw beyond the table's checkpoint. The changes
-the Iceberg table applied that the snapshot did not see give the correction (``cdc.change_window``).
+the Iceberg table applied that the snapshot did not see give the correction (``capture.change_window``).
 A difference left is lost or duplicated data, never timing.
 """
 

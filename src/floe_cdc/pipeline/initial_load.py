@@ -3,7 +3,7 @@ Debezium streams from the point the load read them at.
 
 For each source with ``initial_load: direct`` whose connector does not exist yet:
 1. the publication is made, then the replication slot with an exported snapshot
-   (``cdc.direct_snapshot``); the slot streams exactly what commits after that snapshot;
+   (``capture.direct_snapshot``); the slot streams exactly what commits after that snapshot;
 2. each table is read in that snapshot in chunks by primary key, and each chunk is merged into
    Iceberg as snapshot rows (Debezium's ``r``) in one commit that also records how far the load
    got (``floe.load``), so a crash never leaves part of a chunk and never loads a chunk twice;

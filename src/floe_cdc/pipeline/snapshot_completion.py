@@ -3,7 +3,7 @@
 A table's incremental snapshot is complete once the connector has said that its scan finished
 and the table has applied every event its topic held at that moment: the scan's last reads were
 written before the notification, through the same producer. The merge that gets there removes
-the stored rows positioned below the mark's floor (see ``iceberg.resnapshot_mark``) and the mark.
+the stored rows positioned below the mark's floor (see ``lake.resnapshot_mark``) and the mark.
 A table with no new events in that cycle gets an empty batch to carry the completion.
 
 The end offsets are the topic's high watermarks. A broker that under-reports them (tansu reports

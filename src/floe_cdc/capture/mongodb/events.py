@@ -4,7 +4,7 @@ Unlike the PostgreSQL connector's typed rows, a MongoDB event carries its docume
 JSON strings (``after``, ``updateDescription.updatedFields``, the key's ``id``), so the Connect
 schema says nothing about the fields: only the payload is read, and the strings are parsed with
 pymongo's ``bson.json_util`` (every extended JSON mode: ObjectId, dates, Decimal128, int64,
-binary, UUID). Turning documents into typed rows is ``cdc.mongodb.shape``'s job.
+binary, UUID). Turning documents into typed rows is ``capture.mongodb.shape``'s job.
 """
 
 from __future__ import annotations
