@@ -4,7 +4,6 @@ milliseconds while a follower runs replication cycles, both until the test is do
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,13 +25,6 @@ def cycle(config: PipelineConfig, drop_events: bool = False) -> int:
                 table_changes.batch = table_changes.batch.without_rows()
             replicator.merge(table_changes, checkpoints[name])
         return consumed.count
-
-
-def caught_up(config: PipelineConfig, timeout: float = 120) -> None:
-    """Cycles until one finds nothing new."""
-    deadline = time.monotonic() + timeout
-    while cycle(config) and time.monotonic() < deadline:
-        pass
 
 
 def _write(stack: LocalStack, database: str, statements: Iterator[Statement], stop: threading.Event) -> None:

@@ -23,13 +23,13 @@ from prefect.deployments import run_deployment
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from pyiceberg.expressions import EqualTo
 
-from floe_cdc.capture.deploy import resume_source
+from floe_cdc.capture.deploy import apply_connectors, resume_source
 from floe_cdc.core.config import load_config
 from floe_cdc.flows.deployments import deploy
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
-from tests.stack.pipeline import ITEMS, assert_tables_equal, run_sql, start_capture, write_config
+from tests.stack.pipeline import ITEMS, assert_tables_equal, run_sql, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -179,7 +179,7 @@ def _notified(received: list[str], *words: str, timeout: float = 90) -> str:
 def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack, tmp_path, webhook):
     path = _two_sources(stack, tmp_path)
     config = load_config(path)
-    start_capture(config)
+    apply_connectors(config)  # with its settle: the runs below must find the snapshot in Kafka
     deploy(path, PROJECT_DIR)
     asyncio.run(_pause_schedules())
     with get_client(sync_client=True) as client:

@@ -22,8 +22,8 @@ from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
 from floe_cdc.stack.stack import LocalStack
-from tests.stack.live import Statement, caught_up, live_source
-from tests.stack.pipeline import assert_tables_equal, run_sql, start_capture, write_config
+from tests.stack.live import Statement, live_source
+from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, start_capture, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -75,7 +75,7 @@ def resnap_config(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -
     document["sources"][0]["connector_overrides"] = {"incremental.snapshot.chunk.size": "100"}
     path.write_text(yaml.safe_dump(document))
     start_capture(path)
-    caught_up(load_config(path))
+    catch_up(path)
     return path
 
 
@@ -117,7 +117,7 @@ def test_incremental_resnapshot_repairs_a_table_while_the_source_writes(stack: L
             time.sleep(1)
         assert RESNAPSHOT_PROPERTY not in table.properties
         time.sleep(2)
-    caught_up(config)
+    catch_up(resnap_config)
     assert_tables_equal(stack, config, DATABASE)
     stored = table.refresh().scan(row_filter=In("id", [5, 6, 999_999])).to_arrow()
     assert sorted(stored["id"].to_pylist()) == [5, 6]
