@@ -17,7 +17,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-STACK_DIR_DEFAULT = ".floe/stack"
+STACK_DIR_DEFAULT = ".floe/stack"  # the local stack's state folder, unless FLOE_STACK_DIR says otherwise
 PREFECT_ENV_FILE = "prefect.env"
 
 
@@ -33,8 +33,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def configure_prefect(environ: MutableMapping[str, str] = os.environ) -> None:
     """Point Prefect at the local stack's server unless ``PREFECT_API_URL`` is set; keep its
-    analytics off and forward the ``floe`` loggers to the Prefect UI within flow runs. Settings already in the
-    environment win; nothing is created in the working directory."""
+    analytics off and forward the ``floe`` loggers to the Prefect UI within flow runs. Settings
+    already in the environment win; nothing is created in the working directory."""
     env_file = stack_dir(environ) / PREFECT_ENV_FILE
     if "PREFECT_API_URL" not in environ and env_file.is_file():
         for key, value in read_env_file(env_file).items():

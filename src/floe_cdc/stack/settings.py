@@ -11,7 +11,7 @@ import prefect.settings
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from floe_cdc.core.prefect_settings import PREFECT_ENV_FILE
+from floe_cdc.core.prefect_settings import PREFECT_ENV_FILE, STACK_DIR_DEFAULT
 
 _RECORDED = (
     "host",
@@ -37,7 +37,7 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FLOE_STACK_", extra="ignore")
 
-    dir: Path = Field(default=Path(".floe/stack"), description="State directory: data, logs, pids")
+    dir: Path = Field(default=Path(STACK_DIR_DEFAULT), description="State directory: data, logs, pids")
     host: str = "127.0.0.1"
     pg_port: int = Field(default=55432, ge=1024, le=65535)
     kafka_port: int = Field(default=19092, ge=1024, le=65535)
