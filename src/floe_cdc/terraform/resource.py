@@ -1,10 +1,19 @@
 """What every resource of Floe's provider shares: errors become Terraform diagnostics that name
-the resource, and a resource that is gone reads as None so that ``plan`` proposes to create it."""
+the resource, and a resource that is gone reads as None so that ``plan`` proposes to create it.
+
+A resource is two classes: its declaration (``resources.py``: name, description, attributes) and
+its operations (``postgres.py``, ``connect.py``, ``prefect_objects.py``), imported at the first
+operation. Terraform starts the provider three to five times per command and most starts only
+ask for the schema or validate a configuration; the operations need psycopg2, Prefect and Floe's
+pipeline, about 2-3 s of imports per start.
+"""
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from typing import Any, Protocol
+import importlib
+from abc import ABC, abstractmethod
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, UpdateContext
 from tf.schema import Schema
@@ -22,15 +31,36 @@ class Settings(Protocol):
     postgres: dict[str, Any]  # psycopg2 connection arguments but the database
 
 
-class FloeResource(Resource):
-    """A resource whose operations may raise; the exception's message becomes the diagnostic.
+class Operations(ABC):
+    """What a resource does on the services, for one provider configuration."""
 
-    Subclasses implement ``_create``, ``_read``, ``_update`` and ``_delete`` and describe
-    themselves with ``NAME``, ``DOC`` and ``attributes``.
+    def __init__(self, provider: Settings) -> None:
+        self.provider = provider
+
+    @abstractmethod
+    def create(self, planned: State) -> State: ...
+
+    @abstractmethod
+    def read(self, current: State) -> State | None: ...
+
+    @abstractmethod
+    def update(self, current: State, planned: State) -> State: ...
+
+    @abstractmethod
+    def delete(self, current: State) -> None: ...
+
+
+class FloeResource(Resource):
+    """A resource as Terraform sees it; its operations may raise, and the exception's message
+    becomes the diagnostic.
+
+    Subclasses describe themselves with ``NAME``, ``DOC`` and ``attributes``, and name their
+    ``Operations`` subclass in ``OPERATIONS`` as ``module:Class``.
     """
 
     NAME = ""
     DOC = ""
+    OPERATIONS: ClassVar[str] = ""
 
     def __init__(self, provider: Settings) -> None:
         self.provider = provider
@@ -48,17 +78,10 @@ class FloeResource(Resource):
     @abstractmethod
     def attributes(cls) -> list: ...
 
-    @abstractmethod
-    def _create(self, planned: State) -> State: ...
-
-    @abstractmethod
-    def _read(self, current: State) -> State | None: ...
-
-    @abstractmethod
-    def _update(self, current: State, planned: State) -> State: ...
-
-    @abstractmethod
-    def _delete(self, current: State) -> None: ...
+    @cached_property
+    def operations(self) -> Operations:
+        module, _, name = self.OPERATIONS.partition(":")
+        return getattr(importlib.import_module(module), name)(self.provider)
 
     def _guard(self, ctx: Any, action: str, name: str, operation: Any) -> Any:
         try:
@@ -68,16 +91,18 @@ class FloeResource(Resource):
             return None
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
-        return self._guard(ctx, "create", planned.get("name", ""), lambda: self._create(planned))
+        return self._guard(ctx, "create", planned.get("name", ""), lambda: self.operations.create(planned))
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self._guard(ctx, "read", current.get("name", ""), lambda: self._read(current))
+        return self._guard(ctx, "read", current.get("name", ""), lambda: self.operations.read(current))
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        return self._guard(ctx, "update", planned.get("name", ""), lambda: self._update(current, planned))
+        return self._guard(
+            ctx, "update", planned.get("name", ""), lambda: self.operations.update(current, planned)
+        )
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        self._guard(ctx, "delete", current.get("name", ""), lambda: self._delete(current))
+        self._guard(ctx, "delete", current.get("name", ""), lambda: self.operations.delete(current))
 
     def upgrade(self, ctx: Any, version: int, old: State) -> State:
         return old
@@ -88,4 +113,4 @@ class ImportedByName(FloeResource):
     (the local stack's own work pool, a connector ``floe connectors apply`` made)."""
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
-        return self._guard(ctx, "import", id, lambda: self._read({"name": id}))
+        return self._guard(ctx, "import", id, lambda: self.operations.read({"name": id}))
