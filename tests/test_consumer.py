@@ -2,19 +2,29 @@ import socket
 
 import pytest
 
-from floe_cdc.capture.consumer import KEEP, REWIND, SKIP, ChangeConsumer, ConsumeError, probe_verdict
+from floe_cdc.capture.consumer import KEEP, REWIND, SKIP, ChangeConsumer, probe_verdict
+from floe_cdc.capture.kafka_clients import BrokerUnavailable, check_broker
 from floe_cdc.core.config import KafkaConfig
 
 
-def test_an_unreachable_broker_names_the_setting():
+def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed once the block ends: no broker there
-    config = KafkaConfig(bootstrap_servers=f"127.0.0.1:{port}")
-    with ChangeConsumer(config) as consumer, pytest.raises(ConsumeError) as caught:
+        return probe.getsockname()[1]  # closed once the block ends: no broker there
+
+
+def test_an_unreachable_broker_names_the_setting_in_one_line(capfd):
+    config = KafkaConfig(bootstrap_servers=f"127.0.0.1:{_closed_port()}")
+    with ChangeConsumer(config) as consumer, pytest.raises(BrokerUnavailable) as caught:
         consumer.partitions(["floe.shop.public.orders"], timeout=1.0)
-    message = str(caught.value)
-    assert f"127.0.0.1:{port}" in message and "check kafka.bootstrap_servers" in message
+    with pytest.raises(BrokerUnavailable) as checked:
+        check_broker(config, timeout=1.0)
+    for error in (caught.value, checked.value):
+        message = str(error)
+        assert config.bootstrap_servers in message and "check kafka.bootstrap_servers" in message
+    # librdkafka's own lines (a "Connect to ... failed" per attempt) never reach the terminal.
+    printed = capfd.readouterr()
+    assert "rdkafka" not in printed.out + printed.err and "Connection refused" not in printed.err
 
 
 @pytest.mark.parametrize(

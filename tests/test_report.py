@@ -5,6 +5,7 @@ from __future__ import annotations
 from floe_cdc.flows.report import format_rows, table_rows
 from floe_cdc.lake.checkpoint import Checkpoint
 from floe_cdc.lake.merge import MergeResult
+from floe_cdc.pipeline.health import TableHealth
 from floe_cdc.reconcile.reconcile import ReconcileResult
 
 
@@ -31,6 +32,19 @@ def test_rows_join_merges_checkpoints_checks_failures_and_connectors():
     assert docs["source_position"] == "7:2" and docs["reconciliation"] == "error: source down"
     assert docs["error"] == "table docs was not merged: boom" and docs["events"] == 0
     assert idle["reconciliation"] == "not run" and idle["source_position"] is None
+
+
+def test_counts_that_differ_while_changes_wait_are_pending_not_failed():
+    def outcome(mode: str, waiting: int | None) -> str:
+        check = ReconcileResult("t", "public.t", 19_646, 19_650, False, mode=mode)
+        health = {"t": TableHealth("t", "topic.t", waiting, 1.0, 0.0)}
+        [row] = table_rows(["t"], {}, {}, [check], health=health)
+        return row["reconciliation"]
+
+    assert outcome("count", 139) == "pending (139 events waiting)"
+    assert outcome("count", 0) == "FAIL"
+    assert outcome("count", None) == "FAIL"  # the broker did not say: no excuse
+    assert outcome("exact", 139) == "FAIL"  # compared at one source position: timing is ruled out
 
 
 def test_format_shows_every_value_unwrapped_and_without_markup():

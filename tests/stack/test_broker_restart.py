@@ -1,13 +1,18 @@
-"""The broker loses every topic mid-stream (tansu keeps them in memory): Floe notices, reads the
-re-created topics from the beginning, and the table still ends equal to the source."""
+"""The broker crashes and loses every topic mid-stream (tansu keeps them in memory): ``floe stack
+up`` brings it and Kafka Connect back, Floe notices, reads the re-created topics from the
+beginning, and the table still ends equal to the source."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from floe_cdc.cli.main import app
 from floe_cdc.core.config import load_config
 from floe_cdc.stack.stack import LocalStack
 from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql, start_capture, write_config
@@ -43,11 +48,13 @@ def test_broker_losing_its_topics_mid_stream(stack, config_path, caplog):
     run_sql(
         stack, DATABASE, ["UPDATE items SET n = n * 10 WHERE id <= 50", "DELETE FROM items WHERE id > 380"]
     )
-    stack.connect.stop()
-    stack.broker.stop()
-    stack.broker.start()
-    stack.connect.start()  # its configs and offsets were in the lost topics: it starts afresh
-    start_capture(config)
+    # The broker crashes; 'floe stack up' at once starts it again on its port (its old
+    # connections still linger there), and Kafka Connect with it: its topics are gone too.
+    os.kill(stack.broker.process.pid(), signal.SIGKILL)  # its pid file stays, as after any crash
+    up = CliRunner().invoke(app, ["stack", "up"])
+    assert up.exit_code == 0, up.output
+    assert "restarted: kafka, connect\n" in up.output, up.output
+    start_capture(config)  # 'floe connectors apply' works again
     run_sql(
         stack,
         DATABASE,

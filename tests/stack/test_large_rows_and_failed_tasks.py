@@ -90,9 +90,8 @@ def test_a_task_that_fails_is_reported_by_apply_status_and_replicate(stack, tmp_
         assert "producer.override.max.request.size" in applied.output
         assert "is in table public.blobs, column body: 6,400,000 bytes" in applied.output
         assert "Traceback" not in applied.output
-        assert "Removed again: the connector, replication slot floe_failing, publication floe_failing" in (
-            applied.output
-        )
+        removed = "connector floe-failing, replication slot floe_failing, publication floe_failing, topics"
+        assert f"Removed again: {removed}" in applied.output
         with ConnectClient(stack.settings.connect_url) as client:
             assert client.status("floe-failing") is None
         with stack.postgres.connect(database) as conn, conn.cursor() as cur:
@@ -119,6 +118,16 @@ def test_a_task_that_fails_is_reported_by_apply_status_and_replicate(stack, tmp_
         replicated = runner.invoke(app, ["replicate", "--config", str(path)])
         assert replicated.exit_code == 1, replicated.output
         assert "task 0 FAILED" in replicated.output and "floe connectors apply" in replicated.output
+
+        # With the limits raised, apply restarts the failed task and reports what runs now; the
+        # large row arrives.
+        del document["sources"][0]["connector_overrides"]
+        path.write_text(yaml.safe_dump(document))
+        applied = runner.invoke(app, ["connectors", "apply", "--config", str(path)])
+        assert applied.exit_code == 0, applied.output
+        assert applied.output.strip().splitlines()[-1] == "floe-failing: updated, RUNNING", applied.output
+        catch_up(path)
+        assert_tables_equal(stack, load_config(path), database)
     finally:
         _forget(stack, path)
 

@@ -136,6 +136,17 @@ class ConnectClient:
         flag = "true" if only_failed else "false"
         self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed={flag}")
 
+    def wait_cleared(self, name: str, failure: str, timeout: float = 15.0) -> None:
+        """Wait until the status no longer shows *failure* (Connect updates it asynchronously
+        after a restart); a task that fails the same way again still shows it after *timeout*."""
+        cleared = Retrying(
+            retry=retry_if_result(lambda status: bool(status) and failure_of(name, status) == failure),
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.5),
+            retry_error_callback=lambda _: None,
+        )
+        cleared(self.status, name)
+
     def delete(self, name: str) -> None:
         """Delete the connector and wait until the workers no longer report it (they do so
         asynchronously in distributed mode)."""

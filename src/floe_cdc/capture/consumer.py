@@ -23,6 +23,7 @@ from confluent_kafka import (
 )
 
 from floe_cdc.capture.envelope import KafkaRecord
+from floe_cdc.capture.kafka_clients import broker_unavailable, client_config
 from floe_cdc.core.config import KafkaConfig
 from floe_cdc.core.errors import FloeError, Transient
 
@@ -68,10 +69,10 @@ def probe_verdict(probe: tuple[int, int | None], offset: int, stamp: int | None)
 
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
-        self._bootstrap = config.bootstrap_servers
+        self._kafka = config
         self._consumer = Consumer(
             {
-                "bootstrap.servers": config.bootstrap_servers,
+                **client_config(config),
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -80,7 +81,6 @@ class ChangeConsumer:
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 16 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
-                "log_level": 3,
                 **config.client_config,
             }
         )
@@ -99,12 +99,7 @@ class ChangeConsumer:
         try:
             metadata = self._consumer.list_topics(timeout=timeout)
         except KafkaException as exc:
-            raise ConsumeError(
-                f"the Kafka cluster at {self._bootstrap} did not answer within {timeout:.0f}s "
-                f"({exc.args[0].str() if exc.args else exc}); check kafka.bootstrap_servers (and "
-                "kafka.client_config for TLS or SASL) in the pipeline configuration, and that the "
-                "brokers are running"
-            ) from None
+            raise broker_unavailable(self._kafka, timeout, exc) from None
         found: dict[str, list[int]] = {}
         for topic in topics:
             info = metadata.topics.get(topic)

@@ -10,12 +10,13 @@ import psycopg2
 from floe_cdc.capture.connect_client import ConnectClient, failure_of, is_running
 from floe_cdc.capture.connect_secrets import externalize, write_secrets
 from floe_cdc.capture.connectors import render_all
+from floe_cdc.capture.kafka_clients import check_broker
 from floe_cdc.capture.replication_objects import ReplicationObjects, ensure_publication, existing, remove_new
-from floe_cdc.capture.signals import ensure_control_topics, place_signal_readers
+from floe_cdc.capture.signals import delete_topics, ensure_control_topics, place_signal_readers
 from floe_cdc.capture.source_catalog import largest_value
 from floe_cdc.capture.source_check import check_postgres_source
 from floe_cdc.core.config import PipelineConfig, PostgresSource, Source
-from floe_cdc.core.errors import ConfigError, ConnectError, ConnectRejected
+from floe_cdc.core.errors import ConfigError, ConnectError, ConnectRejected, FloeError
 
 # A task that fails on its first records (a missing table, a record too large) fails within this
 # time of reporting RUNNING; apply watches that long before it calls a connector healthy.
@@ -28,9 +29,12 @@ def apply_connectors(
     """Check each PostgreSQL source's tables, then validate, create or update every connector and
     wait for it and its tasks to run.
 
-    Failed tasks of an unchanged connector are restarted. A connector this call created that
-    then fails is deleted again, so a failed apply leaves no connector behind.
+    Kafka Connect and the broker are asked first, so that one that does not answer fails the
+    command before anything exists. Failed tasks of an unchanged connector are restarted. When a
+    later step fails, the connectors, slots, publications and topics this call created are
+    removed again: a failed apply leaves the sources and the broker as it found them.
     """
+    check_services(config)
     before: dict[str, ReplicationObjects] = {}
     for index, source in enumerate(config.sources):
         if isinstance(source, PostgresSource):
@@ -42,6 +46,54 @@ def apply_connectors(
                     f"replication slot {source.slot}); 'floe connectors apply' loads them, then starts "
                     "the connector"
                 )
+    undo = _Undo(config, before)
+    try:
+        return _apply(config, wait_seconds, settle_seconds, undo)
+    except Exception as exc:
+        try:
+            removed = undo.run()
+        except FloeError as failed:
+            removed = [f"nothing, it could not ({failed}): remove what is listed above by hand"]
+        if removed and isinstance(exc, FloeError):
+            raise type(exc)(f"{exc}. Removed again: {', '.join(removed)}") from None
+        raise
+
+
+def check_services(config: PipelineConfig) -> None:
+    """Kafka Connect and the broker answer, or the error names the setting that points at them."""
+    with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
+        client.version()
+    check_broker(config.kafka)
+
+
+class _Undo:
+    """What one apply created, to remove when it fails: connectors, then each source's new slot
+    and publication, then the control topics."""
+
+    def __init__(self, config: PipelineConfig, before: dict[str, ReplicationObjects]) -> None:
+        self.config = config
+        self.before = before
+        self.connectors: list[str] = []
+        self.topics: list[str] = []
+
+    def run(self) -> list[str]:
+        removed: list[str] = []
+        with ConnectClient(self.config.connect.url, self.config.connect.timeout_seconds) as client:
+            for name in self.connectors:
+                client.delete(name)
+                removed.append(f"connector {name}")
+        for source in self.config.sources:
+            if isinstance(source, PostgresSource):
+                removed += remove_new(source, self.before[source.connector_name])
+        if self.topics:
+            delete_topics(self.config.kafka, self.topics)
+            removed.append(f"topics {', '.join(self.topics)}")
+        return removed
+
+
+def _apply(config: PipelineConfig, wait_seconds: float, settle_seconds: float, undo: _Undo) -> dict[str, str]:
+    for source in config.sources:
+        if isinstance(source, PostgresSource):
             ensure_publication(source)
     sources = {source.connector_name: source for source in config.sources}
     states: dict[str, str] = {}
@@ -50,7 +102,7 @@ def apply_connectors(
         rendered[name], values = externalize(name, properties, config.connect)
         secrets.update(values)
     new_secrets = write_secrets(Path(config.connect.secrets_file), secrets) if secrets else set()
-    ensure_control_topics(config.kafka, config.sources)
+    undo.topics = ensure_control_topics(config.kafka, config.sources)
     place_signal_readers(config.kafka, config.sources)
     with ConnectClient(config.connect.url, config.connect.timeout_seconds) as client:
         for name, properties in rendered.items():
@@ -62,29 +114,25 @@ def apply_connectors(
                 raise ConnectRejected(f"connector {name} configuration rejected by Kafka Connect: {detail}")
             current = client.get_config(name)
             changed = current != {**properties, "name": name}
+            if current is None:
+                undo.connectors.append(name)
+            before = client.status(name) if current is not None else None
+            failed = failure_of(name, before) if before else None
             if changed:
                 client.put_config(name, properties)
                 client.wait_configured(name, properties, timeout=wait_seconds)
-            else:
-                status = client.status(name)
-                if name in new_secrets:  # config providers resolve secrets when a connector starts
-                    client.restart(name)
-                elif status and failure_of(name, status):
-                    client.restart(name, only_failed=True)
+            elif name in new_secrets:  # config providers resolve secrets when a connector starts
+                client.restart(name)
+            if failed:
+                # A task failed before (a change event too large, say): restarted, it runs with
+                # what this apply changed. Its state is judged once the old failure has cleared.
+                client.restart(name, only_failed=True)
+                client.wait_cleared(name, failed)
             try:
                 status = client.wait_running(name, timeout=wait_seconds, settle=settle_seconds)
             except ConnectError as exc:
-                source = sources[name]
-                hint = _largest_value_hint(source, str(exc))
-                if current is None:
-                    client.delete(name)
-                    removed = ["the connector"]
-                    if isinstance(source, PostgresSource):
-                        removed += remove_new(source, before[name])
-                    raise type(exc)(f"{exc}{hint}. Removed again: {', '.join(removed)}") from None
-                if hint:
-                    raise type(exc)(f"{exc}{hint}") from None
-                raise
+                hint = _largest_value_hint(sources[name], str(exc))
+                raise type(exc)(f"{exc}{hint}") from None
             action = "created" if current is None else ("updated" if changed else "unchanged")
             states[name] = f"{action}, {status['connector']['state']}"
     return states
@@ -146,7 +194,10 @@ def connector_states(config: PipelineConfig) -> list[ConnectorState]:
             name = source.connector_name
             status = client.status(name)
             if status is None:
-                states.append(ConnectorState(name, "missing (run 'floe connectors apply')"))
+                missing = (
+                    f"connector {name} of source {source.name} does not exist: run 'floe connectors apply'"
+                )
+                states.append(ConnectorState(name, "missing (run 'floe connectors apply')", missing))
                 continue
             tasks = status.get("tasks", [])
             listed = ", ".join(f"task {t['id']} {t['state']}" for t in tasks)

@@ -23,6 +23,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from floe_cdc.capture.kafka_clients import client_config
 from floe_cdc.core.config import KafkaConfig, Source, TargetRef
 from floe_cdc.core.errors import FloeError, Transient
 
@@ -45,15 +46,13 @@ def notification_topic(source: Source) -> str:
     return f"{source.topic_prefix}.notifications"
 
 
-def _client_config(kafka: KafkaConfig) -> dict[str, str]:
-    return {"bootstrap.servers": kafka.bootstrap_servers, "log_level": "3", **kafka.client_config}
-
-
-def ensure_control_topics(kafka: KafkaConfig, sources: list[Source]) -> None:
+def ensure_control_topics(kafka: KafkaConfig, sources: list[Source]) -> list[str]:
     """Create the sources' signal and notification topics (one partition each: they keep their
-    order) where missing, with one admin client and one listing for all of them."""
-    admin = AdminClient(_client_config(kafka))
+    order) where missing, with one admin client and one listing for all of them; the topics it
+    created."""
+    admin = AdminClient(client_config(kafka))
     topics = [topic for source in sources for topic in (signal_topic(source), notification_topic(source))]
+    created: list[str] = []
     try:
         present = admin.list_topics(timeout=10).topics
         missing = [
@@ -64,11 +63,23 @@ def ensure_control_topics(kafka: KafkaConfig, sources: list[Source]) -> None:
         for topic, future in admin.create_topics(missing).items() if missing else []:
             try:
                 future.result(timeout=30)
+                created.append(topic)
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise _topic_error(topic, exc) from None
     except KafkaException as exc:
         raise _topic_error(", ".join(topics), exc) from None
+    return created
+
+
+def delete_topics(kafka: KafkaConfig, topics: list[str]) -> None:
+    """Delete *topics*, and wait until the broker has."""
+    admin = AdminClient(client_config(kafka))
+    for topic, future in admin.delete_topics(topics).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            raise SignalError(f"cannot delete the topic {topic} ({exc}); delete it by hand") from None
 
 
 def place_signal_readers(kafka: KafkaConfig, sources: list[Source]) -> None:
@@ -82,7 +93,7 @@ def place_signal_readers(kafka: KafkaConfig, sources: list[Source]) -> None:
     for source in sources:
         topic = TopicPartition(signal_topic(source), 0)
         consumer = Consumer(
-            {**_client_config(kafka), "group.id": signal_group(source), "enable.auto.commit": False}
+            {**client_config(kafka), "group.id": signal_group(source), "enable.auto.commit": False}
         )
         try:
             if consumer.committed([topic], timeout=10)[0].offset >= 0:
@@ -128,7 +139,7 @@ def request_snapshot(
             "type": "INCREMENTAL" if signal_id else "BLOCKING",
         },
     }
-    producer = Producer({**_client_config(kafka), "enable.idempotence": "true"})
+    producer = Producer({**client_config(kafka), "enable.idempotence": "true"})
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:

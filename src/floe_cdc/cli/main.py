@@ -127,13 +127,15 @@ def replicate(
         bool, typer.Option("--once/--follow", help="One cycle, or cycles until interrupted")
     ] = True,
 ) -> None:
-    """Run the replicate flow: consume, merge into Iceberg, reconcile."""
-    stop = _stop_after_cycle() if not once else threading.Event()
+    """Run the replicate flow: consume, merge into Iceberg, reconcile. Ctrl-C or SIGTERM ends the
+    running cycle at its commits and stops; a second one stops at once."""
+    stopper = _StopAfterCycle()
+    cycle = replicate_flow.with_options(on_running=[stopper.install])
     interval = load_config(config).replicate.follow_interval_seconds
     try:
-        while not stop.is_set():
+        while not stopper.requested.is_set():
             try:
-                rows = replicate_flow(config_path=str(config), tables=tables)
+                rows = cycle(config_path=str(config), tables=tables)
                 typer.echo(format_rows(rows))
             except FloeError as exc:
                 if once or not isinstance(exc, Transient):
@@ -141,26 +143,35 @@ def replicate(
                 # A transient cause may pass: the failing table is retried next cycle, others advance.
                 logging.getLogger("floe.replicate").error("cycle failed, retrying: %s", exc)
             if once:
-                return
-            stop.wait(interval)
+                break
+            stopper.requested.wait(interval)
     except KeyboardInterrupt:
-        pass
-    typer.echo("stopped")
+        typer.echo("interrupted; the next run goes on from the last commit", err=True)
+        raise typer.Exit(code=130) from None
+    if stopper.requested.is_set():
+        typer.echo("stopped")
 
 
-def _stop_after_cycle() -> threading.Event:
-    """Ctrl-C (or SIGTERM) in ``--follow`` lets the running cycle finish its commits and Prefect
-    report its run, then stops; a second Ctrl-C interrupts at once."""
-    stop = threading.Event()
+class _StopAfterCycle:
+    """Ctrl-C and SIGTERM (what systemd and Kubernetes send) alike: the first lets the running
+    cycle finish its commits and Prefect report its run, then stops; the second interrupts."""
 
-    def request(signum: int, frame: object) -> None:
-        typer.echo("stopping after this cycle (Ctrl-C again to interrupt it)", err=True)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.install()
 
-    signal.signal(signal.SIGINT, request)
-    signal.signal(signal.SIGTERM, request)
-    return stop
+    def install(self, *_: object) -> None:
+        """Also an ``on_running`` hook of each flow run: Prefect puts a SIGTERM handler of its own
+        in place for the run (it would end the run Crashed), runs the hook, and puts this one back
+        when the run ends."""
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        typer.echo("stopping after this cycle (Ctrl-C or SIGTERM again to interrupt it)", err=True)
 
 
 @app.command()

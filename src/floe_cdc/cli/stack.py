@@ -46,7 +46,9 @@ def stack_up(config: ExternalOption = None) -> None:
     stack = _local_stack()
     settings = stack.StackSettings()
     mongo = _mongo_sources(config)
-    stack.LocalStack(settings, PROJECT_DIR).up()
+    restarted = stack.LocalStack(settings, PROJECT_DIR).up()
+    if restarted:
+        typer.echo(f"restarted: {', '.join(restarted)}")
     for status in stack.require_replica_sets(mongo):
         typer.echo(f"MongoDB source {status.source}: {status.detail}")
     typer.echo(f"local stack is up (state in {settings.state_dir}); Prefect UI: {settings.prefect_ui_url}")

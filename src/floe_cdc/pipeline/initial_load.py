@@ -263,12 +263,16 @@ def load_source(
 ) -> SourceLoad:
     """Load every table of *source* that is not loaded yet, from one snapshot its slot starts at
     (a newer one when the slot exists from a load that did not finish)."""
+    # Everything that can refuse the load is asked before the publication and the slot exist: a
+    # refused load leaves the source as it found it (a slot nobody reads keeps WAL forever).
     check_postgres_source(source, index)
+    catalog = open_catalog(config.iceberg)
+    for ref in source.tables:
+        TableReading.of(source, ref)
     ensure_publication(source)
     result = SourceLoad(source.name)
     resuming = existing(source).slot
     slot = load_slot(source) if resuming else source.slot
-    catalog = open_catalog(config.iceberg)
     with (
         exported_snapshot(source, slot, temporary=resuming) as snapshot,
         ChunkReader(source, snapshot) as reader,

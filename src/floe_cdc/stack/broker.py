@@ -31,10 +31,13 @@ class LocalBroker:
         self.process = ManagedProcess("kafka", settings.state_dir)
 
     def _wait_for_port(self, timeout: float = 20.0) -> None:
-        """tansu panics when its port is still held by a previous instance's closing sockets."""
+        """tansu panics when something still listens on its port (a previous instance that is
+        shutting down). Connections of a killed broker that linger in TIME_WAIT do not count:
+        tansu binds with SO_REUSEADDR, and so does this probe."""
 
         def bind() -> None:
             with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((self.settings.host, self.settings.kafka_port))
 
         try:

@@ -46,8 +46,16 @@ class LocalStack:
         self.object_store = LocalObjectStore(settings)
         self.mongodb = LocalMongo(settings)
 
-    def up(self) -> None:
-        """Start every component, waiting for each to be healthy before the next."""
+    def up(self) -> list[str]:
+        """Start every component that is not running, waiting for each to be healthy before the
+        next. Returns the names of those started while others ran: restarted after a crash."""
+        running = {process.name for process, _, _ in self._components() if process.pid() is not None}
+        if self.broker.process.pid() is None and self.connect.process.pid() is not None:
+            # The broker keeps its topics in memory: a new one has none of Kafka Connect's
+            # (configurations, offsets, status), which a running worker never makes again.
+            log.info("stopping Kafka Connect: its topics were lost with the broker")
+            self.connect.stop()
+            running.discard(self.connect.process.name)
         self.settings.record()
         log.info("starting PostgreSQL on port %s", self.settings.pg_port)
         self.postgres.start()
@@ -64,6 +72,9 @@ class LocalStack:
         self.connect.start()
         log.info("starting the Prefect server on port %s", self.settings.prefect_port)
         self.prefect.start()
+        if not running:
+            return []
+        return [process.name for process, _, _ in self._components() if process.name not in running]
 
     def down(self) -> list[str]:
         """Stop everything in reverse order; drop the replication slots; return the dropped slots."""

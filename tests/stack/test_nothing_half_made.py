@@ -1,0 +1,123 @@
+"""A command pointed at a component that does not answer, or refused by the source, fails whole:
+exit 1, one ``error:`` line that names the setting and the fix, no traceback and no library
+noise, and nothing new anywhere (publications, slots, topics, connectors, catalog namespaces)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka.admin import AdminClient
+
+from floe_cdc.capture.connect_client import ConnectClient
+from floe_cdc.core.config import load_config
+from floe_cdc.lake.catalog import open_catalog
+from floe_cdc.stack.stack import LocalStack
+from tests.stack.pipeline import ITEMS, run_sql, write_config
+
+pytestmark = pytest.mark.stack
+
+DATABASE = "floe_half_made"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed once the block ends: nothing answers there
+
+
+def floe(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    """The ``floe`` command as a user runs it: its exit code and every line it printed."""
+    command = [str(Path(sys.executable).parent / "floe"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=os.environ, timeout=300)
+    return result.returncode, [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+def _world(stack: LocalStack, config_path: Path) -> dict[str, Any]:
+    """What a failed command must not have added to."""
+    with stack.postgres.connect(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pubname FROM pg_publication ORDER BY 1")
+        publications = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
+        slots = [row[0] for row in cur.fetchall()]
+    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap, "log_level": 0})
+    with ConnectClient(stack.settings.connect_url) as client:
+        connectors = sorted(client.connectors())
+    catalog = open_catalog(load_config(config_path).iceberg)
+    return {
+        "publications": publications,
+        "slots": slots,
+        "topics": sorted(admin.list_topics(timeout=10).topics),
+        "connectors": connectors,
+        "namespaces": sorted(catalog.list_namespaces()),
+    }
+
+
+@pytest.fixture(scope="module")
+def source(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with a plain table and one whose interval column the direct load refuses."""
+    stack.postgres.ensure_database(DATABASE)
+    run_sql(stack, DATABASE, ITEMS)
+    run_sql(
+        stack,
+        DATABASE,
+        [
+            "DROP TABLE IF EXISTS spans",
+            "CREATE TABLE spans (id int PRIMARY KEY, during interval)",
+            "INSERT INTO spans VALUES (1, '2 days')",
+        ],
+    )
+    return write_config(stack, tmp_path_factory.mktemp("half-made"), "half_made", DATABASE, ["public.items"])
+
+
+def _set(path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    document = yaml.safe_load(path.read_text())
+    change(document)
+    changed = path.with_name(f"changed-{path.name}")
+    changed.write_text(yaml.safe_dump(document))
+    return changed
+
+
+def _connect_closed(doc: dict[str, Any]) -> None:
+    doc["connect"]["url"] = f"http://127.0.0.1:{_closed_port()}"
+
+
+def _broker_closed(doc: dict[str, Any]) -> None:
+    doc["kafka"]["bootstrap_servers"] = f"127.0.0.1:{_closed_port()}"
+
+
+def _catalog_closed(doc: dict[str, Any]) -> None:
+    doc["sources"][0]["initial_load"] = "direct"
+    doc["iceberg"]["catalog"]["uri"] = f"http://127.0.0.1:{_closed_port()}"
+
+
+def _interval_refused(doc: dict[str, Any]) -> None:
+    doc["sources"][0]["initial_load"] = "direct"
+    doc["sources"][0]["tables"] = ["public.items", "public.spans"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_connect_closed, "check connect.url"),
+        (_broker_closed, "check kafka.bootstrap_servers"),
+        (_catalog_closed, "check iceberg.catalog"),
+        (_interval_refused, "column during (INTERVAL)"),
+    ],
+    ids=["connect", "broker", "catalog", "direct-load-refused"],
+)
+def test_connectors_apply_that_fails_leaves_nothing_behind(
+    stack: LocalStack, source: Path, change: Callable[[dict[str, Any]], None], named: str
+):
+    before = _world(stack, source)
+    code, lines = floe("connectors", "apply", "--config", str(_set(source, change)), cwd=source.parent)
+    assert code == 1, lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert _world(stack, source) == before
