@@ -47,9 +47,14 @@ SECOND_STACK = {
 _saved_env: dict[str, str | None] = {}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Point the stack and Prefect at a state folder of this run, before test modules import
-    Prefect (it reads its settings at import); pytest_unconfigure puts everything back."""
+def _point_at_this_runs_stack() -> None:
+    """Point the stack and Prefect at a state folder of this run; pytest_unconfigure puts
+    everything back.
+
+    Called when this conftest is imported: pytest imports the conftests of the paths on its
+    command line (``tests/stack/conftest.py`` imports Floe, which reads Prefect's settings)
+    before it calls ``pytest_configure``, and this one before them.
+    """
     state = Path(tempfile.mkdtemp(prefix="floe-test-stack-"))
     state.chmod(0o755)  # the postgres user runs the test cluster in there
     offset = _PORTS_PER_WORKER * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
@@ -69,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for key, value in env.items():
         _saved_env[key] = os.environ.get(key)
         os.environ[key] = value
+
+
+_point_at_this_runs_stack()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 
 from floe_cdc.capture.envelope import KafkaRecord, TopicDecoder
 from floe_cdc.core.changes import OP_COLUMN
@@ -130,3 +131,21 @@ def test_nan_and_infinities_arrive_as_strings_and_decode_as_floats():
         assert column.type == arrow_type
         values = convert(["NaN", "Infinity", "-Infinity", 1.5, None]).to_pylist()
         assert values[0] != values[0] and values[1:] == [float("inf"), float("-inf"), 1.5, None]
+
+
+def test_numeric_special_values_read_as_postgresql_prints_them():
+    """Debezium sends a NUMERIC's NaN and infinities by their Java names; an unconstrained NUMERIC
+    keeps PostgreSQL's text (as the direct load does), and a decimal refuses them by that text."""
+    from floe_cdc.capture.types import map_field
+
+    params = {"__debezium.source.column.type": "NUMERIC"}
+    schema = {"type": "string", "optional": True, "field": "x", "parameters": params}
+    column, convert = map_field(schema)
+    assert column.type == pa.string()
+    values = ["NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY", "1.50", None]
+    assert convert(values).to_pylist() == ["NaN", "Infinity", "-Infinity", "1.50", None]
+    decimal = {**params, "__debezium.source.column.length": "10", "__debezium.source.column.scale": "2"}
+    column, convert = map_field({**schema, "parameters": decimal})
+    assert column.type == pa.decimal128(10, 2)
+    with pytest.raises(pa.ArrowInvalid, match="'NaN'"):
+        convert(["NAN"])

@@ -41,7 +41,10 @@ def _normalise(kind: str, value: Any, from_iceberg: bool) -> Any:
     if kind == "real":
         return _float32(value)
     if kind == "numeric":  # unconstrained NUMERIC is kept exact as text
-        return Decimal(value) if isinstance(value, str) else value
+        number = Decimal(value) if isinstance(value, str) else value
+        if not number.is_finite():  # NaN and the infinities: the text, exactly as PostgreSQL prints it
+            return value if isinstance(value, str) else str(number)
+        return number
     if kind == "money":  # PostgreSQL prints the currency of lc_monetary; Floe keeps the amount
         return Decimal(str(value).replace("$", "").replace(",", ""))
     if kind == "ARRAY":

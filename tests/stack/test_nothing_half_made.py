@@ -20,7 +20,7 @@ from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.core.config import load_config
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
-from tests.stack.pipeline import ITEMS, run_sql, write_config
+from tests.stack.pipeline import ITEMS, replicated_database, run_sql, write_config
 
 pytestmark = pytest.mark.stack
 
@@ -38,6 +38,16 @@ def floe(*args: str, cwd: Path) -> tuple[int, list[str]]:
     command = [str(Path(sys.executable).parent / "floe"), *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=os.environ, timeout=300)
     return result.returncode, [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+def _assert_one_error_line(lines: list[str], named: str) -> None:
+    """The last line is the one ``error:`` line and names *named*; before it at most Floe's own
+    progress lines, none of Prefect's account of the failure (retries, failed states, tracebacks,
+    which its UI keeps) and none of librdkafka's."""
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == lines[-1:] and named in errors[0], lines
+    noise = ("Traceback", "failed with", "Failed(", "rdkafka", "Encountered exception", "WARNING", "ERROR")
+    assert not [line for line in lines if any(word in line for word in noise)], lines
 
 
 def _world(stack: LocalStack, config_path: Path) -> dict[str, Any]:
@@ -98,6 +108,11 @@ def _catalog_closed(doc: dict[str, Any]) -> None:
     doc["iceberg"]["catalog"]["uri"] = f"http://127.0.0.1:{_closed_port()}"
 
 
+def _object_store_closed(doc: dict[str, Any]) -> None:
+    doc["sources"][0]["initial_load"] = "direct"
+    doc["iceberg"]["catalog"]["s3.endpoint"] = f"http://127.0.0.1:{_closed_port()}"
+
+
 def _interval_refused(doc: dict[str, Any]) -> None:
     doc["sources"][0]["initial_load"] = "direct"
     doc["sources"][0]["tables"] = ["public.items", "public.spans"]
@@ -109,9 +124,10 @@ def _interval_refused(doc: dict[str, Any]) -> None:
         (_connect_closed, "check connect.url"),
         (_broker_closed, "check kafka.bootstrap_servers"),
         (_catalog_closed, "check iceberg.catalog"),
+        (_object_store_closed, "s3.endpoint"),
         (_interval_refused, "column during (INTERVAL)"),
     ],
-    ids=["connect", "broker", "catalog", "direct-load-refused"],
+    ids=["connect", "broker", "catalog", "object-store", "direct-load-refused"],
 )
 def test_connectors_apply_that_fails_leaves_nothing_behind(
     stack: LocalStack, source: Path, change: Callable[[dict[str, Any]], None], named: str
@@ -119,5 +135,35 @@ def test_connectors_apply_that_fails_leaves_nothing_behind(
     before = _world(stack, source)
     code, lines = floe("connectors", "apply", "--config", str(_set(source, change)), cwd=source.parent)
     assert code == 1, lines
-    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    _assert_one_error_line(lines, named)
     assert _world(stack, source) == before
+
+
+@pytest.fixture(scope="module")
+def replicated(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return replicated_database(stack, tmp_path_factory.mktemp("half-made-replicated"), "floe_half_made_r")
+
+
+def _s3_closed(doc: dict[str, Any]) -> None:
+    doc["iceberg"]["catalog"]["s3.endpoint"] = f"http://127.0.0.1:{_closed_port()}"
+
+
+def _connector_missing(doc: dict[str, Any]) -> None:
+    doc["sources"][0]["name"] = "ghost"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_s3_closed, "table half_made_r.items: the Iceberg catalog or its object store did not answer"),
+        (_connector_missing, "connector floe-ghost of source ghost does not exist: run 'floe connectors"),
+    ],
+    ids=["object-store", "connector-missing"],
+)
+def test_replicate_that_cannot_work_is_one_error_line_and_exit_1(
+    replicated: Path, change: Callable[[dict[str, Any]], None], named: str
+):
+    changed = _set(replicated, change)
+    code, lines = floe("replicate", "--once", "--config", str(changed), cwd=replicated.parent)
+    assert code == 1, lines
+    _assert_one_error_line(lines, named)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg2 import sql
 
 from floe_cdc.capture.types import MAX_DECIMAL_PRECISION
@@ -94,7 +95,7 @@ class SourceColumn:
 
 def _storage(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """ADBC returns types it has no Arrow type for (numeric) as an opaque extension over text."""
-    if isinstance(values.type, pa.ExtensionType):
+    if isinstance(values.type, pa.BaseExtensionType):
         return pa.chunked_array([chunk.storage for chunk in values.chunks], values.type.storage_type)
     return values
 
@@ -128,9 +129,27 @@ def _typed(name: str, type_name: str, typmod: int, nullable: bool) -> Column:
     return Column(name, _SCALARS[type_name], nullable, source)
 
 
+# ADBC's text of a NUMERIC's special values, and PostgreSQL's (what the streaming path writes).
+_NUMERIC_SPECIALS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _numeric(target: pa.DataType) -> Callable[[pa.ChunkedArray], pa.ChunkedArray]:
+    """NUMERIC read as text, special values as PostgreSQL prints them, then cast to *target*."""
+
+    def convert(values: pa.ChunkedArray) -> pa.ChunkedArray:
+        text = _storage(values)
+        for read, printed in _NUMERIC_SPECIALS.items():
+            text = pc.if_else(pc.equal(text, read), printed, text)
+        return text.cast(target)
+
+    return convert
+
+
 def _converter(column: Column) -> Callable[[pa.ChunkedArray], pa.ChunkedArray | pa.Array]:
     if column.type == pa.uuid():
         return _uuid
+    if column.source_type.startswith("NUMERIC"):
+        return _numeric(column.type)
     return _cast(column.type)
 
 

@@ -48,6 +48,22 @@ def _float(arrow_type: pa.DataType) -> Converter:
     return lambda values: pa.array([float(v) if isinstance(v, str) else v for v in values], type=arrow_type)
 
 
+# A NUMERIC's special values by the names Debezium sends (its SpecialValueDecimal), as PostgreSQL
+# prints them: what the direct load writes too (source_columns).
+_NUMERIC_SPECIALS = {"NAN": "NaN", "POSITIVE_INFINITY": "Infinity", "NEGATIVE_INFINITY": "-Infinity"}
+
+
+def _numeric(target: pa.DataType) -> Converter:
+    """NUMERIC as text, special values as PostgreSQL prints them. A decimal cannot hold those, and
+    its cast says so with that text (the event goes to quarantine)."""
+
+    def convert(values: list[Any]) -> pa.Array:
+        text = [_NUMERIC_SPECIALS.get(v, v) if isinstance(v, str) else v for v in values]
+        return pa.array(text, type=pa.string()).cast(target)
+
+    return convert
+
+
 def _via(storage: pa.DataType, target: pa.DataType) -> Converter:
     return lambda values: pa.array(values, type=storage).cast(target)
 
@@ -152,9 +168,9 @@ def _map_field(schema: dict[str, Any], name: str | None = None) -> tuple[Column,
         precision, scale = int(params.get(_LENGTH) or 0), int(params.get(_SCALE) or 0)
         if 0 < precision <= MAX_DECIMAL_PRECISION:
             target = pa.decimal128(precision, scale)
-            return column(target), _via(pa.string(), target)
+            return column(target), _numeric(target)
         # Unconstrained NUMERIC (or wider than Iceberg's 38 digits) stays exact as text.
-        return column(pa.string()), _plain(pa.string())
+        return column(pa.string()), _numeric(pa.string())
     if kind == "bytes":
         return column(pa.binary()), _bytes
     if kind == "array":

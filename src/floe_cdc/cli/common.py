@@ -34,7 +34,8 @@ def setup_logging() -> None:
     by then) has set one on the root logger, whose level it sets to WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO)
-    for noisy in ("httpx", "pyiceberg", "soda"):
+    # prefect.engine: a line before and after every state hook of a run.
+    for noisy in ("httpx", "pyiceberg", "soda", "prefect.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_log_masking()
 
@@ -66,23 +67,33 @@ def extra(package: str, name: str) -> ModuleType:
         ) from None
 
 
-class _WithoutTraceback(logging.Filter):
-    """Console output of an error shows its message, not its traceback (``--verbose`` shows it).
+class _QuietConsole(logging.Filter):
+    """The console shows what a command says, not how Prefect got there (``--verbose`` shows it).
 
-    Prefect logs a failed flow's or task's exception with its traceback; the message stays, and
-    the command's own ``error:`` line says what to do.
+    Prefect logs a failed flow's or task's exception with its traceback, each retry of a task,
+    and each failed state: the command's own ``error:`` line says what went wrong and what to do,
+    and the Prefect UI keeps every one of those records (this filter sits on console handlers
+    only). Other errors keep their message and lose their traceback.
     """
 
+    _PREFECT_RUNS = ("prefect.flow_runs", "prefect.task_runs")
+    _FAILURES = ("Task run failed with", "Finished in state Failed", "Finished in state Crashed")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and not VERBOSE:
-            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        if VERBOSE:
+            return True
+        if record.name.startswith(self._PREFECT_RUNS) and (
+            record.levelno >= logging.WARNING or record.getMessage().startswith(self._FAILURES)
+        ):
+            return False
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
 
 VERBOSE = False
 
 
-_QUIET = _WithoutTraceback()
+_QUIET = _QuietConsole()
 
 
 def hide_tracebacks() -> None:

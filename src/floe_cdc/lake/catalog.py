@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import requests
 from pyiceberg.catalog import Catalog, load_catalog
@@ -51,13 +52,25 @@ AWAY = (
 )
 
 
-def away_error(table: str, exc: BaseException) -> CatalogUnavailable:
-    """The error for *table* when the catalog or storage went away under a read or a commit."""
+def away_error(table: str, exc: BaseException, reading: bool = False) -> CatalogUnavailable:
+    """The error for *table* when the catalog or its object store went away under a read or a
+    commit, naming the settings that point at them."""
+    outcome = "" if reading else "nothing was committed, the next cycle applies the same changes; "
     return CatalogUnavailable(
-        f"table {table}: the Iceberg catalog or its storage did not answer ({masked_line(exc)}); nothing "
-        "was committed, the next cycle applies the same changes. Check that the catalog and object store "
-        "in iceberg.catalog are running"
+        f"table {table}: the Iceberg catalog or its object store did not answer ({masked_line(exc)}); "
+        f"{outcome}check iceberg.catalog in the pipeline configuration (its uri, s3.endpoint and "
+        "credentials) and that the catalog and the object store are running"
     )
+
+
+@contextlib.contextmanager
+def reading(table: str) -> Iterator[None]:
+    """Reads of *table*: a catalog or object store that does not answer is the error that names
+    the table and the settings (transient: it may pass)."""
+    try:
+        yield
+    except AWAY as exc:
+        raise away_error(table, exc, reading=True) from exc
 
 
 def open_catalog(config: IcebergConfig) -> Catalog:

@@ -33,13 +33,14 @@ import orjson
 import psycopg2
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation
 
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.capture.direct_snapshot import ChunkReader, KeyScan, exported_snapshot
-from floe_cdc.capture.replication_objects import ensure_publication, existing
+from floe_cdc.capture.replication_objects import ensure_publication, existing, remove_new
 from floe_cdc.capture.source_catalog import column_ids
 from floe_cdc.capture.source_check import check_postgres_source
 from floe_cdc.capture.source_columns import DirectLoadUnsupported, SourceColumn, source_columns
@@ -147,6 +148,16 @@ class TableReading:
         columns = [c.select for c in self.columns]
         return KeyScan(self.ref.schema_name, self.ref.table_name, columns, self.key, chunk_rows)
 
+    def _convert(self, column: SourceColumn, data: pa.Table) -> pa.ChunkedArray | pa.Array:
+        try:
+            return column.convert(data.column(column.column.name))
+        except pa.ArrowInvalid as exc:
+            raise ConfigError(
+                f"source {self.source.name}, table {self.ref.name}, column {column.column.name}: {exc} (an "
+                f"Iceberg {column.column.type} cannot hold it); set initial_load: debezium for this source, "
+                "whose snapshot sets such rows aside in the quarantine table"
+            ) from None
+
     @property
     def key(self) -> list[str]:
         return [c.column.name for c in self.columns if c.key]
@@ -164,7 +175,7 @@ class TableReading:
             pa.repeat(pa.scalar(0, pa.int32()), rows),
             pa.nulls(rows, pa.list_(pa.string())),
         ]
-        values = [c.convert(data.column(c.column.name)) for c in self.columns]
+        values = [self._convert(c, data) for c in self.columns]
         fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in self.columns]
         arrays = pa.Table.from_arrays(values + meta, schema=pa.schema(fields + list(META_FIELDS)))
         return ChangeBatch(
@@ -269,23 +280,55 @@ def load_source(
     catalog = open_catalog(config.iceberg)
     for ref in source.tables:
         TableReading.of(source, ref)
+    before = existing(source)
+    namespaces = set(catalog.list_namespaces())
     ensure_publication(source)
     result = SourceLoad(source.name)
-    resuming = existing(source).slot
+    resuming = before.slot
     slot = load_slot(source) if resuming else source.slot
-    with (
-        exported_snapshot(source, slot, temporary=resuming) as snapshot,
-        ChunkReader(source, snapshot) as reader,
-    ):
-        log.info(
-            "loading source %s directly from snapshot at %X%s",
-            source.name,
-            snapshot.consistent_point,
-            " (resumed)" if resuming else "",
-        )
-        for ref in source.tables:
-            result.tables.append(_load_table(config, catalog, source, ref, reader, progress))
+    try:
+        with (
+            exported_snapshot(source, slot, temporary=resuming) as snapshot,
+            ChunkReader(source, snapshot) as reader,
+        ):
+            log.info(
+                "loading source %s directly from snapshot at %X%s",
+                source.name,
+                snapshot.consistent_point,
+                " (resumed)" if resuming else "",
+            )
+            for ref in source.tables:
+                result.tables.append(_load_table(config, catalog, source, ref, reader, progress))
+    except Exception:
+        # A load that committed nothing (the object store did not answer its first chunk, say)
+        # is undone; one that committed chunks keeps its slot, and the next apply resumes it.
+        try:
+            if not _committed_any(config, catalog, source):
+                _remove_empty_tables(config, catalog, source, namespaces)
+                remove_new(source, before)
+        except Exception as undo:  # the load's own error is the one to report
+            log.warning("could not undo the failed load of source %s: %s", source.name, undo)
+        raise
     return result
+
+
+def _committed_any(config: PipelineConfig, catalog: Catalog, source: PostgresSource) -> bool:
+    namespace = config.iceberg.namespace
+    tables = [load_table(catalog, namespace, ref.target_name) for ref in source.tables]
+    return any(table is not None and table.current_snapshot() is not None for table in tables)
+
+
+def _remove_empty_tables(
+    config: PipelineConfig, catalog: Catalog, source: PostgresSource, namespaces: set[tuple[str, ...]]
+) -> None:
+    """Drop the tables the failed load created (empty, as ``_committed_any`` found), and their
+    namespace when the load created it."""
+    namespace = config.iceberg.namespace
+    for ref in source.tables:
+        with contextlib.suppress(NoSuchTableError):
+            catalog.drop_table((namespace, ref.target_name))
+    if (namespace,) not in namespaces and not catalog.list_tables(namespace):
+        catalog.drop_namespace(namespace)
 
 
 def load_direct_sources(config: PipelineConfig, progress: Progress = lambda _: None) -> list[SourceLoad]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from floe_cdc.core.config import MongoSource, PipelineConfig
 from floe_cdc.core.errors import ConfigError
 from floe_cdc.lake import quarantine
-from floe_cdc.lake.catalog import load_table, open_catalog
+from floe_cdc.lake.catalog import load_table, open_catalog, reading
 from floe_cdc.lake.lookup import key_columns
 from floe_cdc.pipeline.exact_reconciliation import Compared, reconcile_exactly
 from floe_cdc.reconcile.mongo_counts import count_documents
@@ -48,15 +48,17 @@ def reconcile(
     chosen = config.tables(tables)
     catalog = open_catalog(config.iceberg)
     namespace = config.iceberg.namespace
-    waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
+    with reading(config.iceberg.quarantine_table):
+        waiting = quarantine.pending_counts(quarantine.open_quarantine(catalog, config.iceberg))
     counted: dict[str, Counted] = {}
     stored = {}
     exact: dict[str, Compared] = {}
     for source, refs in config.tables_by_source(tables):
         if mode == "count" or isinstance(source, MongoSource):
             for table in refs:
-                iceberg_table = load_table(catalog, namespace, table.target_name)
-                stored[table.target_name] = key_columns(iceberg_table) if iceberg_table is not None else None
+                with reading(f"{namespace}.{table.target_name}"):
+                    iceberg_table = load_table(catalog, namespace, table.target_name)
+                    stored[table.target_name] = None if iceberg_table is None else key_columns(iceberg_table)
             note = "" if mode == "count" else f"compared by count: {mode} mode needs a PostgreSQL source"
             for name, taken in count_source(source, refs, counter).items():
                 counted[name] = (
@@ -64,7 +66,8 @@ def reconcile(
                 )
             continue
         limit = key_limit if mode == "keys" else None
-        exact.update(reconcile_exactly(config, catalog, source, refs, wait_seconds, limit))
+        with reading(", ".join(f"{namespace}.{table.target_name}" for table in refs)):
+            exact.update(reconcile_exactly(config, catalog, source, refs, wait_seconds, limit))
     for name, compared in exact.items():
         counted[name], stored[name] = compared.counted, compared.stored
     results = check_counts(chosen, stored, waiting, counted, mode)

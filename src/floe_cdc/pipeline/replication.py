@@ -23,7 +23,7 @@ from floe_cdc.core.changes import ChangeBatch, Quarantined, with_current_names
 from floe_cdc.core.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
 from floe_cdc.core.errors import SchemaMappingError
 from floe_cdc.lake import quarantine
-from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog
+from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, reading
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.lookup import StoredTable
@@ -137,7 +137,11 @@ class Replicator:
         return load_table(self.catalog, self.config.iceberg.namespace, name)
 
     def checkpoints(self) -> dict[str, Checkpoint]:
-        return {name: read_checkpoint(self.load(name)) for name in self.targets}
+        found = {}
+        for name in self.targets:
+            with reading(f"{self.config.iceberg.namespace}.{name}"):
+                found[name] = read_checkpoint(self.load(name))
+        return found
 
     def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
         """Read available changes from each table's checkpoint on and decode them per table;
