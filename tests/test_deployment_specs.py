@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,17 @@ def test_what_the_specification_cannot_carry_is_refused(tmp_path: Path, change: 
     (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(declared))
     with pytest.raises(ConfigError, match=rf"deployment reconcile in .*prefect.yaml: .*{named}"):
         deployment_specs(CONFIG, "floe.yaml", tmp_path)
+
+
+def test_deploy_to_a_prefect_api_that_does_not_answer_is_one_error_line():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing answers there
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    floe = Path(sys.executable).parent / "floe"
+    command = [str(floe), "deploy", "--config", "floe.yaml"]
+    result = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: the Prefect API at http://127.0.0.1:{port}/api did not answer")
+    assert "set PREFECT_API_URL" in lines[0]

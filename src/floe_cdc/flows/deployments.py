@@ -26,7 +26,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
 from floe_cdc.core.config import PipelineConfig, Source, load_config
-from floe_cdc.core.errors import ConfigError
+from floe_cdc.core.errors import ConfigError, FloeError, Transient
 from floe_cdc.flows.alerts import ensure_automations
 from floe_cdc.flows.connectors import connectors
 from floe_cdc.flows.maintain import maintain
@@ -210,11 +210,22 @@ def put_deployment(client: SyncPrefectClient, spec: DeploymentSpec, path: str, w
     return deployment_id
 
 
+class PrefectUnavailable(FloeError, Transient):
+    """The Prefect API did not answer."""
+
+
 def deploy(config_path: Path, project_dir: Path) -> list[str]:
     """Everything ``floe deploy`` registers; a line per kind, for the person deploying."""
     config = load_config(config_path)
     specs = deployment_specs(config, config_reference(config_path, project_dir), project_dir)
     with get_client(sync_client=True) as client:
+        # Asked before anything is registered, so that a wrong address leaves nothing half-made.
+        unreachable = client.api_healthcheck()
+        if unreachable is not None:
+            raise PrefectUnavailable(
+                f"the Prefect API at {str(client.api_url).rstrip('/')} did not answer ({unreachable}); set "
+                "PREFECT_API_URL (or the active Prefect profile) to the server's API, and check that it runs"
+            )
         ensure_work_pool(client)
         for spec in specs:
             put_deployment(client, spec, str(project_dir), WORK_POOL)
