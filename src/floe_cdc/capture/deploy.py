@@ -78,10 +78,11 @@ class _Undo:
 
     def run(self) -> list[str]:
         removed: list[str] = []
-        with ConnectClient(self.config.connect.url, self.config.connect.timeout_seconds) as client:
-            for name in self.connectors:
-                client.delete(name)
-                removed.append(f"connector {name}")
+        if self.connectors:  # Connect may be what failed: the slots and topics are removed without it
+            with ConnectClient(self.config.connect.url, self.config.connect.timeout_seconds) as client:
+                for name in self.connectors:
+                    client.delete(name)
+                    removed.append(f"connector {name}")
         for source in self.config.sources:
             if isinstance(source, PostgresSource):
                 removed += remove_new(source, self.before[source.connector_name])
@@ -116,8 +117,8 @@ def _apply(config: PipelineConfig, wait_seconds: float, settle_seconds: float, u
             changed = current != {**properties, "name": name}
             if current is None:
                 undo.connectors.append(name)
-            before = client.status(name) if current is not None else None
-            failed = failure_of(name, before) if before else None
+            previous = client.status(name) if current is not None else None
+            failed = failure_of(name, previous) if previous else None
             if changed:
                 client.put_config(name, properties)
                 client.wait_configured(name, properties, timeout=wait_seconds)

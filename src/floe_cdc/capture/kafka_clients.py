@@ -3,7 +3,7 @@
 librdkafka logs each failed connection attempt at error level, hundreds of lines a minute while a
 broker is away. Floe says what went wrong in one line of its own (naming
 ``kafka.bootstrap_servers``), so librdkafka's lines go to the ``floe.kafka`` logger at debug
-level: shown with ``--log-level debug``, never on a normal terminal.
+level, which a normal terminal does not show.
 """
 
 from __future__ import annotations
