@@ -14,7 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowFilter, FlowFilterName
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+)
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
@@ -198,9 +205,11 @@ def _follow(
 
 
 async def _last_replicate_run_state() -> str:
+    """The state of the latest replicate run the CLI started (deployments' scheduled runs have none)."""
     async with get_client() as client:
         [run] = await client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["replicate"])),
+            flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(is_null_=True)),
             sort=FlowRunSort.START_TIME_DESC,
             limit=1,
         )

@@ -9,11 +9,9 @@ with the table and the fix, so that ``floe connectors apply`` leaves the source 
 
 from __future__ import annotations
 
-import psycopg2
-
 from floe_cdc.core.config import PostgresSource
 from floe_cdc.core.errors import ConfigError
-from floe_cdc.core.secrets import masked_line
+from floe_cdc.core.postgres_client import connect
 
 _TABLE = """
 SELECT c.relkind,
@@ -30,15 +28,7 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
     *index* is the source's place in ``sources``, so that the message names the setting.
     """
     where = f"sources[{index}]"
-    try:
-        conn = psycopg2.connect(**source.connection_args("floe-check"))
-    except psycopg2.OperationalError as exc:
-        reason = masked_line(exc)
-        raise ConfigError(
-            f"source {source.name}: cannot connect to PostgreSQL database {source.database} at "
-            f"{source.host}:{source.port} as {source.user} ({reason}); check {where}.host, port, "
-            "database, user and password"
-        ) from None
+    conn = connect(source, "check", "check its tables", error=ConfigError)
     problems: list[str] = []
     try:
         with conn.cursor() as cur:

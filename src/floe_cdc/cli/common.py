@@ -35,8 +35,11 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(logging.INFO)
     # prefect.engine: a line before and after every state hook of a run.
-    for noisy in ("httpx", "pyiceberg", "soda", "prefect.engine"):
+    for noisy in ("httpx", "pyiceberg", "soda", "prefect.engine", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Prefect's event sender warns "Still processing items" while it flushes at exit: progress,
+    # not a problem, and it would land after a command's error line.
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)
     install_log_masking()
 
 

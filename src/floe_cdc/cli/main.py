@@ -206,6 +206,10 @@ def reconcile(
         )
         for key in row["differing_keys"]:
             typer.echo(f"    differs: {key}")
+    unchecked = [row for row in rows if row["passed"] is None]
+    if unchecked:
+        names = ", ".join(row["table"] for row in unchecked)
+        raise ReconciliationFailed(f"could not reconcile {names}: {unchecked[0]['error']}", rows)
     if not all(row["passed"] for row in rows):
         raise typer.Exit(code=1)
 

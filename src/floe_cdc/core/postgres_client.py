@@ -23,8 +23,9 @@ def connect(
         return psycopg2.connect(**source.connection_args(f"floe-{purpose}"))
     except psycopg2.OperationalError as exc:
         raise error(
-            f"cannot reach PostgreSQL source {source.name} to {what} ({masked_line(exc)}); check that "
-            "it is up and reachable from here"
+            f"cannot reach PostgreSQL source {source.name} (database {source.database} at {source.host}:"
+            f"{source.port} as {source.user}) to {what} ({masked_line(exc)}); check the source's host, port, "
+            "database, user and password in the pipeline configuration, and that PostgreSQL is up"
         ) from None
 
 

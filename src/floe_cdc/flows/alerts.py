@@ -154,9 +154,8 @@ def automations(config: PipelineConfig) -> list[AutomationCore]:
     ]
 
 
-def ensure_automations(config: PipelineConfig) -> list[str]:
-    """Create Floe's automations, replacing earlier ones of the same name; their names."""
-    wanted = automations(config)
+def ensure_automations(wanted: list[AutomationCore]) -> list[str]:
+    """Create *wanted* (see :func:`automations`), replacing earlier ones of the same name; their names."""
     with get_client(sync_client=True) as client:
         for automation in wanted:
             for existing in client.read_automations_by_name(automation.name):

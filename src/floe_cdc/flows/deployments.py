@@ -27,7 +27,7 @@ from prefect.utilities.callables import parameter_schema
 
 from floe_cdc.core.config import PipelineConfig, Source, load_config
 from floe_cdc.core.errors import ConfigError, FloeError, Transient
-from floe_cdc.flows.alerts import ensure_automations
+from floe_cdc.flows.alerts import automations, ensure_automations
 from floe_cdc.flows.connectors import connectors
 from floe_cdc.flows.maintain import maintain
 from floe_cdc.flows.pause import pause, resume
@@ -226,10 +226,11 @@ def deploy(config_path: Path, project_dir: Path) -> list[str]:
                 f"the Prefect API at {str(client.api_url).rstrip('/')} did not answer ({unreachable}); set "
                 "PREFECT_API_URL (or the active Prefect profile) to the server's API, and check that it runs"
             )
+        wanted = automations(config)  # a wrong alerts.notify_block refuses here, before anything is made
         ensure_work_pool(client)
         for spec in specs:
             put_deployment(client, spec, str(project_dir), WORK_POOL)
-    alerts = ensure_automations(config)
+    alerts = ensure_automations(wanted)
     target = config.alerts.notify_block or "the Prefect UI only (set alerts.notify_block to be notified)"
     replicating = [spec.name for spec in specs if spec.flow == replicate.name]
     others = [spec for spec in specs if spec.flow != replicate.name]
