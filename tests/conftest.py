@@ -43,6 +43,7 @@ SECOND_STACK = {
     "test_resnapshot.py",
     "test_pause.py",
     "test_identifiers.py",
+    "test_exact_reconciliation.py",
 }
 _saved_env: dict[str, str | None] = {}
 

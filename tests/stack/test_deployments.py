@@ -185,9 +185,11 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     with get_client(sync_client=True) as client:
         assert {a.name for a in client.read_automations()} >= AUTOMATIONS
 
-    # Two sources at once: one run on each worker (one run per worker in the test stack). Then
-    # source a's deployment over both tables: it waits for source b's run to release "stock".
+    # Two sources at once: one run on each worker (one run per worker in the test stack). Then,
+    # once a's run is done (a deployment runs one at a time), source a's deployment over both
+    # tables: it must not write "stock" while source b's run may still hold it.
     runs = [run_deployment(f"replicate/replicate-scale_{x}", timeout=0).id for x in "ab"]
+    _wait_for(runs[:1])
     both = {"config_path": str(path), "tables": ["items", "stock"]}
     runs.append(run_deployment("replicate/replicate-scale_a", parameters=both, timeout=0).id)
     flow_runs = _wait_for(runs)
