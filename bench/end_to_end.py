@@ -75,8 +75,8 @@ def _config(stack: LocalStack, directory: Path) -> Path:
         "kafka": {"bootstrap_servers": s.kafka_bootstrap},
         "connect": {"url": s.connect_url},
         "iceberg": {"catalog": s.catalog_properties(), "namespace": "bench"},
-        # Short cycles: a steady source never leaves the consumer idle, so max_seconds ends them.
-        "replicate": {"max_seconds": 2, "idle_seconds": 1, "follow_interval_seconds": 0},
+        # Floe's defaults: a table commits once its oldest waiting change has waited 1 s.
+        "replicate": {},
     }
     path = directory / "floe.yaml"
     path.write_text(yaml.safe_dump(document))

@@ -44,6 +44,7 @@ SECOND_STACK = {
     "test_pause.py",
     "test_identifiers.py",
     "test_exact_reconciliation.py",
+    "test_broker_restart.py",
 }
 _saved_env: dict[str, str | None] = {}
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from floe_cdc.capture.envelope import KafkaRecord
 from floe_cdc.lake.schema import POSITION_FIELD
-from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.pipeline.replication import Replicator, TableChanges
 
 TOPIC = "floe.shop.public.items"
 
 
 def cycle(replicator: Replicator, records: list[KafkaRecord]) -> None:
-    for changes in replicator.decode({TOPIC: records}).values():
-        replicator.merge(changes, replicator.checkpoints()[changes.table])
+    if records:
+        changes = TableChanges(records, replicator.decode_table("items", records))
+        replicator.merge(changes, replicator.checkpoints()["items"])
 
 
 def rows(replicator: Replicator) -> list[dict]:

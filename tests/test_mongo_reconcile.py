@@ -8,7 +8,7 @@ import pytest
 from floe_cdc.core.config import MongoSource, PipelineConfig
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.pipeline.replay import replay_quarantined
-from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.pipeline.replication import Replicator, TableChanges
 from floe_cdc.reconcile.mongo_counts import SourceCountError, count_documents
 from tests.mongo_scenario import EXPECTED, batches
 
@@ -43,7 +43,7 @@ def config(tmp_path) -> PipelineConfig:
 def _replicate(config: PipelineConfig) -> None:
     with Replicator(config) as replicator:
         for records in batches("floe.mg.shop.orders"):
-            changes = replicator.decode({"floe.mg.shop.orders": records})["orders"]
+            changes = TableChanges(records, replicator.decode_table("orders", records))
             replicator.merge(changes, replicator.checkpoints()["orders"])
 
 

@@ -1,5 +1,5 @@
 """A live source for real-stack tests: a writer committing single-row changes every few
-milliseconds while a follower runs replication cycles, both until the test is done."""
+milliseconds while a follower runs one-shot replication runs, both until the test is done."""
 
 from __future__ import annotations
 
@@ -7,24 +7,32 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from floe_cdc.core.changes import ChangeBatch
 from floe_cdc.core.config import PipelineConfig
 from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.pipeline.replication_stream import ReplicationStream
 from floe_cdc.stack.stack import LocalStack
+from tests.stack.pipeline import replicate_until_idle
 
 Statement = tuple[str, tuple]
 
 
 def cycle(config: PipelineConfig, drop_events: bool = False) -> int:
-    """One replication cycle without Prefect; with *drop_events* the events are skipped (the
-    offsets advance, the rows do not change): a stand-in for a sink that loses changes."""
-    with Replicator(config) as replicator:
-        checkpoints = replicator.checkpoints()
-        changes, consumed = replicator.consume(checkpoints)
-        for name, table_changes in changes.items():
-            if drop_events:
-                table_changes.batch = table_changes.batch.without_rows()
-            replicator.merge(table_changes, checkpoints[name])
-        return consumed.count
+    """One one-shot run without Prefect, and the number of change events it read; with
+    *drop_events* they are skipped (the offsets advance, the rows do not change): a stand-in for
+    a sink that loses changes."""
+    read = []
+    with Replicator(config) as replicator, ReplicationStream(replicator) as stream:
+        decode = replicator.decode_table
+
+        def counted(name: str, records: list, properties: dict | None = None) -> ChangeBatch:
+            read.append(len(records))
+            batch = decode(name, records, properties)
+            return batch.without_rows() if drop_events else batch
+
+        replicator.decode_table = counted
+        replicate_until_idle(stream)
+    return sum(read)
 
 
 def _write(stack: LocalStack, database: str, statements: Iterator[Statement], stop: threading.Event) -> None:

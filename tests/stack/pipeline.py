@@ -16,6 +16,7 @@ from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.lake.merge import MergeResult
 from floe_cdc.pipeline.reconciliation import reconcile
 from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.pipeline.replication_stream import ReplicationStream
 from floe_cdc.stack.stack import LocalStack
 from tests.stack.compare import assert_same_rows
 
@@ -85,43 +86,47 @@ def catch_up(
     and every table then holds as many rows as its source; each table's events, inserts, updates
     and deletes over all cycles.
 
-    The pipeline driven directly (checkpoints, consume, merge), one consumer for every cycle. The
-    replicate flow adds reconciliation, health, alerts, artifacts and locks around these steps,
-    seconds per cycle: the tests of those run the flow.
+    The pipeline driven directly (one stream, its steps), as the replicate flow drives it, without
+    the flow's reconciliation, health, alerts, artifacts and locks: the tests of those run the flow.
     """
     config = load_config(config_path)
     deadline = time.monotonic() + timeout
     totals = {table.target_name: dict.fromkeys(TOTALS, 0) for _, table in config.tables(tables)}
-    with Replicator(config, tables) as replicator:
+    with Replicator(config, tables) as replicator, ReplicationStream(replicator) as stream:
         while True:
-            merged, stopped_because = replicate_cycle(replicator)
+            merged, ended_because = replicate_until_idle(stream)
             for name, result in merged.items():
                 for total in TOTALS:
                     totals[name][total] += getattr(result, total)
-            idle = stopped_because.startswith(("idle", "no topics"))
-            if idle and all(check.passed for check in reconcile(config, tables)):
+            if ended_because.startswith("idle") and all(check.passed for check in reconcile(config, tables)):
                 return totals
             assert time.monotonic() < deadline, f"tables did not catch up within {timeout:.0f}s: {totals}"
 
 
-def replicate_cycle(replicator: Replicator) -> tuple[dict[str, MergeResult], str]:
-    """One cycle through the pipeline: each table's checkpoint, what Kafka holds after it, the
-    merge (one commit per table); and why consuming stopped."""
-    checkpoints = replicator.checkpoints()
-    consumed, records = replicator.consume(checkpoints)
-    merged = {name: replicator.merge(changes, checkpoints[name]) for name, changes in consumed.items()}
-    return merged, records.stopped_because
+def replicate_until_idle(stream: ReplicationStream) -> tuple[dict[str, MergeResult], str]:
+    """A one-shot run of the pipeline: each table committed as its changes come until nothing
+    new comes; the merges and why the step ended. A table that failed raises its error."""
+    step = stream.step(stream.settings.max_seconds, until_idle=True)
+    for failure in step.failures.values():
+        raise failure
+    return step.merges, step.ended_because
 
 
 def replicated_database(
-    stack: LocalStack, directory: Path, name: str, catalog: dict[str, str] | None = None, **replicate: Any
+    stack: LocalStack,
+    directory: Path,
+    name: str,
+    catalog: dict[str, str] | None = None,
+    statements: list[str] = ITEMS,
+    tables: tuple[str, ...] = ("public.items",),
+    **replicate: Any,
 ) -> Path:
-    """A database with one table, its connector applied and its snapshot replicated; *replicate*
-    holds settings of the config's ``replicate:`` section."""
+    """A database made by *statements* (one table by default), its connector applied and its
+    snapshot replicated; *replicate* holds settings of the config's ``replicate:`` section."""
     stack.postgres.ensure_database(name)
-    run_sql(stack, name, ITEMS)
+    run_sql(stack, name, statements)
     path = write_config(
-        stack, directory, name.removeprefix("floe_"), name, ["public.items"], catalog, **replicate
+        stack, directory, name.removeprefix("floe_"), name, list(tables), catalog, **replicate
     )
     start_capture(path)
     catch_up(path)

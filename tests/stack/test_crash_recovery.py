@@ -1,4 +1,4 @@
-"""Crashes at every stage of a cycle, and two runs at once: the tables still end equal to the
+"""Crashes at every stage of a run, and two runs at once: the tables still end equal to the
 source, row by row, with nothing lost and nothing duplicated."""
 
 from __future__ import annotations
@@ -73,9 +73,12 @@ def run_cycle(config_path: Path, stage: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("stage", ["after-consume", "during-write", "after-commit"])
-def test_killed_cycle_recovers_exactly(stack, config_path, config, stage):
-    round_number = ["after-consume", "during-write", "after-commit"].index(stage) + 1
+STAGES = ["after-consume", "during-write", "after-commit", "second-commit"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_killed_run_recovers_exactly(stack, config_path, config, stage):
+    round_number = STAGES.index(stage) + 1
     run_sql(stack, DATABASE, workload(round_number))
     crashed = run_cycle(config_path, stage)
     assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
@@ -84,7 +87,7 @@ def test_killed_cycle_recovers_exactly(stack, config_path, config, stage):
 
 
 def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path, config):
-    run_sql(stack, DATABASE, workload(4))
+    run_sql(stack, DATABASE, workload(len(STAGES) + 1))
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.stack.crash_runner", str(config_path), "none"],

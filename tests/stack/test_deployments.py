@@ -26,6 +26,7 @@ from pyiceberg.expressions import EqualTo
 from floe_cdc.capture.deploy import apply_connectors, resume_source
 from floe_cdc.core.config import load_config
 from floe_cdc.flows.deployments import deploy
+from floe_cdc.flows.replicate import table_lock_names
 from floe_cdc.lake.catalog import open_catalog
 from floe_cdc.stack.stack import LocalStack
 from tests.conftest import PROJECT_DIR
@@ -159,11 +160,14 @@ def _events(name: str, runs: list[UUID], timeout: float = 60) -> list:
             time.sleep(1)
 
 
-def _locked_interval(client, run: UUID) -> tuple[float, float]:
-    """From reading checkpoints to the last merge: the part of a run that holds the table locks."""
-    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run])))
-    inside = [t for t in tasks if t.name.startswith(("read-checkpoints", "consume-changes", "merge-"))]
-    return min(t.start_time.timestamp() for t in inside), max(t.end_time.timestamp() for t in inside)
+def _locked_interval(run: UUID, lock: str) -> tuple[float, float]:
+    """When *run* held the concurrency limit *lock*: Prefect's acquired and released events."""
+    times = []
+    for phase in ("acquired", "released"):
+        events = [e for e in _events(f"prefect.concurrency-limit.{phase}", [run]) if e.resource.name == lock]
+        assert events, f"run {run} has no {phase} event for {lock}"
+        times.append(events[0].occurred.timestamp())
+    return times[0], times[1]
 
 
 def _notified(received: list[str], *words: str, timeout: float = 90) -> str:
@@ -196,8 +200,8 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     assert all(run.state.is_completed() for run in flow_runs), [run.state for run in flow_runs]
     workers = {e.resource.id for e in _events("prefect.worker.submitted-flow-run", runs)}
     assert workers == {"prefect.worker.process.prefect-worker-1", "prefect.worker.process.prefect-worker-2"}
-    with get_client(sync_client=True) as client:
-        b_run, both_run = _locked_interval(client, runs[1]), _locked_interval(client, runs[2])
+    [stock] = table_lock_names(config.iceberg.namespace, ["stock"])
+    b_run, both_run = _locked_interval(runs[1], stock), _locked_interval(runs[2], stock)
     assert b_run[1] <= both_run[0] or both_run[1] <= b_run[0], "two runs wrote table stock at once"
     assert_tables_equal(stack, config, "floe_scale_a", only=["items"])
     assert_tables_equal(stack, config, "floe_scale_b", only=["stock"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -19,6 +18,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 
@@ -32,19 +32,6 @@ log = logging.getLogger("floe.consumer")
 
 class ConsumeError(FloeError, Transient):
     """The broker reported an error while consuming."""
-
-
-@dataclass
-class ConsumedRecords:
-    """Records per topic, in offset order, and why consumption stopped."""
-
-    by_topic: dict[str, list[KafkaRecord]] = field(default_factory=dict)
-    stopped_because: str = ""
-    resets: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, lost-from offset)
-
-    @property
-    def count(self) -> int:
-        return sum(len(records) for records in self.by_topic.values())
 
 
 # What the first record read where a table continues says (see probe_verdict).
@@ -65,6 +52,64 @@ def probe_verdict(probe: tuple[int, int | None], offset: int, stamp: int | None)
     if expected is not None and stamp != expected:
         return REWIND
     return SKIP
+
+
+class Probes:
+    """The partitions of an assignment whose first record is still to be checked (see
+    :func:`probe_verdict`): (topic, partition) -> (offset of the last record the table holds, its
+    timestamp). A partition that gives nothing back, or that the broker reports out of range, has
+    lost that history (the broker lost or re-created the topic): it is read again from the
+    beginning, and replays are skipped by source position."""
+
+    def __init__(self, consumer: ChangeConsumer) -> None:
+        self._consumer = consumer
+        self.waiting: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self.topics: list[str] = []
+        self.resets: list[tuple[str, int, int]] = []  # (topic, partition, lost-from offset)
+
+    def admit(self, message: Message) -> KafkaRecord | None:
+        """The record *message* holds, or None where it is a probe, an end of partition, or a
+        partition read again from its beginning."""
+        topic, partition, error = message.topic(), message.partition(), message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return None
+            if error.code() == KafkaError._AUTO_OFFSET_RESET and (topic, partition) in self.waiting:
+                self._rewind(topic, partition, "is out of range")
+                return None
+            raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
+        kind, stamp = message.timestamp()
+        stamp = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+        probe = self.waiting.get((topic, partition))
+        if probe is not None:
+            verdict = probe_verdict(probe, message.offset(), stamp)
+            if verdict == REWIND:
+                self._rewind(topic, partition, "holds another record")
+                return None
+            del self.waiting[(topic, partition)]
+            if verdict == SKIP:
+                return None  # the table already holds this record
+        return KafkaRecord(topic, partition, message.offset(), message.key(), message.value(), stamp)
+
+    def rewind_silent(self) -> None:
+        """Every partition still waiting after a quiet spell returned nothing: read it again."""
+        for topic, partition in list(self.waiting):
+            self._rewind(topic, partition, "returned nothing")
+
+    def _rewind(self, topic: str, partition: int, why: str) -> None:
+        expected = self.waiting.pop((topic, partition))[0] + 1
+        self.resets.append((topic, partition, expected))
+        log.warning(
+            "topic %s partition %d %s at offset %d, where the Iceberg table continues from: the broker "
+            "lost or re-created the topic. Reading it again from the beginning; changes already applied are "
+            "skipped by source position, and a re-snapshot by the connector restores rows the topic no "
+            "longer holds.",
+            topic,
+            partition,
+            why,
+            expected - 1,
+        )
+        self._consumer.seek_to_beginning(topic, partition)
 
 
 class ChangeConsumer:
@@ -107,114 +152,56 @@ class ChangeConsumer:
                 found[topic] = sorted(info.partitions)
         return found
 
-    def consume(
+    def assign(
         self,
         start: dict[str, dict[int, int]],
         topics: list[str],
-        max_events: int,
-        max_seconds: float,
-        idle_seconds: float,
         stamps: dict[str, dict[int, int]] | None = None,
-    ) -> ConsumedRecords:
-        """Read from *start* offsets (per topic and partition; missing means from the beginning).
+    ) -> Probes | None:
+        """Assign *topics* from *start* offsets (per topic and partition; missing means from the
+        beginning); None when none of them exists yet.
 
         Where a table has read before, the read starts one record early, at the last record the
         table holds: receiving it proves the topic still has the history the table continued
-        from. That record is dropped. A partition that gives nothing back, or that the broker
-        reports out of range, has lost that history (the broker lost or re-created the topic):
-        it is read again from the beginning, and replays are skipped by source position. *stamps* are
-        the timestamps of those last records: a record with another timestamp there is another
-        record (the topic was re-created and has grown past that offset again).
+        from, and :meth:`Probes.admit` drops it. *stamps* are the timestamps of those last records.
         """
-        # (topic, partition) -> (offset of the last record the table holds, its timestamp)
-        probes: dict[tuple[str, int], tuple[int, int | None]] = {}
+        probes = Probes(self)
         assignment = []
         for topic, partitions in self.partitions(topics).items():
             for partition in partitions:
                 offset = start.get(topic, {}).get(partition)
                 if offset:
-                    probes[(topic, partition)] = (offset - 1, (stamps or {}).get(topic, {}).get(partition))
+                    probes.waiting[(topic, partition)] = (
+                        offset - 1,
+                        (stamps or {}).get(topic, {}).get(partition),
+                    )
                     assignment.append(TopicPartition(topic, partition, offset - 1))
                 else:
                     assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        result = ConsumedRecords({tp.topic: [] for tp in assignment})
         if not assignment:
-            result.stopped_because = "no topics yet"
-            return result
+            return None
         self._consumer.assign(assignment)
-        try:
-            self._read(result, probes, max_events, max_seconds, idle_seconds)
-        finally:
-            self._consumer.unassign()
-        return result
+        probes.topics = sorted({tp.topic for tp in assignment})
+        return probes
 
-    def _rewind(self, result: ConsumedRecords, topic: str, partition: int, probes: dict, why: str) -> None:
-        expected = probes.pop((topic, partition))[0] + 1
-        result.resets.append((topic, partition, expected))
-        log.warning(
-            "topic %s partition %d %s at offset %d, where the Iceberg table continues from: the broker "
-            "lost or re-created the topic. Reading it again from the beginning; changes already applied are "
-            "skipped by source position, and a re-snapshot by the connector restores rows the topic no "
-            "longer holds.",
-            topic,
-            partition,
-            why,
-            expected - 1,
-        )
+    def unassign(self) -> None:
+        self._consumer.unassign()
+
+    def poll(self, probes: Probes, limit: int, timeout: float = 0.2) -> list[KafkaRecord] | None:
+        """The next records of the assignment (at most *limit*), past the probes; None when nothing
+        arrived within *timeout*."""
+        messages = self._consumer.consume(num_messages=min(10_000, limit), timeout=timeout)
+        if not messages:
+            return None
+        records = []
+        for message in messages:
+            record = probes.admit(message)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def seek_to_beginning(self, topic: str, partition: int) -> None:
         self._consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING))
-
-    def _read(
-        self,
-        result: ConsumedRecords,
-        probes: dict[tuple[str, int], tuple[int, int | None]],
-        max_events: int,
-        max_seconds: float,
-        idle_seconds: float,
-    ) -> None:
-        began = last_message = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if result.count >= max_events:
-                result.stopped_because = f"max_events ({max_events})"
-                return
-            if now - began >= max_seconds:
-                result.stopped_because = f"max_seconds ({max_seconds:g})"
-                return
-            if now - last_message >= idle_seconds:
-                if not probes:
-                    result.stopped_because = f"idle for {idle_seconds:g}s"
-                    return
-                for topic, partition in list(probes):
-                    self._rewind(result, topic, partition, probes, "returned nothing")
-                last_message = time.monotonic()
-            messages = self._consumer.consume(
-                num_messages=min(10_000, max_events - result.count), timeout=0.2
-            )
-            for message in messages:
-                topic, partition, error = message.topic(), message.partition(), message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    if error.code() == KafkaError._AUTO_OFFSET_RESET and (topic, partition) in probes:
-                        self._rewind(result, topic, partition, probes, "is out of range")
-                        continue
-                    raise ConsumeError(f"Kafka error on {topic}[{partition}]: {error}")
-                kind, stamp = message.timestamp()
-                stamp = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
-                probe = probes.get((topic, partition))
-                if probe is not None:
-                    verdict = probe_verdict(probe, message.offset(), stamp)
-                    if verdict == REWIND:
-                        self._rewind(result, topic, partition, probes, "holds another record")
-                        continue
-                    del probes[(topic, partition)]
-                    if verdict == SKIP:
-                        continue  # the table already holds this record
-                result.by_topic[topic].append(
-                    KafkaRecord(topic, partition, message.offset(), message.key(), message.value(), stamp)
-                )
-            if messages:
-                last_message = time.monotonic()
 
     def end_offsets(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
         """Each partition's high watermark (the offset the next record gets), for lag monitoring."""

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +24,7 @@ from floe_cdc.cli.common import (
 )
 from floe_cdc.cli.stack import demo, stack_app
 from floe_cdc.core.config import load_config
-from floe_cdc.core.errors import ConfigError, ConnectRejected, FloeError, ReconciliationFailed, Transient
+from floe_cdc.core.errors import ConfigError, ConnectRejected, ReconciliationFailed
 from floe_cdc.core.secrets import masked_line
 from floe_cdc.flows import pause as flows
 from floe_cdc.flows.deployments import config_reference
@@ -35,6 +32,7 @@ from floe_cdc.flows.deployments import deploy as deploy_flows
 from floe_cdc.flows.infrastructure import prefect_objects
 from floe_cdc.flows.maintain import maintain as maintain_flow
 from floe_cdc.flows.reconcile import reconcile as reconcile_flow
+from floe_cdc.flows.replicate import STOP
 from floe_cdc.flows.replicate import replicate as replicate_flow
 from floe_cdc.flows.report import format_rows
 from floe_cdc.lake import quarantine
@@ -124,54 +122,21 @@ def replicate(
     config: ConfigOption = Path("floe.yaml"),
     tables: TablesOption = None,
     once: Annotated[
-        bool, typer.Option("--once/--follow", help="One cycle, or cycles until interrupted")
+        bool,
+        typer.Option("--once/--follow", help="Until nothing new comes, or until stopped (a long-lived run)"),
     ] = True,
 ) -> None:
-    """Run the replicate flow: consume, merge into Iceberg, reconcile. Ctrl-C or SIGTERM ends the
-    running cycle at its commits and stops; a second one stops at once."""
-    stopper = _StopAfterCycle()
-    cycle = replicate_flow.with_options(on_running=[stopper.install])
-    interval = load_config(config).replicate.follow_interval_seconds
+    """Run the replicate flow: commit each table's changes as they come, reconcile, report. Ctrl-C
+    or SIGTERM commits what was read and stops; a second one stops at once."""
+    STOP.install()  # before the run starts too; the run puts it back in place (its on_running hook)
     try:
-        while not stopper.requested.is_set():
-            try:
-                rows = cycle(config_path=str(config), tables=tables)
-                typer.echo(format_rows(rows))
-            except FloeError as exc:
-                if once or not isinstance(exc, Transient):
-                    raise  # a terminal error needs a person: following on would repeat it forever
-                # A transient cause may pass: the failing table is retried next cycle, others advance.
-                logging.getLogger("floe.replicate").error("cycle failed, retrying: %s", exc)
-            if once:
-                break
-            stopper.requested.wait(interval)
+        rows = replicate_flow(config_path=str(config), tables=tables, follow=not once)
     except KeyboardInterrupt:
         typer.echo("interrupted; the next run goes on from the last commit", err=True)
         raise typer.Exit(code=130) from None
-    if stopper.requested.is_set():
+    typer.echo(format_rows(rows))
+    if STOP.requested.is_set():
         typer.echo("stopped")
-
-
-class _StopAfterCycle:
-    """Ctrl-C and SIGTERM (what systemd and Kubernetes send) alike: the first lets the running
-    cycle finish its commits and Prefect report its run, then stops; the second interrupts."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.install()
-
-    def install(self, *_: object) -> None:
-        """Also an ``on_running`` hook of each flow run: Prefect puts a SIGTERM handler of its own
-        in place for the run (it would end the run Crashed), runs the hook, and puts this one back
-        when the run ends."""
-        signal.signal(signal.SIGINT, self._request)
-        signal.signal(signal.SIGTERM, self._request)
-
-    def _request(self, signum: int, frame: object) -> None:
-        if self.requested.is_set():
-            raise KeyboardInterrupt
-        self.requested.set()
-        typer.echo("stopping after this cycle (Ctrl-C or SIGTERM again to interrupt it)", err=True)
 
 
 @app.command()

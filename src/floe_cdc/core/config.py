@@ -426,10 +426,40 @@ class LoadConfig(_Model):
 
 
 class ReplicateConfig(_Model):
-    max_events: int = Field(default=200_000, gt=0, description="Upper bound of events per cycle")
-    max_seconds: float = Field(default=60.0, gt=0, description="Upper bound of consuming time per cycle")
-    idle_seconds: float = Field(default=3.0, gt=0, description="A cycle ends after this long without events")
-    follow_interval_seconds: float = Field(default=5.0, ge=0, description="Pause between cycles in --follow")
+    commit_seconds: float = Field(
+        default=1.0, gt=0, description="A table commits once its oldest waiting change has waited this long"
+    )
+    commit_events: int = Field(
+        default=100_000, gt=0, description="A table commits once this many of its changes wait"
+    )
+    buffer_events: int = Field(
+        default=250_000,
+        gt=0,
+        description="Changes read ahead of the commits, over all tables; reading pauses at this many "
+        "(it bounds the memory that waiting changes take)",
+    )
+    refresh_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a running replicator looks for new topics, direct re-snapshots and "
+        "finished incremental ones",
+    )
+    max_events: int = Field(default=200_000, gt=0, description="Upper bound of events per one-shot run")
+    max_seconds: float = Field(default=60.0, gt=0, description="Upper bound of a one-shot run's reading time")
+    idle_seconds: float = Field(
+        default=3.0, gt=0, description="A one-shot run ends after this long without events"
+    )
+    report_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A following run's cadence of connector states, health, alerts and its report",
+    )
+    reconcile_seconds: float = Field(
+        default=600.0, gt=0, description="A following run's cadence of the count check"
+    )
+    retry_seconds: float = Field(
+        default=5.0, ge=0, description="A following run's pause before it reads again after a transient error"
+    )
     schedule_seconds: float = Field(
         default=60.0, gt=0, description="Interval of each source's replicate deployment in Prefect"
     )

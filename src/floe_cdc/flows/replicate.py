@@ -1,10 +1,14 @@
-"""The ``replicate`` flow: one cycle of consume -> merge per table -> reconcile -> report."""
+"""The ``replicate`` flow: changes committed per table as they come; reconciled and reported after."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +17,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
-from prefect.states import State
-from prefect.utilities.annotations import quote
 
 from floe_cdc.capture.consumer import ChangeConsumer
 from floe_cdc.capture.deploy import ConnectorState, connector_states
 from floe_cdc.core.config import PipelineConfig, load_config
-from floe_cdc.core.errors import ConnectError, ReplicationFailed, ReplicationStopped, Transient
+from floe_cdc.core.errors import ConnectError, FloeError, ReplicationFailed, ReplicationStopped, Transient
 from floe_cdc.flows.alerts import emit_alerts
 from floe_cdc.flows.freshness import publish_freshness
 from floe_cdc.flows.report import cycle_markdown, format_rows, table_rows
 from floe_cdc.lake.checkpoint import Checkpoint
-from floe_cdc.lake.merge import MergeResult
 from floe_cdc.pipeline.health import (
     TableHealth,
     reconciliation_alerts,
@@ -33,7 +34,8 @@ from floe_cdc.pipeline.health import (
     table_health,
 )
 from floe_cdc.pipeline.reconciliation import reconcile
-from floe_cdc.pipeline.replication import Replicator, TableChanges
+from floe_cdc.pipeline.replication import Replicator
+from floe_cdc.pipeline.replication_stream import ReplicationStream, Step
 from floe_cdc.reconcile.reconcile import ReconcileResult
 
 log = logging.getLogger("floe.replicate")
@@ -41,20 +43,6 @@ log = logging.getLogger("floe.replicate")
 
 _TOTALS = ("events", "inserted", "updated", "deleted")
 _TASK = {"cache_policy": NONE, "persist_result": False}
-
-
-def _transient(task: object, task_run: object, state: State) -> bool:
-    """Prefect retries a task only when its error may pass by itself (a ``Transient`` error)."""
-    try:
-        state.result()
-    except Exception as exc:
-        return isinstance(exc, Transient)
-    return False
-
-
-# Reading may meet a catalog or broker that is briefly away. Merging is not retried in place: a
-# merge that lost a race was read from offsets another writer has moved past (next cycle).
-_RETRIED = {**_TASK, "retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _transient}
 
 
 def table_lock_names(namespace: str, tables: list[str]) -> list[str]:
@@ -92,23 +80,6 @@ def check_connectors(config: PipelineConfig) -> dict[str, ConnectorState]:
     return {state.name: state for state in states}
 
 
-@task(name="read-checkpoints", **_RETRIED)
-def read_checkpoints(replicator: Replicator) -> dict[str, Checkpoint]:
-    return replicator.checkpoints()
-
-
-@task(name="consume-changes", **_RETRIED)
-def consume_changes(replicator: Replicator, checkpoints: dict[str, Checkpoint]) -> dict[str, TableChanges]:
-    changes, consumed = replicator.consume(checkpoints)
-    get_run_logger().info("consumed %d events (%s)", consumed.count, consumed.stopped_because)
-    return changes
-
-
-@task(name="merge-table", task_run_name="merge-{changes.table}", **_TASK)
-def merge_table(replicator: Replicator, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
-    return replicator.merge(changes, checkpoint)
-
-
 @task(name="reconcile-tables", **_TASK)
 def reconcile_tables(config_path: str, tables: list[str] | None) -> list[ReconcileResult]:
     return reconcile(load_config(config_path), tables)
@@ -143,70 +114,144 @@ def publish_freshness_chart(config: PipelineConfig, names: list[str]) -> None:
     publish_freshness(config, names)
 
 
-@flow(name="replicate")
+class StopSignals:
+    """Ctrl-C and SIGTERM (what systemd, Kubernetes and Prefect's Cancel send) alike: the first
+    lets the running step commit what it read and the run report, then stop; the second interrupts."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self, *_: object) -> None:
+        """An ``on_running`` hook of the run: Prefect puts a SIGTERM handler of its own in place
+        for the run (it would end the run Crashed), then runs this one, which replaces it."""
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        # Not a log call: the signal may have interrupted one holding the logging lock.
+        sys.stderr.write("stopping at the next commit (Ctrl-C or SIGTERM again to interrupt)\n")
+
+
+STOP = StopSignals()
+
+
+@flow(name="replicate", on_running=[STOP.install])
 def replicate(
-    config_path: str = "floe.yaml", tables: list[str] | None = None, reconcile_after: bool = True
+    config_path: str = "floe.yaml",
+    tables: list[str] | None = None,
+    reconcile_after: bool = True,
+    follow: bool = False,
 ) -> list[dict[str, Any]]:
-    """Consume what is available, merge it per table in one Iceberg commit each, then reconcile."""
+    """Commit each table as its changes come from Kafka.
+
+    One-shot (the default): until nothing new comes for ``replicate.idle_seconds`` (or
+    ``max_seconds`` pass), then reconcile and report. *follow*: until the run is cancelled or
+    stopped, with connector states, health, alerts and the report every
+    ``replicate.report_seconds`` and the count check every ``replicate.reconcile_seconds``; the
+    key indexes and the Kafka consumer stay warm for the run's whole life.
+    """
     config = load_config(config_path)
-    chosen = config.tables(tables)
-    names = [table.target_name for _, table in chosen]
+    names = [table.target_name for _, table in config.tables(tables)]
     connectors = check_connectors(config)
-    connector_of = {table.target_name: connectors.get(source.connector_name) for source, table in chosen}
-    # A paused source ('floe pause') is left alone: its tables are neither merged nor reconciled.
+    active = _active(config, names, connectors)
+    if not active:
+        return _report(Report(config, config_path, names, connectors), Step(), {}, reconcile=False)
+    settings = config.replicate
+    # One writer per table: a second run waits here, then reads the offsets the first committed.
+    with (
+        concurrency(
+            ensure_table_locks(config.iceberg.namespace, active),
+            timeout_seconds=settings.lock_timeout_seconds,
+            lease_duration=60,
+            strict=True,
+        ),
+        Replicator(config, active) as replicator,
+        ReplicationStream(replicator) as stream,
+    ):
+        if follow:
+            return _follow(Report(config, config_path, names, connectors), stream, reconcile_after)
+        step = stream.step(settings.max_seconds, STOP.requested, until_idle=True)
+        after = stream.checkpoints
+    # Reported after the locks are released: the next run of these tables need not wait for it.
+    return _report(Report(config, config_path, names, connectors), step, after, reconcile_after)
+
+
+def _follow(report: Report, stream: ReplicationStream, reconcile_after: bool) -> list[dict[str, Any]]:
+    """Steps until stopped or cancelled, each followed by its report; a transient error makes the
+    stream read again from the tables' checkpoints after ``replicate.retry_seconds``."""
+    config, settings = report.config, report.config.replicate
+    rows: list[dict[str, Any]] = []
+    last_check = time.monotonic()
+    while not STOP.requested.is_set():
+        try:
+            step = stream.step(settings.report_seconds, STOP.requested)
+            due = reconcile_after and time.monotonic() - last_check >= settings.reconcile_seconds
+            last_check = time.monotonic() if due else last_check
+            report = Report(config, report.config_path, report.names, check_connectors(config))
+            rows = _report(report, step, stream.checkpoints, due)
+        except FloeError as exc:
+            if not isinstance(exc, Transient):
+                raise  # a terminal error needs a person: following on would repeat it forever
+            # It may pass: the stream reads again from the tables' checkpoints.
+            get_run_logger().error("%s; retrying in %gs", exc, settings.retry_seconds)
+            stream.reset()
+            STOP.requested.wait(settings.retry_seconds)
+    return rows
+
+
+def _active(config: PipelineConfig, names: list[str], connectors: dict[str, ConnectorState]) -> list[str]:
+    """The tables of sources that are not paused ('floe pause'): those are left alone."""
+    connector_of = {t.target_name: connectors.get(s.connector_name) for s, t in config.tables(names)}
     active = [name for name in names if not (connector_of[name] and connector_of[name].paused)]
     if len(active) < len(names):
         get_run_logger().info(
-            "paused, left alone this cycle: %s ('floe resume --source <name>' resumes)",
+            "paused, left alone: %s ('floe resume --source <name>' resumes)",
             ", ".join(sorted(set(names) - set(active))),
         )
-    merges, failures, after = _merge_tables(config, active) if active else ({}, {}, {})
-    checks = reconcile_tables(config_path, active) if reconcile_after and active else []
+    return active
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a report tells about: the configured tables and their connectors' states."""
+
+    config: PipelineConfig
+    config_path: str
+    names: list[str]
+    connectors: dict[str, ConnectorState]
+
+
+def _report(
+    report: Report, step: Step, after: dict[str, Checkpoint], reconcile: bool
+) -> list[dict[str, Any]]:
+    """Reconcile (if asked), check health, publish the report; then fail for the tables that
+    failed and the connectors whose tasks failed."""
+    config, names = report.config, report.names
+    connector_of = {t.target_name: report.connectors.get(s.connector_name) for s, t in config.tables(names)}
+    merged = list(step.merges)
+    # Not after a failed table: what failed it (a catalog away, say) is the error to report.
+    checks = (
+        reconcile_tables(report.config_path, list(after)) if reconcile and after and not step.failures else []
+    )
     states = {name: state.state for name, state in connector_of.items() if state}
     health = check_health(config, after, checks) if after else {}
-    rows = table_rows(names, merges, after, checks, {n: str(e) for n, e in failures.items()}, states, health)
-    events = sum(m.events for m in merges.values())
-    publish_report(rows, f"Replication cycle: {events} change events merged into {len(merges)} tables")
+    errors = {n: str(e) for n, e in step.failures.items()}
+    rows = table_rows(names, step.merges, after, checks, errors, states, health)
+    publish_report(rows, f"Replication: {step.events} change events merged into {len(merged)} tables")
     chart = publish_freshness_chart(config, names, return_state=True)
     if chart.is_failed():  # a picture never fails the replication it shows
         get_run_logger().warning("freshness chart not published: %s", chart.message)
-    problems = [f"table {name} was not merged: {exc}" for name, exc in failures.items()]
+    problems = [f"table {name} was not merged: {exc}" for name, exc in step.failures.items()]
     failed_tasks = sorted({state.failure for state in connector_of.values() if state and state.failure})
-    if failed_tasks or any(not isinstance(exc, Transient) for exc in failures.values()):
+    if failed_tasks or any(not isinstance(exc, Transient) for exc in step.failures.values()):
         # A failed task or an incompatible change needs a person; following on cannot help.
         raise ReplicationStopped("; ".join(problems + failed_tasks))
     if problems:
         raise ReplicationFailed("; ".join(problems))
     return rows
-
-
-def _merge_tables(
-    config: PipelineConfig, names: list[str]
-) -> tuple[dict[str, MergeResult], dict[str, BaseException], dict[str, Checkpoint]]:
-    """Consume and merge *names*, holding their locks; each table's result or failure, and the
-    checkpoints after."""
-    locks = ensure_table_locks(config.iceberg.namespace, names)
-    # One run at a time per table: a second run waits here, then reads the offsets the first committed.
-    with (
-        concurrency(
-            locks, timeout_seconds=config.replicate.lock_timeout_seconds, lease_duration=60, strict=True
-        ),
-        Replicator(config, names) as replicator,
-    ):
-        checkpoints = read_checkpoints(replicator)
-        consumed = consume_changes(replicator, checkpoints)
-        merges, failures = {}, {}
-        for name, changes in consumed.items():
-            # One table's failure must not stop the others: each commits on its own.
-            # quote: Prefect would otherwise visit every record of the batch, for seconds per cycle.
-            state = merge_table(replicator, quote(changes), checkpoints[name], return_state=True)
-            outcome = state.result(raise_on_failure=False)
-            if isinstance(outcome, BaseException):
-                failures[name] = outcome
-            else:
-                merges[name] = outcome
-        replicator.commit_for_monitoring([consumed[name] for name in merges])
-        return merges, failures, replicator.checkpoints()
 
 
 def replicate_until_caught_up(config_path: str | Path, timeout: float) -> list[dict[str, Any]]:

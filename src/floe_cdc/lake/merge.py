@@ -100,6 +100,18 @@ class MergeResult:
     schema_changes: list[str] = field(default_factory=list)
     snapshot_id: int | None = None
 
+    def then(self, later: MergeResult) -> MergeResult:
+        """This merge and a *later* one of the same table, told as one (a run that commits often)."""
+        counts = ("events", "inserted", "updated", "deleted", "replayed", "quarantined")
+        files = ("files_rewritten", "files_added", "delete_files_added")
+        return MergeResult(
+            self.table,
+            **{name: getattr(self, name) + getattr(later, name) for name in counts + files},
+            truncated=self.truncated or later.truncated,
+            schema_changes=self.schema_changes + later.schema_changes,
+            snapshot_id=later.snapshot_id,
+        )
+
 
 def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
     """Columns in the table's order and types; columns the data lacks become nulls."""

@@ -1,9 +1,10 @@
-"""One replication cycle as plain functions: read checkpoints, consume, decode, merge.
+"""Replication's long-lived parts and its steps: checkpoints, decoding, merging a table's changes.
 
-Prefect flows call these; tests call them directly. Each table's commit carries its own Kafka
-offsets, so tables advance independently and a failure in one never rewinds another. Events
-that cannot be applied go to the quarantine table before the table's commit, so a crash in
-between loses nothing (recording them again is idempotent).
+``replication_stream`` drives them as Kafka delivers; replays of quarantined events reuse them.
+Each table's commit carries its own Kafka offsets, so tables advance independently and a
+failure in one never rewinds another. Events that cannot be applied go to the quarantine table
+before the table's commit, so a crash in between loses nothing (recording them again is
+idempotent).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from pyiceberg.table import Table
 
-from floe_cdc.capture.consumer import ChangeConsumer, ConsumedRecords
+from floe_cdc.capture.consumer import ChangeConsumer
 from floe_cdc.capture.envelope import KafkaRecord, TopicDecoder, canonical_key, quarantine_record
 from floe_cdc.capture.mongodb.decoder import DocumentDecoder
 from floe_cdc.capture.mongodb.shape import KEY_COLUMN
@@ -28,15 +29,14 @@ from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.merge import Compaction, MergeResult, merge_batch
-from floe_cdc.lake.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
 from floe_cdc.lake.schema import column_history, create_table
-from floe_cdc.pipeline.snapshot_completion import Completion, finished_snapshots
+from floe_cdc.pipeline.snapshot_completion import Completion
 
 log = logging.getLogger("floe.replication")
 
-# Key indexes by catalog and namespace, then by table, for the life of the process: a
-# ``--follow`` loop runs each cycle as a new flow run with a new Replicator, and rebuilding a
-# large table's index every cycle would cost what merge-on-read saves. Each merge checks that an
+# Key indexes by catalog and namespace, then by table, for the life of the process: one-shot
+# runs in one process (a worker's, a test's) each make a new Replicator, and rebuilding a large
+# table's index every run would cost what merge-on-read saves. Each merge checks that an
 # index describes the table's current snapshot, and rebuilds it otherwise (another writer, a
 # maintenance rewrite), so a kept index is never trusted blindly.
 _KEY_INDEXES: dict[tuple[str, ...], dict[str, KeyIndex]] = {}
@@ -143,38 +143,7 @@ class Replicator:
                 found[name] = read_checkpoint(self.load(name))
         return found
 
-    def consume(self, checkpoints: dict[str, Checkpoint]) -> tuple[dict[str, TableChanges], ConsumedRecords]:
-        """Read available changes from each table's checkpoint on and decode them per table;
-        a table whose re-snapshot has finished gets its completion with them."""
-        reading = [name for name in self.targets if RESNAPSHOT_BRANCH in checkpoints[name].refs]
-        for name in reading:
-            log.info("%s is being re-snapshotted directly; its changes wait in Kafka until it is read", name)
-        active = {name: target for name, target in self.targets.items() if name not in reading}
-        targets = {name: (target.source, target.table) for name, target in active.items()}
-        finished = finished_snapshots(self.consumer, targets, checkpoints)
-        start: dict[str, dict[int, int]] = {}
-        stamps: dict[str, dict[int, int]] = {}
-        for name, target in active.items():
-            start[target.topic] = checkpoints[name].offsets.get(target.topic, {})
-            stamps[target.topic] = checkpoints[name].stamps.get(target.topic, {})
-        settings = self.config.replicate
-        consumed = self.consumer.consume(
-            start,
-            [t.topic for t in active.values()],
-            max_events=settings.max_events,
-            max_seconds=settings.max_seconds,
-            idle_seconds=settings.idle_seconds,
-            stamps=stamps,
-        )
-        changes = self.decode(consumed.by_topic, checkpoints)
-        for completion in finished.values():
-            self._complete(changes, checkpoints[completion.table], completion)
-        log.info(
-            "consumed %d events for %d tables (%s)", consumed.count, len(changes), consumed.stopped_because
-        )
-        return changes, consumed
-
-    def _complete(
+    def complete(
         self, changes: dict[str, TableChanges], checkpoint: Checkpoint, completion: Completion
     ) -> None:
         """Let the table's batch carry *completion* once the table holds the whole scan; a table
@@ -203,20 +172,6 @@ class Replicator:
             completion.scan.rows,
             completion.floor,
         )
-
-    def decode(
-        self, by_topic: dict[str, list[KafkaRecord]], checkpoints: dict[str, Checkpoint] | None = None
-    ) -> dict[str, TableChanges]:
-        """Each table's records with their decoded batch; the table properties read with
-        *checkpoints* spare loading each table again."""
-        changes = {}
-        for target in self.targets.values():
-            records = by_topic.get(target.topic)
-            if records:
-                properties = checkpoints[target.name].table_properties if checkpoints else None
-                batch = self.decode_table(target.name, records, properties)
-                changes[target.name] = TableChanges(records, batch)
-        return changes
 
     def decode_table(
         self, name: str, records: list[KafkaRecord], properties: dict[str, str] | None = None

@@ -142,14 +142,16 @@ def check_counts(
                 )
                 continue
             if keys is None:
+                # No change seen for it yet: in step with an empty source table, behind another.
+                empty = taken.expected == 0
                 results.append(
                     ReconcileResult(
                         table.target_name,
                         source.source_table(table),
-                        None,
-                        None,
-                        False,
-                        "Iceberg table not created yet",
+                        taken.count,
+                        0 if empty else None,
+                        empty,
+                        None if empty else "Iceberg table not created yet",
                     )
                 )
                 continue
