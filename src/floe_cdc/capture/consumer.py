@@ -121,8 +121,11 @@ class ChangeConsumer:
                 "group.id": config.group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                # Out-of-range offsets are reported, not silently reset: see consume().
+                # Out-of-range offsets are reported, not silently reset: see Probes.
                 "auto.offset.reset": "error",
+                # A fetch that finds nothing new waits at most this long at the broker (500 ms by
+                # default): the stream's freshness is counted in its fraction of a second.
+                "fetch.wait.max.ms": 100,
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 16 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
