@@ -25,7 +25,7 @@ from floe_cdc.capture.change_stream import ChangeStream
 from floe_cdc.capture.consumer import ChangeConsumer
 from floe_cdc.core.errors import FloeError
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
-from floe_cdc.lake.merge import ConcurrentWriteError, MergeResult
+from floe_cdc.lake.merge import MergeResult
 from floe_cdc.lake.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
 from floe_cdc.pipeline.replication import Replicator, TableChanges
 from floe_cdc.pipeline.snapshot_completion import Completion, finished_snapshots
@@ -87,7 +87,7 @@ class ReplicationStream:
         checkpoints = self.replicator.checkpoints()
         self._checkpoints = checkpoints
         self._failed = {}
-        self.held = sorted(n for n in self.replicator.targets if RESNAPSHOT_BRANCH in checkpoints[n].refs)
+        self.held = self._held(checkpoints)
         for name in self.held:
             log.info("%s is being re-snapshotted directly; its changes wait in Kafka until it is read", name)
         active = {n: t for n, t in self.replicator.targets.items() if n not in self.held}
@@ -108,6 +108,10 @@ class ReplicationStream:
                 self._consumer, probes, self.settings.buffer_events, self.settings.idle_seconds
             )
 
+    def _held(self, checkpoints: dict[str, Checkpoint]) -> list[str]:
+        """The tables being re-snapshotted directly (their branch exists)."""
+        return sorted(n for n in self.replicator.targets if RESNAPSHOT_BRANCH in checkpoints[n].refs)
+
     def _stop_stream(self) -> None:
         if self._stream is not None:
             self._stream.stop()
@@ -118,7 +122,7 @@ class ReplicationStream:
         finished since, and say whether the stream reads the wrong topics (a table's first topic
         appeared, a direct re-snapshot's branch came or went) and must open again."""
         checkpoints = self.replicator.checkpoints()
-        held = sorted(n for n in self.replicator.targets if RESNAPSHOT_BRANCH in checkpoints[n].refs)
+        held = self._held(checkpoints)
         active = {n: t for n, t in self.replicator.targets.items() if n not in held}
         waiting = {n: (t.source, t.table) for n, t in active.items() if n not in self._completions}
         self._completions.update(finished_snapshots(self.replicator.consumer, waiting, checkpoints))
@@ -220,8 +224,10 @@ class ReplicationStream:
         return self._checkpoints[name].table_properties
 
     def _merge(self, name: str, changes: TableChanges, step: Step) -> None:
+        # The checkpoint of this stream's last commit: merge_batch refuses it if another writer
+        # (a second replicator) has committed since, and the stream then reads again from the table.
+        checkpoint = self._checkpoints[name]
         try:
-            checkpoint = self._current_checkpoint(name)
             completion = self._completions.get(name)
             if completion is not None:
                 self.replicator.complete({name: changes}, checkpoint, completion)
@@ -234,19 +240,6 @@ class ReplicationStream:
             return
         self._checkpoints[name] = read_checkpoint(self.replicator.load(name))
         step.add(result)
-
-    def _current_checkpoint(self, name: str) -> Checkpoint:
-        """The table's checkpoint as its catalog has it now; another writer's commit since this
-        stream's last one (a second replicator) makes the stream's changes stale."""
-        checkpoint = read_checkpoint(self.replicator.load(name))
-        known = self._checkpoints[name].snapshot_id
-        if checkpoint.snapshot_id != known:
-            raise ConcurrentWriteError(
-                f"table {name} was committed to by another writer (snapshot {checkpoint.snapshot_id}) after "
-                f"this stream's commit {known}; nothing was written, the stream reads again from the table's "
-                "offsets"
-            )
-        return checkpoint
 
     def _complete_quiet_tables(self, step: Step) -> None:
         """A table whose finished re-snapshot waits for no more changes gets an empty commit for it."""
