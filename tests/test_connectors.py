@@ -103,13 +103,19 @@ def test_a_failed_task_is_named_with_its_first_trace_line_and_the_way_out():
 
 
 class _Worker(http.server.BaseHTTPRequestHandler):
-    """A Connect worker that answers 409 (rebalancing) twice, then serves; 400 for a bad config."""
+    """A Connect worker that answers 409 (rebalancing), then 500 "a rebalance is expected" (Connect's
+    RebalanceNeededException), then serves; 400 for a bad config."""
 
-    answers: ClassVar[list[int]] = [409, 409, 200]
+    answers: ClassVar[list[int]] = [409, 500, 200]
 
     def do_GET(self) -> None:
         status = self.answers.pop(0) if self.path == "/connectors" else 400
-        body = b'["floe-shop"]' if status == 200 else b'{"message": "nope"}'
+        messages = {
+            200: b'["floe-shop"]',
+            409: b'{"message": "Cannot complete request momentarily due to stale configuration"}',
+            500: b'{"message": "Request cannot be completed because a rebalance is expected"}',
+        }
+        body = messages.get(status, b'{"message": "nope"}')
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -125,7 +131,7 @@ def test_rebalancing_is_retried_and_a_rejection_is_terminal():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with ConnectClient(f"http://127.0.0.1:{server.server_port}", timeout_seconds=10) as client:
-            assert client.connectors() == ["floe-shop"]  # after two 409s
+            assert client.connectors() == ["floe-shop"]  # after a 409 and a 500 naming a rebalance
             with pytest.raises(ConnectRejected) as caught:
                 client.version()
     finally:

@@ -1,6 +1,7 @@
 """A small Kafka Connect REST client. Errors carry Connect's own message and status code.
 
-Distributed workers answer 409 while they rebalance; those calls are retried (tenacity) for a
+Distributed workers answer 409 while they rebalance, and 500 "a rebalance is expected" just before one
+(Connect's RebalanceNeededException has no status of its own); those calls are retried (tenacity) for a
 bounded time because a rebalance after a config change is routine, not a failure.
 """
 
@@ -25,7 +26,7 @@ from floe_cdc.core.secrets import mask
 
 
 class _Rebalancing(ConnectUnavailable):
-    """409: the distributed workers are rebalancing; the request is retried."""
+    """409, or 500 naming a rebalance: the distributed workers are rebalancing; the request is retried."""
 
 
 class ConnectClient:
@@ -75,7 +76,8 @@ class ConnectClient:
             except ValueError:
                 message = response.text
             status = response.status_code
-            cls = _Rebalancing if status == 409 else ConnectUnavailable if status >= 500 else ConnectRejected
+            rebalancing = status == 409 or (status >= 500 and "rebalance" in str(message).lower())
+            cls = _Rebalancing if rebalancing else ConnectUnavailable if status >= 500 else ConnectRejected
             raise cls(f"Kafka Connect {method} {path} failed ({status}): {mask(str(message))}", status)
         if response.status_code == 204 or not response.content:
             return None
