@@ -28,7 +28,10 @@ CONFIG = PipelineConfig.model_validate(
 
 def test_the_project_declares_what_floe_can_register():
     specs = {spec.name: spec for spec in deployment_specs(CONFIG, "floe.yaml", PROJECT_DIR)}
-    assert specs["replicate-shop"].parameters == {"config_path": "floe.yaml", "tables": ["a"]}
+    replicate = specs["replicate-shop"]
+    assert replicate.parameters == {"config_path": "floe.yaml", "tables": ["a"], "follow": True}
+    assert (replicate.interval_seconds, replicate.concurrency_limit) == (60, 1)  # restarts; one at a time
+    assert replicate.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
     assert specs["maintain"].interval_seconds == 3600 and specs["maintain"].concurrency_limit == 1
     assert {spec.parameters["config_path"] for spec in specs.values()} == {"floe.yaml"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -20,7 +20,8 @@ from prefect import get_client
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
-from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter, EventResourceFilter
+from prefect.states import Cancelling
 from pyiceberg.expressions import EqualTo
 
 from floe_cdc.capture.deploy import apply_connectors, resume_source
@@ -64,7 +65,7 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
     source = {"config_path": str(config_path), "source": "e2e"}
     try:
         for deployment, parameters in (
-            ("replicate/replicate-e2e", {}),
+            ("replicate/replicate-e2e", {"follow": False}),  # one catch-up; the default lives on
             ("connectors/connectors", {"config_path": str(config_path)}),
             ("reconcile/reconcile", tables),
             ("maintain/maintain", tables),
@@ -130,6 +131,7 @@ def _two_sources(stack: LocalStack, directory: Path) -> Path:
     }
     document["sources"].append(second)
     document["alerts"] = {"notify_block": f"custom-webhook/{BLOCK}", "retained_wal_mb": 0.000001}
+    document["replicate"]["report_seconds"] = 5  # a long-lived run's report, every 5 s
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -158,6 +160,24 @@ def _events(name: str, runs: list[UUID], timeout: float = 60) -> list:
             if events or time.monotonic() > deadline:
                 return events
             time.sleep(1)
+
+
+def _eventually(check: Callable[[], None], timeout: float) -> None:
+    """*check* passes within *timeout* seconds (its last AssertionError otherwise)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _artifact_versions(run: UUID, key: str) -> list:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run])))
+    return [artifact for artifact in found if artifact.key == key]
 
 
 def _locked_interval(run: UUID, lock: str) -> tuple[float, float]:
@@ -192,9 +212,10 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     # Two sources at once: one run on each worker (one run per worker in the test stack). Then,
     # once a's run is done (a deployment runs one at a time), source a's deployment over both
     # tables: it must not write "stock" while source b's run may still hold it.
-    runs = [run_deployment(f"replicate/replicate-scale_{x}", timeout=0).id for x in "ab"]
+    once = {"follow": False}
+    runs = [run_deployment(f"replicate/replicate-scale_{x}", parameters=once, timeout=0).id for x in "ab"]
     _wait_for(runs[:1])
-    both = {"config_path": str(path), "tables": ["items", "stock"]}
+    both = {"config_path": str(path), "tables": ["items", "stock"], **once}
     runs.append(run_deployment("replicate/replicate-scale_a", parameters=both, timeout=0).id)
     flow_runs = _wait_for(runs)
     assert all(run.state.is_completed() for run in flow_runs), [run.state for run in flow_runs]
@@ -233,16 +254,31 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     _notified(webhook, "scale_a.stock failed exact reconciliation", "floe resnapshot --table stock")
     _notified(webhook, "reconcile", "Failed")
 
-    # Re-snapshot repairs it while replicate runs: progress reaches 100, the row is back.
+    # Re-snapshot repairs it while source b's deployment runs as deployed: one long-lived run that
+    # commits as changes come. Progress reaches 100, the row is back; Cancel stops the run at a commit.
+    living = run_deployment("replicate/replicate-scale_b", timeout=0)
     repair = run_deployment(
         "resnapshot/resnapshot",
         parameters={"config_path": str(path), "tables": ["stock"], "wait_seconds": 240},
         timeout=0,
     )
-    while not _wait_for([repair.id], timeout=0)[0].state.is_final():
-        run_deployment("replicate/replicate-scale_b", timeout=120)
     repaired = _wait_for([repair.id])[0]
     assert repaired.state.is_completed(), repaired.state
+    run_sql(stack, "floe_scale_b", ["INSERT INTO stock (id, name, price) VALUES (1001, 'late', 1)"])
+    _eventually(lambda: assert_tables_equal(stack, config, "floe_scale_b", only=["stock"]), timeout=60)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(living.id).state.is_running()
+        client.set_flow_run_state(living.id, Cancelling(), force=True)
+    cancelled = _wait_for([living.id], timeout=90)[0]
+    assert cancelled.state.is_cancelled(), cancelled.state
+    heartbeats = EventFilter(
+        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{living.id}"]),
+    )
+    with get_client(sync_client=True) as client:
+        assert client.read_events(heartbeats, limit=5).events, "the long-lived run sent no heartbeat"
+    reports = _artifact_versions(living.id, "floe-replicate")
+    assert len(reports) >= 2, "the long-lived run's report was not updated on its cadence"
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[repair.id])))
     progress = next(a for a in artifacts if a.type == "progress")

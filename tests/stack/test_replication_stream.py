@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from pyiceberg.table.snapshots import ancestors_of
 
 from floe_cdc.core.config import load_config
@@ -59,7 +60,15 @@ def test_commits_come_by_size_with_the_read_ahead_bounded(stack: LocalStack, con
     steps = [later - earlier for earlier, later in itertools.pairwise(offsets)]
     # 300 changes, committed at 50 waiting or after 0.5 s, never more than the 120 read ahead
     assert len(steps) >= 3 and max(steps) <= 120 and sum(steps) >= 300, steps
-    assert_tables_equal(stack, load_config(config_path), DATABASE, only=["items"])
+    config = load_config(config_path)
+    assert_tables_equal(stack, config, DATABASE, only=["items"])
+    # The consumer group follows the commits, for lag dashboards (Iceberg holds the truth).
+    group = Consumer({"bootstrap.servers": config.kafka.bootstrap_servers, "group.id": config.kafka.group_id})
+    try:
+        [committed] = group.committed([TopicPartition("floe.stream.public.items", 0)], timeout=10)
+    finally:
+        group.close()
+    assert committed.offset == offsets[-1]
 
 
 def test_a_following_stream_takes_up_a_table_whose_first_change_comes_while_it_runs(

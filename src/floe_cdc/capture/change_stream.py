@@ -49,6 +49,7 @@ class ChangeStream:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
+        self._committed: dict[str, dict[int, int]] = {}  # for the group, by this thread (see committed)
         self.last_record = time.monotonic()  # when a record last arrived (monotonic)
         self._thread = threading.Thread(target=self._run, name="floe-change-stream", daemon=True)
         self._thread.start()
@@ -70,6 +71,9 @@ class ChangeStream:
                         self._changed.wait(0.2)  # full: the caller commits, then notifies
                         continue
                     room = self._capacity - self._buffered
+                    committed, self._committed = self._committed, {}
+                if committed:
+                    self._consumer.commit_for_monitoring(committed)
                 records = self._consumer.poll(self._probes, room)
                 if records is None:
                     if self._probes.waiting and time.monotonic() - self.last_record >= self._idle_seconds:
@@ -114,6 +118,14 @@ class ChangeStream:
             self._changed.notify_all()
         return records
 
+    def committed(self, offsets: dict[str, dict[int, int]]) -> None:
+        """Note offsets committed to Iceberg, for the consumer group (lag dashboards). They are
+        written by this stream's thread between two polls: the client must not be called from two
+        threads at once."""
+        with self._changed:
+            for topic, parts in offsets.items():
+                self._committed.setdefault(topic, {}).update(parts)
+
     def wait(self, seconds: float, ready: Callable[[], bool] | None = None) -> None:
         """Return after *seconds*, or sooner when records arrive (and *ready* says so, if given)."""
         deadline = time.monotonic() + seconds
@@ -138,4 +150,6 @@ class ChangeStream:
         with self._changed:
             self._changed.notify_all()
         self._thread.join()
+        if self._committed:
+            self._consumer.commit_for_monitoring(self._committed)
         self._consumer.unassign()

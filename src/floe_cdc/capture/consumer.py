@@ -244,7 +244,8 @@ class ChangeConsumer:
             self._consumer.unassign()
 
     def commit_for_monitoring(self, offsets: dict[str, dict[int, int]]) -> None:
-        """Record progress in the consumer group for lag dashboards; Iceberg stays the truth."""
+        """Record progress in the consumer group for lag dashboards; Iceberg stays the truth (an
+        error is only worth a warning)."""
         partitions = [TopicPartition(t, p, o) for t, parts in offsets.items() for p, o in parts.items()]
         if not partitions:
             return

@@ -461,7 +461,10 @@ class ReplicateConfig(_Model):
         default=5.0, ge=0, description="A following run's pause before it reads again after a transient error"
     )
     schedule_seconds: float = Field(
-        default=60.0, gt=0, description="Interval of each source's replicate deployment in Prefect"
+        default=60.0,
+        gt=0,
+        description="Interval of each source's replicate deployment's schedule: how soon its long-lived "
+        "run starts again after it ended",
     )
     lock_timeout_seconds: float = Field(
         default=600.0, gt=0, description="How long a run waits for another run of the same tables to finish"

@@ -2,7 +2,7 @@
 
 Runs emit a Prefect event per alert (``pipeline.health`` decides which); ``floe deploy`` creates
 one automation per kind of alert, and one each for a failed or crashed Floe run and for
-replicate not completing at all. An automation sends its notification through the Prefect
+replicate not reporting at all. An automation sends its notification through the Prefect
 block named by ``alerts.notify_block``; without one it still fires and shows in the Prefect UI
 (Automations, Event feed). Deploying again replaces Floe's automations, so that they follow
 ``floe.yaml``.
@@ -24,7 +24,20 @@ from floe_cdc.core.errors import ConfigError
 from floe_cdc.pipeline.health import LAGGING, RECONCILIATION_FAILED, STALLED, WAL_RETAINED, Alert
 
 FLOE_FLOWS = ["replicate", "reconcile", "maintain", "pause", "resume", "resnapshot"]
+# Each replicate report emits it (a one-shot run's, and a long-lived run's on its cadence): its
+# silence is the "replicate stopped" alert. A report runs between commits, so a run whose process
+# lives on but whose commits hang falls silent too.
+REPORTED = "floe.replicate.reported"
 _MESSAGE = "{{ event.payload.message }}"
+
+
+def emit_reported(tables: list[str], events: int) -> None:
+    """A replicate run reported on *tables*, having merged *events* since its last report."""
+    emit_event(
+        REPORTED,
+        resource={"prefect.resource.id": "floe.replicate", "prefect.resource.name": "replicate"},
+        payload={"tables": tables, "events": events},
+    )
 
 
 def emit_alerts(alerts: list[Alert]) -> None:
@@ -80,9 +93,9 @@ def alert_rules(config: PipelineConfig) -> list[AlertRule]:
         "{{ flow_run.state.message }}. Its logs and artifacts: {{ flow_run|ui_url }}"
     )
     stopped = (
-        "No replicate run has completed for {{ trigger.within }}: the tables are not being "
-        "replicated. Check the floe work pool's workers and the replicate deployment's schedule "
-        "in the Prefect UI."
+        "No replicate run has reported for {{ trigger.within }}: the tables are not being "
+        "replicated. Check the floe work pool's workers, the replicate deployments' runs and their "
+        "schedules in the Prefect UI."
     )
     return [
         _floe_event("floe: reconciliation failed", RECONCILIATION_FAILED, "a reconciliation failed"),
@@ -103,9 +116,9 @@ def alert_rules(config: PipelineConfig) -> list[AlertRule]:
         ),
         AlertRule(
             "floe: replicate stopped",
-            "Floe: no replicate run completed within alerts.stall_minutes.",
+            "Floe: no replicate run reported within alerts.stall_minutes.",
             EventTrigger(
-                expect={"prefect.flow-run.Completed"},
+                expect={REPORTED},
                 match_related={"prefect.resource.role": "flow", "prefect.resource.name": "replicate"},
                 posture=Posture.Proactive,
                 threshold=1,

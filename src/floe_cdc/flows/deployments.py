@@ -54,6 +54,7 @@ class DeploymentSpec:
     parameters: dict[str, Any]
     interval_seconds: float | None = None
     concurrency_limit: int | None = None
+    job_variables: dict[str, Any] | None = None
 
     def rendered(self) -> dict[str, Any]:
         """The deployment in ``prefect.json``, keyed by its name there."""
@@ -73,27 +74,42 @@ def config_reference(config_path: Path, project_dir: Path) -> str:
     )
 
 
-def replicate_description(source: Source) -> str:
+def replicate_description(source: Source, config: PipelineConfig) -> str:
+    settings = config.replicate
     return (
-        f"Replication cycles for source {source.name} ({source.connector_name}): consume its tables' "
-        "changes, merge them into Iceberg, reconcile, report."
+        f"Replication of source {source.name} ({source.connector_name}): one long-lived run that "
+        "commits each table as its changes come, reports every "
+        f"{settings.report_seconds:g}s and checks counts every {settings.reconcile_seconds:g}s. Cancel "
+        f"stops it at a commit; the schedule starts it again within {settings.schedule_seconds:g}s "
+        "(pause the schedule to keep it stopped). Run with follow: false for one catch-up."
     )
 
 
+# Prefect's own flow-run heartbeat, for the long-lived replicate runs: the UI and automations see
+# that a run is alive (a run whose process died without a word stops sending them).
+HEARTBEAT = {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
+
+
 def _replicate_specs(config: PipelineConfig, config_path: str) -> list[DeploymentSpec]:
-    """One ``replicate`` deployment per source, every ``replicate.schedule_seconds``, one run at a
-    time. Several workers on the pool then share the sources, and the per-table concurrency limits
-    keep every table to one writer even where deployments overlap (a table named by two of them,
-    an ad-hoc run)."""
+    """One ``replicate`` deployment per source: a long-lived run (``follow``), one at a time; the
+    schedule (``replicate.schedule_seconds``) starts it again after it ended, and its runs are
+    cancelled while one lives. Several workers on the pool then share the sources, and the
+    per-table concurrency limits keep every table to one writer even where deployments overlap (a
+    table named by two of them, an ad-hoc run)."""
     return [
         DeploymentSpec(
             name=replicate_deployment_name(source.name),
             flow=replicate.name,
             entrypoint=REPLICATE_ENTRYPOINT,
-            description=replicate_description(source),
-            parameters={"config_path": config_path, "tables": [t.target_name for t in source.tables]},
+            description=replicate_description(source, config),
+            parameters={
+                "config_path": config_path,
+                "tables": [t.target_name for t in source.tables],
+                "follow": True,
+            },
             interval_seconds=config.replicate.schedule_seconds,
             concurrency_limit=1,
+            job_variables=HEARTBEAT,
         )
         for source in config.sources
     ]
@@ -200,6 +216,7 @@ def put_deployment(client: SyncPrefectClient, spec: DeploymentSpec, path: str, w
         enforce_parameter_schema=True,
         work_pool_name=work_pool,
         schedules=schedules,
+        job_variables=spec.job_variables or {},
         concurrency_limit=int(limit) if limit else None,
         concurrency_options=ConcurrencyOptions(collision_strategy="CANCEL_NEW") if limit else None,
     )
@@ -236,7 +253,8 @@ def deploy(config_path: Path, project_dir: Path) -> list[str]:
     others = [spec for spec in specs if spec.flow != replicate.name]
     cadence = {s.name: f"every {s.interval_seconds:g}s" if s.interval_seconds else "ad hoc" for s in others}
     return [
-        f"deployments: {', '.join(replicating)} (every {config.replicate.schedule_seconds:g}s, one run at a "
-        "time); " + ", ".join(f"{name} ({when})" for name, when in cadence.items()),
+        f"deployments: {', '.join(replicating)} (a long-lived run each, started again within "
+        f"{config.replicate.schedule_seconds:g}s if it ends); "
+        + ", ".join(f"{name} ({when})" for name, when in cadence.items()),
         f"automations: {', '.join(alerts)}; notifications go to {target}",
     ]

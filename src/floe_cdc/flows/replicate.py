@@ -17,12 +17,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, State
 
 from floe_cdc.capture.consumer import ChangeConsumer
 from floe_cdc.capture.deploy import ConnectorState, connector_states
 from floe_cdc.core.config import PipelineConfig, load_config
 from floe_cdc.core.errors import ConnectError, FloeError, ReplicationFailed, ReplicationStopped, Transient
-from floe_cdc.flows.alerts import emit_alerts
+from floe_cdc.flows.alerts import emit_alerts, emit_reported
 from floe_cdc.flows.freshness import publish_freshness
 from floe_cdc.flows.report import cycle_markdown, format_rows, table_rows
 from floe_cdc.lake.checkpoint import Checkpoint
@@ -144,7 +146,7 @@ def replicate(
     tables: list[str] | None = None,
     reconcile_after: bool = True,
     follow: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State:
     """Commit each table as its changes come from Kafka.
 
     One-shot (the default): until nothing new comes for ``replicate.idle_seconds`` (or
@@ -172,7 +174,8 @@ def replicate(
         ReplicationStream(replicator) as stream,
     ):
         if follow:
-            return _follow(Report(config, config_path, names, connectors), stream, reconcile_after)
+            rows = _follow(Report(config, config_path, names, connectors), stream, reconcile_after)
+            return _cancelled() or rows
         step = stream.step(settings.max_seconds, STOP.requested, until_idle=True)
         after = stream.checkpoints
     # Reported after the locks are released: the next run of these tables need not wait for it.
@@ -200,6 +203,19 @@ def _follow(report: Report, stream: ReplicationStream, reconcile_after: bool) ->
             stream.reset()
             STOP.requested.wait(settings.retry_seconds)
     return rows
+
+
+def _cancelled() -> State | None:
+    """The run's final state when it stopped because it was cancelled (Prefect's Cancel sends the
+    process SIGTERM after marking the run Cancelling): Cancelled, once its last commit is made.
+    None when it stopped for another reason (Ctrl-C, a supervisor's SIGTERM)."""
+    if not STOP.requested.is_set() or flow_run.id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run.id).state
+    if state is None or not state.is_cancelling():
+        return None
+    return Cancelled(message="cancelled: stopped after committing every change it had read")
 
 
 def _active(config: PipelineConfig, names: list[str], connectors: dict[str, ConnectorState]) -> list[str]:
@@ -241,6 +257,7 @@ def _report(
     errors = {n: str(e) for n, e in step.failures.items()}
     rows = table_rows(names, step.merges, after, checks, errors, states, health)
     publish_report(rows, f"Replication: {step.events} change events merged into {len(merged)} tables")
+    emit_reported(names, step.events)
     chart = publish_freshness_chart(config, names, return_state=True)
     if chart.is_failed():  # a picture never fails the replication it shows
         get_run_logger().warning("freshness chart not published: %s", chart.message)

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.table import Table
 
 from floe_cdc.capture.consumer import ChangeConsumer
@@ -28,7 +30,7 @@ from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, re
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.lookup import StoredTable
-from floe_cdc.lake.merge import Compaction, MergeResult, merge_batch
+from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
 from floe_cdc.lake.schema import column_history, create_table
 from floe_cdc.pipeline.snapshot_completion import Completion
 
@@ -92,6 +94,11 @@ class Replicator:
         self._consumer: ChangeConsumer | None = None
         self.decoders = {target.topic: self._decoder(target) for target in self.targets.values()}
         self._quarantine: Table | None = None
+        # Each table as this replicator last loaded or committed it (a commit updates the object):
+        # merging on it spares a catalog load per commit. Safe because every Floe commit asserts
+        # the snapshot it was planned on: if another writer committed since, the commit fails.
+        self._tables: dict[str, Table] = {}
+        self._pending: tuple[tuple[int, int | None], pa.Table] | None = None
         where = (
             config.iceberg.namespace,
             *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
@@ -134,13 +141,24 @@ class Replicator:
         return StoredTable(table, KEY_COLUMN) if table is not None else None
 
     def load(self, name: str) -> Table | None:
-        return load_table(self.catalog, self.config.iceberg.namespace, name)
+        """The table as the catalog has it now (None before its first commit)."""
+        table = load_table(self.catalog, self.config.iceberg.namespace, name)
+        if table is not None:
+            self._tables[name] = table
+        return table
+
+    def table(self, name: str) -> Table | None:
+        """The table as this replicator last loaded or committed it."""
+        return self._tables.get(name) or self.load(name)
 
     def checkpoints(self) -> dict[str, Checkpoint]:
+        """Each table's checkpoint, loaded afresh; the quarantine table is loaded again when next
+        used, so that entries another process resolved are seen."""
         found = {}
         for name in self.targets:
             with reading(f"{self.config.iceberg.namespace}.{name}"):
                 found[name] = read_checkpoint(self.load(name))
+        self._quarantine = None
         return found
 
     def complete(
@@ -210,26 +228,45 @@ class Replicator:
         batch.column_history = history
         return batch
 
-    def prepare(self, changes: TableChanges) -> tuple[ChangeBatch, Table]:
-        """The batch with its columns identified, and its Iceberg table (created the first time).
-        The first step of merging, for a cycle and for a replay alike."""
-        table = self.load(changes.table)
+    def prepare(self, changes: TableChanges, table: Table | None = None) -> tuple[ChangeBatch, Table]:
+        """The batch with its columns identified, and its Iceberg table (*table*, else loaded, and
+        created the first time). The first step of merging, for a stream and for a replay alike."""
+        table = table or self.load(changes.table)
         batch = self.identify_columns(changes.batch, table, changes.records)
         if table is None:
             table = create_table(self.catalog, self.config.iceberg.namespace, batch)
+            self._tables[batch.table] = table
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
         return batch, table
 
     def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
-        """Quarantine what cannot be applied, then merge the rest in one commit. A catalog or object
-        store that goes away on the way is a transient error: the next cycle applies the batch again."""
-        try:
-            return self._merge(changes, checkpoint)
-        except AWAY as exc:
-            raise away_error(changes.table, exc) from exc
+        """Quarantine what cannot be applied, then merge the rest in one commit, on the table as
+        this replicator last committed it.
 
-    def _merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
-        batch, table = self.prepare(changes)
+        A commit that loses to a writer that does not replicate (``floe maintain``'s rewrites, a
+        user's schema change: the table's offsets are still *checkpoint*'s) is merged again at
+        once on the new snapshot; one that loses to another replicator fails, and so does a
+        catalog or object store that goes away (transient: the stream applies the batch again).
+        """
+        name = changes.table
+        try:
+            try:
+                return self._merge(changes, checkpoint, self.table(name))
+            except ConcurrentWriteError:
+                table = self.load(name)
+                if read_checkpoint(table).snapshot_id != checkpoint.snapshot_id:
+                    raise
+                log.info("table %s: another writer committed first; merging again on its snapshot", name)
+                return self._merge(changes, checkpoint, table)
+        except AWAY as exc:
+            self._tables.pop(name, None)
+            raise away_error(name, exc) from exc
+        except Exception:
+            self._tables.pop(name, None)
+            raise
+
+    def _merge(self, changes: TableChanges, checkpoint: Checkpoint, table: Table | None) -> MergeResult:
+        batch, table = self.prepare(changes, table)
         self.set_aside(batch.quarantined)
         try:
             result = merge_batch(table, batch, checkpoint, self.indexes, self.compaction)
@@ -278,7 +315,8 @@ class Replicator:
 
     def _supersede(self, batch: ChangeBatch, records: list[KafkaRecord]) -> None:
         """Entries of this table whose key has since been changed by a merged event are obsolete."""
-        pending = quarantine.entries(self.quarantine_table, [batch.table])
+        pending = self._pending_entries()
+        pending = pending.filter(pc.equal(pending["table"], batch.table))
         if pending.num_rows == 0:
             return
         poisoned = {(q.topic, q.partition, q.offset) for q in batch.quarantined}
@@ -291,10 +329,12 @@ class Replicator:
         if count:
             log.info("%d quarantined events of %s were superseded by later changes", count, batch.table)
 
-    def commit_for_monitoring(self, merged: list[TableChanges]) -> None:
-        """Commit the merged tables' offsets to the consumer group, for lag monitoring only."""
-        offsets: dict[str, dict[int, int]] = {}
-        for changes in merged:
-            for topic, parts in changes.batch.offsets.items():
-                offsets.setdefault(topic, {}).update(parts)
-        self.consumer.commit_for_monitoring(offsets)
+    def _pending_entries(self) -> pa.Table:
+        """The quarantine table's pending entries, read again only when its snapshot changes: a
+        stream merges far more often than anything is quarantined or replayed."""
+        table = self.quarantine_table
+        snapshot = table.current_snapshot()
+        seen = (id(table), snapshot.snapshot_id if snapshot else None)
+        if self._pending is None or self._pending[0] != seen:
+            self._pending = (seen, quarantine.entries(table))
+        return self._pending[1]

@@ -238,7 +238,9 @@ class ReplicationStream:
             log.error("table %s was not merged: %s", name, exc)
             self._failed[name] = exc
             return
-        self._checkpoints[name] = read_checkpoint(self.replicator.load(name))
+        self._checkpoints[name] = read_checkpoint(self.replicator.table(name))
+        if self._stream is not None:
+            self._stream.committed(changes.batch.offsets)
         step.add(result)
 
     def _complete_quiet_tables(self, step: Step) -> None:

@@ -90,6 +90,7 @@ class DeploymentOperations(Operations):
             parameters=planned["parameters"],
             interval_seconds=planned.get("interval_seconds"),
             concurrency_limit=planned.get("concurrency_limit"),
+            job_variables=planned.get("job_variables"),
         )
         with _client(self) as client:
             deployment_id = put_deployment(client, spec, planned["path"], planned["work_pool_name"])
@@ -128,6 +129,7 @@ class DeploymentOperations(Operations):
             # Schedules added behind Terraform's back read as interval 0, which the next apply replaces.
             "interval_seconds": (intervals[0] if len(intervals) == 1 else 0) if intervals else None,
             "concurrency_limit": limit,
+            "job_variables": deployment.job_variables or None,
             "id": str(deployment.id),
         }
 

@@ -116,6 +116,7 @@ class Deployment(FloeResource):
             Attribute("work_pool_name", String(), required=True),
             Attribute("interval_seconds", Number(), optional=True, description="Unset: ad hoc only"),
             Attribute("concurrency_limit", Number(), optional=True, description="Runs at a time"),
+            Attribute("job_variables", NormalizedJson(), optional=True, description="Of the run's process"),
             _ID,
         ]
 

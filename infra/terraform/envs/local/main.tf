@@ -98,6 +98,7 @@ resource "floe_deployment" "floe" {
   work_pool_name    = floe_work_pool.floe.name
   interval_seconds  = each.value.interval_seconds
   concurrency_limit = each.value.concurrency_limit
+  job_variables     = each.value.job_variables == null ? null : jsonencode(each.value.job_variables)
 }
 
 resource "floe_global_concurrency_limit" "floe" {

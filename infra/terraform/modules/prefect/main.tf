@@ -38,6 +38,7 @@ resource "prefect_deployment" "floe" {
   path              = var.project_dir
   parameters        = jsonencode(each.value.parameters)
   work_pool_name    = prefect_work_pool.floe.name
+  job_variables     = each.value.job_variables == null ? null : jsonencode(each.value.job_variables)
   concurrency_limit = each.value.concurrency_limit
   concurrency_options = each.value.concurrency_limit == null ? null : {
     collision_strategy = "CANCEL_NEW"

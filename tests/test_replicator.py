@@ -1,0 +1,64 @@
+"""A replicator merges on the table as it last committed it: what happens when another writer
+committed in between (no services: a SQLite catalog on the local filesystem)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from floe_cdc.core.config import load_config
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.merge import ConcurrentWriteError
+from floe_cdc.pipeline.replication import Replicator, TableChanges
+from tests.debezium_events import event, field
+from tests.shop import TOPIC, rows
+
+ITEM = [field("id", "int64", "INT8", optional=False), field("code", "int32", "INT4")]
+
+
+def columns(source, table) -> dict[str, int]:
+    return {"id": 1, "code": 2}
+
+
+def _insert(offset: int, item: int, code: int):
+    row = {"id": item, "code": code}
+    return event(TOPIC, offset, "public.items", ITEM, ["id"], "c", row, (offset, offset))
+
+
+def _merge(replicator: Replicator, *records) -> None:
+    """A merge as the stream makes it: on the checkpoint and properties of the replicator's own
+    last commit (no catalog load)."""
+    table = replicator.table("items")
+    properties = dict(table.properties) if table is not None else {}
+    changes = TableChanges(list(records), replicator.decode_table("items", list(records), properties))
+    replicator.merge(changes, read_checkpoint(table))
+
+
+def test_a_merge_that_loses_to_a_writer_that_does_not_replicate_is_merged_again(shop_config, caplog):
+    """A rewrite or a user's delete moves the snapshot but not the offsets: the merge is applied on
+    the new snapshot at once, not failed."""
+    with Replicator(load_config(shop_config("fail")), column_lookup=columns) as replicator:
+        _merge(replicator, _insert(0, 1, 7), _insert(1, 2, 8))
+        other = replicator.catalog.load_table("ns.items")  # not the replicator's table object
+        other.delete("id = 1")
+        with caplog.at_level(logging.INFO, logger="floe.replication"):
+            _merge(replicator, _insert(2, 3, 9))
+        assert rows(replicator) == [{"id": 2, "code": 8}, {"id": 3, "code": 9}]
+        assert replicator.checkpoints()["items"].offsets == {TOPIC: {0: 3}}
+    assert "items: another writer committed first; merging again on its snapshot" in caplog.text
+
+
+def test_a_merge_that_loses_to_another_replicator_fails(shop_config):
+    """Another replicator moved the offsets: this batch may hold changes already applied, so it is
+    refused (the stream then reads again from the table's new offsets)."""
+    config = load_config(shop_config("fail"))
+    with (
+        Replicator(config, column_lookup=columns) as first,
+        Replicator(config, column_lookup=columns) as second,
+    ):
+        _merge(first, _insert(0, 1, 7))
+        _merge(second, _insert(1, 2, 8))
+        with pytest.raises(ConcurrentWriteError):
+            _merge(first, _insert(1, 2, 8))
+        assert rows(first) == [{"id": 1, "code": 7}, {"id": 2, "code": 8}]
