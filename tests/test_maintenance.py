@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import ManifestContent
 
 from floe_cdc.core.changes import OP_COLUMN, Column
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import read_checkpoint
 from floe_cdc.lake.maintenance import expire_snapshots, maintain_table, plan_rewrite, remove_orphan_files
 from floe_cdc.lake.merge import ConcurrentWriteError, merge_batch
+from floe_cdc.lake.pyiceberg_adapter import MERGE_MANIFESTS_AT
 from floe_cdc.lake.schema import create_table
 from tests.batches import make_batch
 from tests.duckdb_iceberg import duckdb_with_iceberg
@@ -133,7 +135,7 @@ def test_expiry_keeps_the_chain_back_to_floes_checkpoint_and_orphans_go(tmp_path
         table.current_snapshot().snapshot_id,
     ]
     assert read_checkpoint(table).offsets == checkpoint.offsets
-    assert expire_snapshots(table, 0) == 0
+    assert expire_snapshots(table, EAGER) == 0
 
     files_before = {p for p in (tmp_path / "wh").rglob("*") if p.suffix in (".parquet", ".avro")}
     stray = tmp_path / "wh" / "ns" / "items" / "data" / "in-flight.parquet"
@@ -183,3 +185,51 @@ def test_maintain_while_merges_commit_loses_no_change_and_duplicates_no_row(tmp_
     assert rows(table) == _model(batches)
     assert sum(rewritten) > 0
     assert read_checkpoint(table).offsets == {"topic.items": {0: 30 * 150}}
+
+
+def test_a_table_committed_often_keeps_few_manifests_and_reads_the_same(tmp_path):
+    """Each merge adds a data and a delete manifest; small ones are merged once there are
+    MERGE_MANIFESTS_AT of a kind, so readers and later commits open few. Sequence numbers survive
+    the merging: pyiceberg and DuckDB read the model's rows."""
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    batches = _batches(3 * MERGE_MANIFESTS_AT, 40, seed=3)
+    _merge_all(catalog, batches)
+    table = catalog.load_table(("ns", "items"))
+    manifests = table.current_snapshot().manifests(table.io)
+    for content in (ManifestContent.DATA, ManifestContent.DELETES):
+        assert 0 < len([m for m in manifests if m.content == content]) <= MERGE_MANIFESTS_AT
+    assert rows(table) == _model(batches)
+    with duckdb_with_iceberg(tmp_path) as duckdb:
+        scanned = duckdb.execute(f"SELECT id, name FROM iceberg_scan('{table.metadata_location}')").fetchall()
+    assert sorted(scanned) == [(r["id"], r["name"]) for r in _model(batches)]
+
+
+def test_older_snapshots_are_thinned_to_one_per_span(tmp_path):
+    """Recent snapshots all stay; older ones within the retention, the newest of each span."""
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    batches = _batches(10, 20, seed=4)
+    for count in range(1, len(batches) + 1):
+        _merge_all(catalog, batches[:count])
+        time.sleep(0.2)
+    table = catalog.load_table(("ns", "items"))
+    checkpoint = read_checkpoint(table)
+    before = {s.snapshot_id: s.timestamp_ms for s in table.metadata.snapshots}
+    settings = MaintainConfig(snapshot_recent_minutes=0.5 / 60, snapshot_spacing_minutes=1 / 60)
+    recent = time.time() * 1000 - 500
+
+    expired = expire_snapshots(table, settings)
+
+    table = catalog.load_table(("ns", "items"))
+    kept = {s.snapshot_id: s.timestamp_ms for s in table.metadata.snapshots}
+    assert expired == len(before) - len(kept) > 0
+    spans: dict[int, list[int]] = {}
+    for stamp in before.values():
+        spans.setdefault(int(stamp // 1000), []).append(stamp)
+    older = [stamps for span, stamps in spans.items() if (span + 1) * 1000 < recent - 100]
+    assert older  # spans wholly before the recent ones (clear of the moment the expiry drew its line)
+    for stamps in older:
+        assert [s for s in stamps if s in kept.values()] == [max(stamps)]
+    assert read_checkpoint(table).offsets == checkpoint.offsets
+    assert rows(table) == _model(batches)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from floe_cdc.core.config import load_config
+from floe_cdc.core.config import MaintainConfig, load_config
 from floe_cdc.lake.checkpoint import read_checkpoint
 from floe_cdc.lake.merge import ConcurrentWriteError
 from floe_cdc.pipeline.replication import Replicator, TableChanges
@@ -62,3 +62,17 @@ def test_a_merge_that_loses_to_another_replicator_fails(shop_config):
         with pytest.raises(ConcurrentWriteError):
             _merge(first, _insert(1, 2, 8))
         assert rows(first) == [{"id": 1, "code": 7}, {"id": 2, "code": 8}]
+
+
+def test_a_replicator_expires_the_snapshots_of_the_tables_it_commits_to(shop_config):
+    """As a stream does every minute: by the maintain settings, keeping the checkpoint."""
+    config = load_config(shop_config("fail"))
+    config = config.model_copy(update={"maintain": MaintainConfig(snapshot_retention_hours=0)})
+    with Replicator(config, column_lookup=columns) as replicator:
+        for offset in range(4):
+            _merge(replicator, _insert(offset, offset, offset))
+        replicator.expire_snapshots("items")
+        table = replicator.load("items")
+        assert [s.snapshot_id for s in table.metadata.snapshots] == [table.current_snapshot().snapshot_id]
+        assert replicator.checkpoints()["items"].offsets == {TOPIC: {0: 4}}
+        assert [row["id"] for row in rows(replicator)] == [0, 1, 2, 3]

@@ -494,6 +494,17 @@ class MaintainConfig(_Model):
     snapshot_retention_hours: float = Field(
         default=24.0, ge=0, description="Snapshots younger than this are kept (time travel, running readers)"
     )
+    snapshot_recent_minutes: float = Field(
+        default=10.0,
+        ge=0,
+        description="Every snapshot younger than this is kept; older ones, within the retention, one per "
+        "snapshot_spacing_minutes (a table committed every second would otherwise keep 86,400 a day)",
+    )
+    snapshot_spacing_minutes: float = Field(
+        default=10.0,
+        ge=0,
+        description="Beyond the recent ones, one snapshot kept per this many minutes (0: all)",
+    )
     orphan_min_age_hours: float = Field(
         default=24.0,
         ge=0,

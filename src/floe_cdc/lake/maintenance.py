@@ -24,6 +24,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
 from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent
 from pyiceberg.table import FileScanTask, Table, TableProperties
+from pyiceberg.table.snapshots import Snapshot
 
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import OFFSETS_KEY
@@ -167,13 +168,30 @@ def _beside_merges(table: Table, result: MaintainResult, step: str, action: Call
     result.notes.append(f"{step} gave up after {_ATTEMPTS} races with merges; the next run tries again")
 
 
-def expire_snapshots(table: Table, retention_hours: float) -> int:
-    """Expire snapshots older than the retention, keeping every branch and tag head and the
-    chain from the current snapshot back to the newest one holding Floe's checkpoint (a restart
-    reads its offsets there)."""
+def expire_snapshots(table: Table, settings: MaintainConfig) -> int:
+    """Expire snapshots older than the retention, and thin the older than recent ones to one per
+    spacing (the newest of each span), keeping every branch and tag head and the chain from the
+    current snapshot back to the newest one holding Floe's checkpoint (a restart reads its
+    offsets there).
+
+    A table's metadata holds every snapshot it keeps, and every commit writes it and every
+    client parses it: kept at one per second for a day, it would be 80 MB."""
     metadata = table.metadata
-    cutoff = time.time() * 1000 - retention_hours * 3600 * 1000
-    keep = {s.snapshot_id for s in metadata.snapshots if s.timestamp_ms >= cutoff}
+    now = time.time() * 1000
+    cutoff = now - settings.snapshot_retention_hours * 3600 * 1000
+    recent = now - settings.snapshot_recent_minutes * 60 * 1000
+    spacing = settings.snapshot_spacing_minutes * 60 * 1000
+    keep = {s.snapshot_id for s in metadata.snapshots if s.timestamp_ms >= max(cutoff, recent)}
+    if spacing:
+        newest_of_span: dict[int, Snapshot] = {}
+        for snapshot in metadata.snapshots:
+            if cutoff <= snapshot.timestamp_ms < recent:
+                span = int(snapshot.timestamp_ms // spacing)
+                if span not in newest_of_span or newest_of_span[span].timestamp_ms < snapshot.timestamp_ms:
+                    newest_of_span[span] = snapshot
+        keep |= {snapshot.snapshot_id for snapshot in newest_of_span.values()}
+    else:
+        keep |= {s.snapshot_id for s in metadata.snapshots if s.timestamp_ms >= cutoff}
     keep |= {ref.snapshot_id for ref in metadata.refs.values()}
     snapshot = table.current_snapshot()
     while snapshot is not None:
@@ -237,7 +255,7 @@ def maintain_table(table: Table, name: str, settings: MaintainConfig) -> Maintai
     result = MaintainResult(name)
 
     def expire() -> None:
-        result.snapshots_expired = expire_snapshots(table, settings.snapshot_retention_hours)
+        result.snapshots_expired = expire_snapshots(table, settings)
 
     _beside_merges(table, result, "rewrite", lambda: rewrite_files(table, settings, result))
     _beside_merges(table, result, "snapshot expiry", expire)

@@ -52,6 +52,7 @@ from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.pyiceberg_adapter import (
     RowDelta,
     check_schema_compatible,
+    transaction,
     write_data_files,
     write_position_deletes,
 )
@@ -269,7 +270,7 @@ class _Merge:
             latest = latest.filter(
                 pc.greater_equal(latest[POS_COLUMN], position_scalar(self.batch.snapshot_completed))
             )
-        with self.table.transaction() as tx:
+        with transaction(self.table) as tx:
             resnapshot = RESNAPSHOT_PROPERTY in self.table.properties
             batch = self.batch
             evolution = evolve(tx, batch.table, batch.columns, batch.column_history, resnapshot)

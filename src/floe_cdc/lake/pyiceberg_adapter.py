@@ -8,12 +8,14 @@ Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins)
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
 - ``pyiceberg.table.update.snapshot._OverwriteFiles``: the base of the snapshot producers below,
   through its hooks (``_existing_manifests``, ``_deleted_entries``, ``_manifests``, ``_summary``,
-  ``_validate_concurrency``) and its state (``_deleted_data_files``, ``_added_data_files``,
+  ``_validate_concurrency``, ``_refresh_for_retry``), its check ``_validate_required_deletes``,
+  and its state (``_deleted_data_files``, ``_added_data_files``,
   ``_snapshot_id``, ``_parent_snapshot_id``, ``_commit_window``, ``_compression``, ``_io``).
 - ``pyiceberg.manifest.ManifestWriterV2._meta``: declaring a delete manifest.
 - ``pyiceberg.table.update.validate._validate_data_files_exist``: refusing a row delta whose data
   files a concurrent commit removed.
-- ``pyiceberg.table.Transaction._table``: the table (and its file IO) a transaction commits to.
+- ``pyiceberg.table.Transaction._table``, ``_updates``: the table (and its file IO) a transaction
+  commits to, and its staged updates (``transaction`` works out the metadata once per update).
 
 Iceberg v2 snapshots pyiceberg 0.12 cannot write, rows deltas and rewrites of files with deletes
 (it reads position deletes but has no API to write them, nor to remove them), made of its parts:
@@ -34,7 +36,9 @@ files of that snapshot's sequence number and older.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import pyarrow as pa
@@ -61,11 +65,12 @@ from pyiceberg.manifest import (
     ManifestWriterV2,
 )
 from pyiceberg.schema import Schema
-from pyiceberg.table import Transaction
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
+from pyiceberg.table.update import update_table_metadata
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
 from pyiceberg.types import LongType, NestedField, StringType
@@ -79,6 +84,33 @@ POSITION_DELETE_SCHEMA = Schema(
 # The default truncate(16) would cut the file_path bounds, and readers would no longer match a
 # delete file to its data file by path.
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
+
+
+class _Transaction(Transaction):
+    """pyiceberg's transaction, whose ``table_metadata`` is worked out once per staged change.
+
+    pyiceberg applies the staged updates to a deep copy of the whole metadata at every read of
+    ``table_metadata``, and a commit reads it a dozen times (each schema, spec and summary
+    lookup). The copy holds every snapshot, so for a table committed every second the cost
+    grew with the table's history. Metadata models are immutable, and updates are only ever
+    appended, so the result of the last read stands until the table or the updates change."""
+
+    def __init__(self, table: Table, autocommit: bool = False) -> None:
+        super().__init__(table, autocommit)
+        # (the table's metadata it was worked out from, how many updates, the result)
+        self._worked_out: tuple[TableMetadata, int, TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, staged = self._table.metadata, len(self._updates)
+        if self._worked_out is None or self._worked_out[0] is not base or self._worked_out[1] != staged:
+            self._worked_out = (base, staged, update_table_metadata(base, self._updates))
+        return self._worked_out[2]
+
+
+def transaction(table: Table) -> Transaction:
+    """A transaction on *table* (use it as ``table.transaction()`` is used)."""
+    return _Transaction(table)
 
 
 def transaction_io(tx: Transaction) -> FileIO:
@@ -162,9 +194,57 @@ class _DeleteManifestWriter(ManifestWriterV2):
         return {**super()._meta, "content": "deletes"}
 
 
+# Manifest files are immutable: a long-lived writer reads each one once, not at every commit that
+# carries it over. Bounded, oldest out first; entries of a manifest are a few hundred bytes each.
+_MANIFEST_CACHE_SIZE = 4096
+_manifest_cache: OrderedDict[str, list[ManifestEntry]] = OrderedDict()
+_manifest_cache_lock = threading.Lock()
+
+
+# Small manifests of one kind are merged into one once there are this many (Java's default for
+# ``commit.manifest.min-count-to-merge`` is 100; a reader of a table committed every second
+# should not open a hundred manifests), and below this size a manifest counts as small.
+MERGE_MANIFESTS_AT = 16
+_SMALL_MANIFEST_BYTES = 8 * 1024 * 1024
+
+
+def _remember(manifest: ManifestFile, entries: list[ManifestEntry]) -> None:
+    with _manifest_cache_lock:
+        _manifest_cache[manifest.manifest_path] = entries
+        while len(_manifest_cache) > _MANIFEST_CACHE_SIZE:
+            _manifest_cache.popitem(last=False)
+
+
+def _restated(entry: ManifestEntry, status: ManifestEntryStatus, snapshot_id: int | None) -> ManifestEntry:
+    """*entry* with a new status (and the snapshot that gives it), its sequence numbers kept."""
+    return ManifestEntry.from_args(
+        status=status,
+        snapshot_id=snapshot_id,
+        sequence_number=entry.sequence_number,
+        file_sequence_number=entry.file_sequence_number,
+        data_file=entry.data_file,
+    )
+
+
+def manifest_entries(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
+    """The live (not deleted) entries of *manifest*, read once per process."""
+    with _manifest_cache_lock:
+        entries = _manifest_cache.get(manifest.manifest_path)
+        if entries is not None:
+            _manifest_cache.move_to_end(manifest.manifest_path)
+            return entries
+    entries = manifest.fetch_manifest_entry(io=io, discard_deleted=True)
+    _remember(manifest, entries)
+    return entries
+
+
 class _Replacing(_OverwriteFiles):
     """pyiceberg's overwrite, made to remove delete files too, and to keep a delete manifest a
-    delete manifest when it rewrites one without the removed files."""
+    delete manifest when it rewrites one without the removed files.
+
+    The manifests carried over and the entries recorded as deleted come from one pass over the
+    parent's manifests (pyiceberg reads each of them twice, in two threads), through
+    :func:`manifest_entries`."""
 
     def __init__(
         self, tx: Transaction, snapshot_properties: dict[str, str], branch: str = MAIN_BRANCH
@@ -177,49 +257,93 @@ class _Replacing(_OverwriteFiles):
             branch=branch,
         )
         self._removed_delete_files: set[DataFile] = set()
+        self._scan_lock = threading.Lock()
+        self._scanned: tuple[list[ManifestFile], list[ManifestEntry]] | None = None
 
     def remove_delete_file(self, delete_file: DataFile) -> None:
         self._removed_delete_files.add(delete_file)
 
     def _existing_manifests(self) -> list[ManifestFile]:
+        return self._scan()[0]
+
+    def _deleted_entries(self) -> list[ManifestEntry]:
+        if not self._deleted_data_files:
+            return []
+        deleted = self._scan()[1]
+        self._validate_required_deletes(deleted)
+        return deleted
+
+    def _refresh_for_retry(self) -> None:
+        super()._refresh_for_retry()
+        self._scanned = None  # a retry commits on a new parent
+
+    def _scan(self) -> tuple[list[ManifestFile], list[ManifestEntry]]:
+        """The manifests carried over (those holding a removed file rewritten without it), and a
+        DELETED entry for each removed data file; computed once, whichever thread asks first."""
+        with self._scan_lock:
+            if self._scanned is None:
+                self._scanned = self._carry_over()
+            return self._scanned
+
+    def _carry_over(self) -> tuple[list[ManifestFile], list[ManifestEntry]]:
         snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
         manifests = snapshot.manifests(io=self._io) if snapshot else []
         removed = self._deleted_data_files | self._removed_delete_files
         if not removed:  # as a fast append: no manifest is read
-            return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
+            return self._merged([m for m in manifests if m.has_added_files() or m.has_existing_files()]), []
         carried: list[ManifestFile] = []
+        deleted: list[ManifestEntry] = []
         for manifest in manifests:
-            entries = manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
+            entries = manifest_entries(self._io, manifest)
             kept = [entry for entry in entries if entry.data_file not in removed]
+            deleted += [
+                _restated(entry, ManifestEntryStatus.DELETED, self._snapshot_id)
+                for entry in entries
+                if entry.data_file in self._deleted_data_files
+                and entry.data_file.content == DataFileContent.DATA
+            ]
             if len(kept) == len(entries):
                 carried.append(manifest)
-                continue
-            if not kept:
-                continue
-            spec = self.spec(manifest.partition_spec_id)
-            writer = (
-                _DeleteManifestWriter(
-                    spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
-                )
-                if manifest.content == ManifestContent.DELETES
-                else self.new_manifest_writer(spec)
-            )
-            with writer:
-                for entry in kept:
-                    writer.add_entry(
-                        ManifestEntry.from_args(
-                            status=ManifestEntryStatus.EXISTING,
-                            snapshot_id=entry.snapshot_id,
-                            sequence_number=entry.sequence_number,
-                            file_sequence_number=entry.file_sequence_number,
-                            data_file=entry.data_file,
-                        )
-                    )
-            carried.append(writer.to_manifest_file())
-        return carried
+            elif kept:
+                carried.append(self._rewrite(manifest.content, manifest.partition_spec_id, kept))
+        return self._merged(carried), deleted
 
-    def _deleted_entries(self) -> list[ManifestEntry]:
-        return super()._deleted_entries() if self._deleted_data_files else []
+    def _rewrite(self, content: ManifestContent, spec_id: int, entries: list[ManifestEntry]) -> ManifestFile:
+        """A manifest of this snapshot holding *entries* as existing, with their sequence numbers."""
+        spec = self.spec(spec_id)
+        writer = (
+            _DeleteManifestWriter(
+                spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
+            )
+            if content == ManifestContent.DELETES
+            else self.new_manifest_writer(spec)
+        )
+        written = [_restated(entry, ManifestEntryStatus.EXISTING, entry.snapshot_id) for entry in entries]
+        with writer:
+            for entry in written:
+                writer.add_entry(entry)
+        manifest = writer.to_manifest_file()
+        _remember(manifest, written)
+        return manifest
+
+    def _merged(self, manifests: list[ManifestFile]) -> list[ManifestFile]:
+        """*manifests*, their small ones merged into one per content and spec once there are
+        ``MERGE_MANIFESTS_AT`` of a kind (as Iceberg's Java writers do, by
+        ``commit.manifest.min-count-to-merge``): a writer that commits every second adds two
+        manifests a commit, and every reader and every later commit would read them all."""
+        small: dict[tuple[ManifestContent, int], list[ManifestFile]] = {}
+        for manifest in manifests:
+            if manifest.manifest_length < _SMALL_MANIFEST_BYTES:
+                small.setdefault((manifest.content, manifest.partition_spec_id), []).append(manifest)
+        merging = {id(m) for group in small.values() if len(group) >= MERGE_MANIFESTS_AT for m in group}
+        if not merging:
+            return manifests
+        kept = [manifest for manifest in manifests if id(manifest) not in merging]
+        for (content, spec_id), group in small.items():
+            if len(group) >= MERGE_MANIFESTS_AT:
+                entries = [entry for manifest in group for entry in manifest_entries(self._io, manifest)]
+                kept.append(self._rewrite(content, spec_id, entries))
+        return kept
 
     def _collector(self) -> SnapshotSummaryCollector:
         """The added data files and every removed file, counted for the summary."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table
 
 from floe_cdc.capture.consumer import ChangeConsumer
@@ -30,6 +31,7 @@ from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, re
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.lookup import StoredTable
+from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
 from floe_cdc.lake.schema import column_history, create_table
 from floe_cdc.pipeline.snapshot_completion import Completion
@@ -227,6 +229,23 @@ class Replicator:
                 batch = decoder.decode(records)
         batch.column_history = history
         return batch
+
+    def expire_snapshots(self, name: str) -> None:
+        """Expire and thin the snapshots of a table this replicator commits to, by the ``maintain``
+        settings: at a commit a second, its metadata (which every commit writes and parses)
+        would otherwise grow by 3,600 snapshots an hour until ``floe maintain`` runs. A race with
+        another writer or a store away only postpones it."""
+        table = self._tables.get(name)
+        if table is None:
+            return
+        try:
+            expired = expire_snapshots(table, self.config.maintain)
+        except (CommitFailedException, ValidationException, *AWAY) as exc:
+            self._tables.pop(name, None)
+            log.warning("snapshots of %s not expired this time: %s", name, exc)
+            return
+        if expired:
+            log.info("expired %d snapshots of %s", expired, name)
 
     def prepare(self, changes: TableChanges, table: Table | None = None) -> tuple[ChangeBatch, Table]:
         """The batch with its columns identified, and its Iceberg table (*table*, else loaded, and

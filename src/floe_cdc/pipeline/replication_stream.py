@@ -32,6 +32,9 @@ from floe_cdc.pipeline.snapshot_completion import Completion, finished_snapshots
 
 log = logging.getLogger("floe.replication")
 
+# How often a stream expires and thins the snapshots of the tables it commits to.
+_EXPIRY_SECONDS = 60.0
+
 
 @dataclass
 class Step:
@@ -64,6 +67,8 @@ class ReplicationStream:
         self._failed: dict[str, FloeError] = {}
         self._table_of = {target.topic: name for name, target in replicator.targets.items()}
         self._opened_at = self._refreshed = 0.0
+        self._expired_at = time.monotonic()
+        self._merged: set[str] = set()  # tables this stream has committed to
         self.held: list[str] = []  # tables being re-snapshotted directly: their changes wait in Kafka
 
     def close(self) -> None:
@@ -162,6 +167,10 @@ class ReplicationStream:
             if now - began >= seconds:
                 step.ended_because = f"{seconds:g}s"
                 break
+            if now - self._expired_at >= _EXPIRY_SECONDS:
+                self._expired_at = now
+                for name in sorted(self._merged - set(self._failed)):
+                    self.replicator.expire_snapshots(name)
             if now - self._refreshed >= self.settings.refresh_seconds:
                 self._refreshed = now
                 self._complete_quiet_tables(step)
@@ -239,6 +248,7 @@ class ReplicationStream:
             self._failed[name] = exc
             return
         self._checkpoints[name] = read_checkpoint(self.replicator.table(name))
+        self._merged.add(name)
         if self._stream is not None:
             self._stream.committed(changes.batch.offsets)
         step.add(result)
