@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -168,9 +170,12 @@ async def _everything_prefect_kept() -> tuple[list[str], list[str]]:
     return [entry.message for entry in logs], [json.dumps(a.data) + (a.description or "") for a in artifacts]
 
 
-def _follow(config_path: Path, signals: int, sig: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
-    """``floe replicate --follow``, sent *signals* times *sig* the moment it has committed its
-    first changes (the stream reading on); its exit code and output."""
+def _follow(
+    config_path: Path, signals: int, sig: signal.Signals = signal.SIGTERM, until: str = " merged "
+) -> tuple[int, str]:
+    """``floe replicate --follow``, sent *signals* times *sig* the moment it prints a line that
+    *until* (a regular expression) matches; by default, once it has committed its first changes
+    (the stream reading on). Its exit code and output."""
     floe = Path(sys.executable).parent / "floe"
     run = subprocess.Popen(
         [str(floe), "replicate", "--follow", "--config", str(config_path)],
@@ -184,7 +189,7 @@ def _follow(config_path: Path, signals: int, sig: signal.Signals = signal.SIGTER
     def read() -> None:
         for line in run.stdout:
             lines.append(line)
-            if " merged " in line:
+            if re.search(until, line):
                 committed.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -237,3 +242,32 @@ def test_a_second_sigterm_stops_at_once_and_loses_nothing(stack, config_path, co
     # (products lost a row behind Floe's back in an earlier test: it does not reconcile any more)
     catch_up(config_path, tables=["customers"])
     assert_tables_equal(stack, config, DATABASE, only=["customers"])
+
+
+def test_a_following_run_checks_counts_at_a_source_position_while_the_source_writes(
+    stack, config_path, config, tmp_path
+):
+    """Counts taken now would differ while the source writes; the following run's count check
+    compares them at one source position, beside the stream, and passes."""
+    document = yaml.safe_load(config_path.read_text())
+    document["replicate"].update({"report_seconds": 2, "reconcile_seconds": 1})
+    checking = tmp_path / "floe.yaml"
+    checking.write_text(yaml.safe_dump(document))
+    writing = threading.Event()
+
+    def write() -> None:
+        while not writing.wait(0.05):
+            run_sql(
+                stack, DATABASE, ["UPDATE customers SET loyalty_points = loyalty_points + 1 WHERE id % 5 = 0"]
+            )
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        # The report's rows show "not run" until a check has ended.
+        code, output = _follow(checking, signals=1, sig=signal.SIGINT, until=r"^customers .* pass ")
+    finally:
+        writing.set()
+        writer.join()
+    assert code == 0, output[-3000:]
+    assert re.search(r"(?m)^customers .* pass ", output), output[-3000:]

@@ -455,7 +455,9 @@ class ReplicateConfig(_Model):
         description="A following run's cadence of connector states, health, alerts and its report",
     )
     reconcile_seconds: float = Field(
-        default=600.0, gt=0, description="A following run's cadence of the count check"
+        default=600.0,
+        gt=0,
+        description="A following run's cadence of the count check (at a source position, beside the stream)",
     )
     retry_seconds: float = Field(
         default=5.0, ge=0, description="A following run's pause before it reads again after a transient error"

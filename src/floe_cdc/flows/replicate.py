@@ -28,6 +28,7 @@ from floe_cdc.flows.alerts import emit_alerts, emit_reported
 from floe_cdc.flows.freshness import publish_freshness
 from floe_cdc.flows.report import cycle_markdown, format_rows, table_rows
 from floe_cdc.lake.checkpoint import Checkpoint
+from floe_cdc.pipeline.count_check import CountCheck
 from floe_cdc.pipeline.health import (
     TableHealth,
     reconciliation_alerts,
@@ -35,7 +36,7 @@ from floe_cdc.pipeline.health import (
     table_alerts,
     table_health,
 )
-from floe_cdc.pipeline.reconciliation import reconcile
+from floe_cdc.pipeline.reconciliation import DEFAULT_WAIT_SECONDS, reconcile
 from floe_cdc.pipeline.replication import Replicator
 from floe_cdc.pipeline.replication_stream import ReplicationStream, Step
 from floe_cdc.reconcile.reconcile import ReconcileResult
@@ -91,11 +92,14 @@ def reconcile_tables(config_path: str, tables: list[str] | None) -> list[Reconci
 def check_health(
     config: PipelineConfig, checkpoints: dict[str, Checkpoint], checks: list[ReconcileResult]
 ) -> dict[str, TableHealth]:
-    """Each table's lag, and an alert event for each threshold crossed. A failed count is an
-    alert only for a table with nothing waiting: otherwise the counts may differ by timing."""
+    """Each table's lag, and an alert event for each threshold crossed. A failed count taken now
+    is an alert only for a table with nothing waiting (otherwise the counts may differ by
+    timing); one compared at a source position (exact mode) always is."""
     with ChangeConsumer(config.kafka) as consumer:
         health = {h.table: h for h in table_health(config, checkpoints, consumer)}
-    settled = [c for c in checks if health.get(c.table) and health[c.table].lag_events == 0]
+    settled = [
+        c for c in checks if c.mode != "count" or (health.get(c.table) and health[c.table].lag_events == 0)
+    ]
     alerts = table_alerts(config, list(health.values())) + slot_alerts(config)
     alerts += reconciliation_alerts(config, settled)
     for alert in alerts:
@@ -160,7 +164,7 @@ def replicate(
     connectors = check_connectors(config)
     active = _active(config, names, connectors)
     if not active:
-        return _report(Report(config, config_path, names, connectors), Step(), {}, reconcile=False)
+        return _report(Report(config, config_path, names, connectors), Step(), {}, [])
     settings = config.replicate
     # One writer per table: a second run waits here, then reads the offsets the first committed.
     with (
@@ -179,22 +183,32 @@ def replicate(
         step = stream.step(settings.max_seconds, STOP.requested, until_idle=True)
         after = stream.checkpoints
     # Reported after the locks are released: the next run of these tables need not wait for it.
-    return _report(Report(config, config_path, names, connectors), step, after, reconcile_after)
+    # Counted now on both sides: the run has committed everything it read. Not after a failed
+    # table: what failed it (a catalog away, say) is the error to report.
+    counted = reconcile_after and after and not step.failures
+    checks = reconcile_tables(config_path, list(after)) if counted else []
+    return _report(Report(config, config_path, names, connectors), step, after, checks)
 
 
 def _follow(report: Report, stream: ReplicationStream, reconcile_after: bool) -> list[dict[str, Any]]:
     """Steps until stopped or cancelled, each followed by its report; a transient error makes the
-    stream read again from the tables' checkpoints after ``replicate.retry_seconds``."""
+    stream read again from the tables' checkpoints after ``replicate.retry_seconds``. Every
+    ``replicate.reconcile_seconds`` a count check starts beside the stream (:class:`CountCheck`),
+    and the first report after it has ended shows it."""
     config, settings = report.config, report.config.replicate
     rows: list[dict[str, Any]] = []
     last_check = time.monotonic()
+    check: CountCheck | None = None
     while not STOP.requested.is_set():
         try:
             step = stream.step(settings.report_seconds, STOP.requested)
+            checks = (check.take() if check else None) or []
             due = reconcile_after and time.monotonic() - last_check >= settings.reconcile_seconds
-            last_check = time.monotonic() if due else last_check
+            if due and (check is None or not check.running):
+                last_check = time.monotonic()
+                check = CountCheck(config, list(stream.checkpoints), DEFAULT_WAIT_SECONDS)
             report = Report(config, report.config_path, report.names, check_connectors(config))
-            rows = _report(report, step, stream.checkpoints, due)
+            rows = _report(report, step, stream.checkpoints, checks)
         except FloeError as exc:
             if not isinstance(exc, Transient):
                 raise  # a terminal error needs a person: following on would repeat it forever
@@ -241,17 +255,13 @@ class Report:
 
 
 def _report(
-    report: Report, step: Step, after: dict[str, Checkpoint], reconcile: bool
+    report: Report, step: Step, after: dict[str, Checkpoint], checks: list[ReconcileResult]
 ) -> list[dict[str, Any]]:
-    """Reconcile (if asked), check health, publish the report; then fail for the tables that
+    """Check health, publish the report with the count *checks*; then fail for the tables that
     failed and the connectors whose tasks failed."""
     config, names = report.config, report.names
     connector_of = {t.target_name: report.connectors.get(s.connector_name) for s, t in config.tables(names)}
     merged = list(step.merges)
-    # Not after a failed table: what failed it (a catalog away, say) is the error to report.
-    checks = (
-        reconcile_tables(report.config_path, list(after)) if reconcile and after and not step.failures else []
-    )
     states = {name: state.state for name, state in connector_of.items() if state}
     health = check_health(config, after, checks) if after else {}
     errors = {n: str(e) for n, e in step.failures.items()}
