@@ -261,12 +261,11 @@ def _report(
     failed and the connectors whose tasks failed."""
     config, names = report.config, report.names
     connector_of = {t.target_name: report.connectors.get(s.connector_name) for s, t in config.tables(names)}
-    merged = list(step.merges)
     states = {name: state.state for name, state in connector_of.items() if state}
     health = check_health(config, after, checks) if after else {}
     errors = {n: str(e) for n, e in step.failures.items()}
     rows = table_rows(names, step.merges, after, checks, errors, states, health)
-    publish_report(rows, f"Replication: {step.events} change events merged into {len(merged)} tables")
+    publish_report(rows, f"Replication: {step.events} change events merged into {len(step.merges)} tables")
     emit_reported(names, step.events)
     chart = publish_freshness_chart(config, names, return_state=True)
     if chart.is_failed():  # a picture never fails the replication it shows

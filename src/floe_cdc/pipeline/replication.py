@@ -100,7 +100,7 @@ class Replicator:
         # merging on it spares a catalog load per commit. Safe because every Floe commit asserts
         # the snapshot it was planned on: if another writer committed since, the commit fails.
         self._tables: dict[str, Table] = {}
-        self._pending: tuple[tuple[int, int | None], pa.Table] | None = None
+        self._pending: tuple[int | None, pa.Table] | None = None  # by the quarantine table's snapshot
         where = (
             config.iceberg.namespace,
             *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
@@ -277,11 +277,10 @@ class Replicator:
                     raise
                 log.info("table %s: another writer committed first; merging again on its snapshot", name)
                 return self._merge(changes, checkpoint, table)
-        except AWAY as exc:
-            self._tables.pop(name, None)
-            raise away_error(name, exc) from exc
-        except Exception:
-            self._tables.pop(name, None)
+        except Exception as exc:
+            self._tables.pop(name, None)  # whatever failed, the next merge loads the table afresh
+            if isinstance(exc, AWAY):
+                raise away_error(name, exc) from exc
             raise
 
     def _merge(self, changes: TableChanges, checkpoint: Checkpoint, table: Table | None) -> MergeResult:
@@ -350,10 +349,11 @@ class Replicator:
 
     def _pending_entries(self) -> pa.Table:
         """The quarantine table's pending entries, read again only when its snapshot changes: a
-        stream merges far more often than anything is quarantined or replayed."""
+        stream merges far more often than anything is quarantined or replayed, and reloads the
+        quarantine table every ``replicate.refresh_seconds``."""
         table = self.quarantine_table
         snapshot = table.current_snapshot()
-        seen = (id(table), snapshot.snapshot_id if snapshot else None)
+        seen = snapshot.snapshot_id if snapshot else None
         if self._pending is None or self._pending[0] != seen:
             self._pending = (seen, quarantine.entries(table))
         return self._pending[1]

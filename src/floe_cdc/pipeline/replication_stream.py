@@ -233,8 +233,8 @@ class ReplicationStream:
         return self._checkpoints[name].table_properties
 
     def _merge(self, name: str, changes: TableChanges, step: Step) -> None:
-        # The checkpoint of this stream's last commit: merge_batch refuses it if another writer
-        # (a second replicator) has committed since, and the stream then reads again from the table.
+        # The checkpoint of this stream's last commit: the merge is refused if another replicator
+        # has committed since, and the stream then reads again from the table.
         checkpoint = self._checkpoints[name]
         try:
             completion = self._completions.get(name)
