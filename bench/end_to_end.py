@@ -1,19 +1,28 @@
-"""End to end on the local stack: a source sustaining a steady rate of row changes, replicated by
-``floe replicate --follow``; lag over time and the distribution of freshness.
+"""End to end on the local stack: a source sustaining a steady rate of row changes, replicated
+by ``floe replicate --follow`` (``--mode follow``) or by the ``replicate-bench`` deployment's
+long-lived run on the stack's process worker (``--mode deployment``); lag over time, freshness,
+and the rates of the source, of Debezium and of Floe.
 
-A stack of its own (own ports and state folder) is started, a table of ``--rows`` rows is
-snapshotted into Iceberg, then a writer commits ``--rate`` changes per second for ``--seconds``
-(every 100 ms one transaction: 50% updates, 10% deletes, 40% inserts of new, increasing ids).
+A stack of its own (own ports and state folder) is started, a table of ``--rows`` rows is loaded
+directly into Iceberg, Floe is started (and seen to commit one change), then a writer commits
+``--rate`` changes per second for ``--seconds`` (every 100 ms one transaction: 50% updates, 10%
+deletes, 40% inserts of new, increasing ids). Each of ``--rates`` and ``--mode`` is a run of its
+own, on a stack of its own.
 
 Freshness is read from the table afterwards, not sampled: each Floe commit writes one data file
 whose largest id is the newest insert it applied, and the snapshot's timestamp is its commit
 time; a tick is fresh when the first snapshot holding its last insert commits (changes arrive in
 order, so everything before that insert is in too). Lag at a moment is the age of the newest
 tick visible then, and the number of changes committed at the source but not yet in Iceberg.
+Rates run from the writer's first commit: the source's to its last commit, Debezium's to the
+Kafka timestamp of the last change record (tombstones left out), Floe's to its last commit
+(events in Floe's snapshot summaries). Floe's CPU time over the writing and its peak RSS are
+read from /proc (for a deployment, of the flow run's process).
 
-    .venv/bin/python -m bench.end_to_end [--rate 5000] [--seconds 300] [--rows 100000]
+    .venv/bin/python -m bench.end_to_end [--rates 5000] [--seconds 300] [--rows 100000]
+        [--mode follow deployment] [--name end_to_end]
 
-Prints a summary and writes ``bench/results/end_to_end.json`` and ``end_to_end.png``.
+Prints a table and writes ``bench/results/<name>.json`` and ``<name>.png``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -60,7 +70,15 @@ PORTS = {
 }
 
 
-def _config(stack: LocalStack, directory: Path) -> Path:
+def _config(
+    stack: LocalStack,
+    directory: Path,
+    name: str = "floe.yaml",
+    source: dict[str, Any] | None = None,
+    replicate: dict[str, Any] | None = None,
+) -> Path:
+    """The benchmark's ``floe.yaml``: Floe's defaults (a table commits once its oldest waiting
+    change has waited 1 s), with *source* and *replicate* settings added."""
     s = stack.settings
     document = {
         "sources": [
@@ -71,15 +89,15 @@ def _config(stack: LocalStack, directory: Path) -> Path:
                 "user": s.pg_user,
                 "password": s.pg_password.get_secret_value(),
                 "tables": ["public.readings"],
+                **(source or {}),
             }
         ],
         "kafka": {"bootstrap_servers": s.kafka_bootstrap},
         "connect": {"url": s.connect_url},
         "iceberg": {"catalog": s.catalog_properties(), "namespace": "bench"},
-        # Floe's defaults: a table commits once its oldest waiting change has waited 1 s.
-        "replicate": {},
+        "replicate": replicate or {},
     }
-    path = directory / "floe.yaml"
+    path = directory / name
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -223,93 +241,271 @@ def _lag_series(ticks: list[dict[str, Any]], commits: list[tuple[float, int]]) -
     return series
 
 
-def _chart(series: list[dict[str, float]], fresh: list[float], path: Path) -> None:
+def _chart(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
-    left.plot([p["t"] for p in series], [p["lag_seconds"] for p in series])
+    for result in results:
+        label = f"{result['mode']}, {result['rate']}/s, {result['rows']:,} rows"
+        series = result["lag"]
+        left.plot([p["t"] for p in series], [p["lag_seconds"] for p in series], label=label)
+        right.hist(result["freshness"], bins=40, histtype="step", label=label)
     left.set_xlabel("seconds into the run")
     left.set_ylabel("lag (s): age of the newest change in Iceberg")
     left.grid(True, alpha=0.3)
-    right.hist(fresh, bins=40)
+    left.legend(fontsize="small")
     right.set_xlabel("freshness (s): source commit to Iceberg commit")
     right.set_ylabel("transactions")
     right.grid(True, alpha=0.3)
-    figure.suptitle("floe replicate --follow, steady source (2 cores, one machine)")
+    figure.suptitle("Floe replicating a steady source (2 cores, one machine)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
-def run(rate: int, seconds: float, rows: int, seed: int) -> dict[str, Any]:
+def _first_commit_after(stack: LocalStack, moment: float, timeout: float) -> float:
+    """The timestamp of the table's first snapshot after *moment* (epoch seconds) that merged
+    events."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = _iceberg_table(stack)
+        found = [
+            s.timestamp_ms / 1000
+            for s in table.metadata.snapshots
+            if s.timestamp_ms / 1000 > moment and (s.summary or {}).get("floe.events") not in (None, "0")
+        ]
+        if found:
+            return min(found)
+        time.sleep(0.2)
+    raise RuntimeError(f"no commit within {timeout:.0f}s of {moment}")
+
+
+def _delivered(stack: LocalStack, topic: str, since: float) -> list[float]:
+    """The timestamps (s) of the change records Debezium wrote to *topic* after *since* (epoch s),
+    tombstones left out: when Kafka took each change."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.settings.kafka_bootstrap,
+            "group.id": "floe-bench-delivered",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        found = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in partitions])
+        consumer.assign(found)
+        stamps, open_partitions = [], {tp.partition for tp in found if tp.offset >= 0}
+        while open_partitions:
+            for message in consumer.consume(10_000, timeout=5):
+                if message.error():
+                    open_partitions.discard(message.partition())
+                elif message.value() is not None:
+                    stamps.append(message.timestamp()[1] / 1000)
+        return stamps
+    finally:
+        consumer.close()
+
+
+_PAUSE_OTHERS = """
+from prefect import get_client
+with get_client(sync_client=True) as client:
+    for deployment in client.read_deployments():
+        if deployment.name != "replicate-bench":
+            client.pause_deployment(deployment.id)
+"""
+
+
+class _Replicator:
+    """Floe replicating the benchmark's source: ``floe replicate --follow`` (mode ``follow``), or
+    the ``replicate-bench`` deployment's long-lived run on the stack's process worker (mode
+    ``deployment``). Its CPU time and peak RSS are read from /proc."""
+
+    def __init__(self, mode: str, config: Path, env: dict[str, str]) -> None:
+        self.mode, self.config, self.env = mode, config, env
+        self.process: subprocess.Popen | None = None
+        self.flow_run: str | None = None
+
+    def start(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        if self.mode == "follow":
+            with REPLICATE_LOG.open("w") as log:
+                self.process = subprocess.Popen(
+                    [str(bin_dir / "floe"), "replicate", "--follow", "--config", str(self.config)],
+                    env=self.env,
+                    stdout=log,
+                    stderr=log,
+                )
+            return
+        subprocess.run(
+            [str(bin_dir / "floe"), "deploy", "--config", str(self.config)], env=self.env, check=True
+        )
+        # Only the replicate deployment's schedule runs: an hourly maintain would land in some runs.
+        subprocess.run([sys.executable, "-c", _PAUSE_OTHERS], env=self.env, check=True)
+        started = subprocess.run(
+            [str(bin_dir / "prefect"), "deployment", "run", "replicate/replicate-bench"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        self.flow_run = re.search(r"UUID: ([0-9a-f-]{36})", started).group(1)
+
+    def pid(self) -> int:
+        """The replicating process: the follower, or the flow run's process under the worker."""
+        if self.process is not None:
+            return self.process.pid
+        wanted = f"PREFECT__FLOW_RUN_ID={self.flow_run}".encode()
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and wanted in (entry / "environ").read_bytes().split(b"\0"):
+                    return int(entry.name)
+            except OSError:
+                continue
+        raise RuntimeError(f"no process runs flow run {self.flow_run}")
+
+    def cpu_seconds(self) -> float:
+        fields = (Path("/proc") / str(self.pid()) / "stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def peak_rss_mb(self) -> float:
+        for line in (Path("/proc") / str(self.pid()) / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+        raise RuntimeError("no VmHWM")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=120)
+        elif self.flow_run is not None:
+            bin_dir = Path(sys.executable).parent
+            subprocess.run(
+                [str(bin_dir / "prefect"), "flow-run", "cancel", self.flow_run], env=self.env, check=False
+            )
+
+
+def run(rate: int, seconds: float, rows: int, seed: int, mode: str) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="floe-e2e-"))
-    stack = LocalStack(StackSettings(dir=directory / "stack", workers=0, **PORTS), PROJECT_DIR)
-    follower = None
+    workers = 1 if mode == "deployment" else 0
+    stack = LocalStack(StackSettings(dir=directory / "stack", workers=workers, **PORTS), PROJECT_DIR)
+    replicator = None
     try:
         stack.up()
         _seed(stack, rows)
-        config = _config(stack, directory)
+        config = _config(stack, directory, source={"initial_load": "direct"})
         env = {**os.environ, **stack.settings.prefect_client_env()}
         floe = str(Path(sys.executable).parent / "floe")
         subprocess.run([floe, "connectors", "apply", "--config", str(config)], env=env, check=True)
-        with REPLICATE_LOG.open("w") as log:
-            follower = subprocess.Popen(
-                [floe, "replicate", "--follow", "--config", str(config)], env=env, stdout=log, stderr=log
-            )
         _wait_for_rows(stack, rows, timeout=600)
+        replicator = _Replicator(mode, config, env)
+        started = time.time()
+        replicator.start()
+        with stack.postgres.connect(DATABASE) as conn, conn.cursor() as cur:  # one change, to see it run
+            cur.execute("UPDATE readings SET n = n + 1 WHERE id = 0")
+        ready = _first_commit_after(stack, started, timeout=300)
+        cpu_before = replicator.cpu_seconds()
         ticks = _write(stack, rows, rate, seconds, seed)
         time.sleep(30)  # let the last changes through
+        cpu = replicator.cpu_seconds() - cpu_before
+        peak_rss = replicator.peak_rss_mb()
         table = _iceberg_table(stack)
         commits = [c for c in _commits(table) if c[0] >= ticks[0]["committed"] - 5]
         split = _freshness_split(table, ticks[0]["committed"])
+        delivered = _delivered(stack, "bench.public.readings", ticks[0]["committed"] - 1)
     finally:
-        if follower is not None:
-            follower.terminate()
-            follower.wait(timeout=60)
+        if replicator is not None:
+            replicator.stop()
         stack.down()
         shutil.rmtree(directory, ignore_errors=True)
     fresh = _freshness(ticks, commits)
     seen = [f for f in fresh if f is not None]
     series = _lag_series(ticks, commits)
-    minute = max(1, len(series) // 5)
+    fifth = max(1, len(series) // 5)
     cycle_gaps = [b[0] - a[0] for a, b in itertools.pairwise(commits)]
+    changes = sum(t["changes"] for t in ticks)
+    began = ticks[0]["committed"]
+    committed = [c for c in table.metadata.snapshots if c.timestamp_ms / 1000 >= began]
+    events = sum(int((c.summary or {}).get("floe.events") or 0) for c in committed)
+    last_commit = max(c.timestamp_ms / 1000 for c in committed)
     return {
+        "mode": mode,
         "rate": rate,
         "seconds": seconds,
         "rows": rows,
-        "changes": sum(t["changes"] for t in ticks),
-        "achieved_rate": round(
-            sum(t["changes"] for t in ticks) / (ticks[-1]["committed"] - ticks[0]["committed"])
-        ),
+        "changes": changes,
+        "start_to_first_commit_seconds": round(ready - started, 2),
+        "source_rate": round(changes / (ticks[-1]["committed"] - began)),
+        "debezium_rate": round(len(delivered) / (max(delivered) - began)) if delivered else None,
+        "floe_rate": round(events / (last_commit - began)),
+        "floe_cpu_seconds_per_100k": round(cpu / changes * 100_000, 2),
+        "floe_peak_rss_mb": peak_rss,
         "transactions": len(ticks),
         "not_visible_at_end": len(fresh) - len(seen),
         "iceberg_commits": len(commits),
         "seconds_between_commits": round(statistics.median(cycle_gaps), 2) if cycle_gaps else None,
         "freshness_seconds": _percentiles(seen),
         "newest_change_of_each_commit": split,
-        "lag_seconds_first_fifth": round(statistics.mean(p["lag_seconds"] for p in series[:minute]), 2),
-        "lag_seconds_last_fifth": round(statistics.mean(p["lag_seconds"] for p in series[-minute:]), 2),
+        "lag_seconds_first_fifth": round(statistics.mean(p["lag_seconds"] for p in series[:fifth]), 2),
+        "lag_seconds_last_fifth": round(statistics.mean(p["lag_seconds"] for p in series[-fifth:]), 2),
         "lag": series,
         "freshness": [round(f, 3) for f in seen],
     }
 
 
+COLUMNS = {
+    "mode": "mode",
+    "rows": "rows",
+    "rate": "offered/s",
+    "source_rate": "source/s",
+    "debezium_rate": "debezium/s",
+    "floe_rate": "floe/s",
+    "lag_seconds_first_fifth": "lag 1st 5th",
+    "lag_seconds_last_fifth": "lag last 5th",
+    "floe_p95": "floe p95 s",
+    "p95": "e2e p95 s",
+    "floe_cpu_seconds_per_100k": "cpu s/100k",
+    "floe_peak_rss_mb": "peak MB",
+}
+
+
+def _row(result: dict[str, Any]) -> dict[str, Any]:
+    return result | {
+        "floe_p95": (result["newest_change_of_each_commit"]["floe_seconds"] or {}).get("p95"),
+        "p95": (result["freshness_seconds"] or {}).get("p95"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=5000, help="row changes per second at the source")
+    parser.add_argument(
+        "--rates", type=int, nargs="+", default=[5000], help="row changes per second, one run each"
+    )
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--mode", choices=["follow", "deployment"], nargs="+", default=["follow"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--name", default="end_to_end", help="results file name (without extension)")
     args = parser.parse_args()
-    result = run(args.rate, args.seconds, args.rows, args.seed)
+    results = []
+    for mode in args.mode:
+        for rate in args.rates:
+            results.append(run(rate, args.seconds, args.rows, args.seed, mode))
+            print(
+                json.dumps({k: v for k, v in results[-1].items() if k not in ("lag", "freshness")}),
+                flush=True,
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "end_to_end.json").write_text(json.dumps(result, indent=2))
-    _chart(result["lag"], result["freshness"], RESULTS / "end_to_end.png")
-    summary = {k: v for k, v in result.items() if k not in ("lag", "freshness")}
-    print(json.dumps(summary, indent=2))
-    print(f"written {RESULTS / 'end_to_end.json'} and end_to_end.png; the replicate log is {REPLICATE_LOG}")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"runs": results}, indent=2))
+    _chart(results, RESULTS / f"{args.name}.png")
+    print("".join(f"{title:>13}" for title in COLUMNS.values()))
+    for result in map(_row, results):
+        print("".join(f"{result[key]!s:>13}" for key in COLUMNS))
+    print(f"written {RESULTS / args.name}.json and .png; a follower's log is {REPLICATE_LOG}")
 
 
 if __name__ == "__main__":

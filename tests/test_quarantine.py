@@ -138,7 +138,7 @@ def test_during_a_resnapshot_an_incompatible_column_is_replaced_then_refilled(sh
 
 def test_a_following_replicator_keeps_the_key_index_of_the_cycle_before(shop_config, monkeypatch):
     """``--follow`` runs each cycle with a new Replicator: the index built by one is reused by
-    the next, and rebuilt only when the table moved under it."""
+    the next, and caught up (not rebuilt) when another writer moved the table under it."""
     builds = []
     real_build = KeyIndex.build
     monkeypatch.setattr(KeyIndex, "build", lambda *a: builds.append(a) or real_build(*a))
@@ -158,4 +158,5 @@ def test_a_following_replicator_keeps_the_key_index_of_the_cycle_before(shop_con
             [event(TOPIC, 2, "public.items", INT_CODE, ["id"], "c", {"id": 2, "code": 9}, (20, 21))],
         )
         assert rows(replicator) == [{"id": 2, "code": 9}]
-    assert len(builds) == 2
+        assert len(replicator.indexes["items"]) == 1
+    assert len(builds) == 1

@@ -27,7 +27,10 @@ log = logging.getLogger("floe.stream")
 
 @dataclass
 class Pending:
-    """A topic's records waiting to be committed, and when the oldest of them arrived (monotonic)."""
+    """A topic's records waiting to be committed, and since when the oldest of them waits
+    (monotonic): since Kafka took it (its timestamp), or since it arrived if that is earlier (a
+    clock behind the broker's). A backlog read after a restart is due at once, not a
+    ``commit_seconds`` after it was read."""
 
     records: list[KafkaRecord] = field(default_factory=list)
     since: float = 0.0
@@ -87,12 +90,13 @@ class ChangeStream:
                 self._changed.notify_all()
 
     def _add(self, records: list[KafkaRecord]) -> None:
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         with self._changed:
             for record in records:
                 pending = self._pending.get(record.topic)
                 if pending is None or not pending.records:
-                    pending = self._pending[record.topic] = Pending([], now)
+                    waited = max(0.0, wall - record.timestamp / 1000) if record.timestamp else 0.0
+                    pending = self._pending[record.topic] = Pending([], now - waited)
                 pending.records.append(record)
             self._buffered += len(records)
             self.last_record = now

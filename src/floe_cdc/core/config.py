@@ -471,6 +471,23 @@ class ReplicateConfig(_Model):
     lock_timeout_seconds: float = Field(
         default=600.0, gt=0, description="How long a run waits for another run of the same tables to finish"
     )
+    index_dir: str | None = Field(
+        default=None,
+        description="Folder where replicators keep big tables' key indexes between runs, so that a new run "
+        "does not rebuild them (default: $XDG_CACHE_HOME/floe/key-indexes, else ~/.cache/floe/key-indexes)",
+    )
+    index_save_rows: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Key indexes of at least this many rows are kept between runs (smaller ones are "
+        "built from the table as fast as they load)",
+    )
+    index_save_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often a running replicator saves the key indexes that changed (and when it stops); "
+        "a new run reads only what was committed after the save",
+    )
     compact_delete_ratio: float = Field(
         default=0.5,
         gt=0,

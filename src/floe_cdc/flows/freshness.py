@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from matplotlib.figure import Figure  # without pyplot: no display backend, PNG only
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 
 from floe_cdc.core.config import PipelineConfig
@@ -14,6 +13,10 @@ from floe_cdc.pipeline.freshness import HOURS, history, publish_chart
 
 
 def chart(series: dict[str, list[tuple[int, float]]]) -> bytes:
+    # Imported here: matplotlib takes half a second to import, which every replicate run's start
+    # would pay long before its first chart. Without pyplot: no display backend, PNG only.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 3.6), dpi=100)
     axes = figure.subplots()
     for table, points in sorted(series.items()):

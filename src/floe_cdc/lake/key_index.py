@@ -17,6 +17,7 @@ Its cost follows the batch, not the table:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -24,12 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
 from floe_cdc.lake.changeset import keys_only
-from floe_cdc.lake.pyiceberg_adapter import read_position_deletes
+from floe_cdc.lake.pyiceberg_adapter import live_files, read_position_deletes
 
 _MAX_RUNS = 8
 
@@ -81,6 +83,46 @@ class _Run:
 
 
 @dataclass
+class IndexState:
+    """A key index's entries as of one snapshot (see :meth:`KeyIndex.state`)."""
+
+    key: list[str]
+    position_field: str
+    snapshot_id: int | None
+    files: list[str]
+    keys: list[pa.Table]
+    file: np.ndarray
+    pos: np.ndarray
+    alive: np.ndarray
+    runs: list[tuple[np.ndarray, np.ndarray]]  # sorted codes, their entries
+
+    def live(self) -> IndexState:
+        """Only the live entries, in key code order, in one run, and only the files they are in."""
+        codes = np.concatenate([c for c, _ in self.runs]) if self.runs else np.zeros(0, np.int64)
+        entries = np.concatenate([e for _, e in self.runs]) if self.runs else codes
+        kept = self.alive[entries]
+        codes, entries = codes[kept], entries[kept]
+        if len(self.runs) > 1:  # one run is sorted already
+            order = np.argsort(codes, kind="stable")
+            codes, entries = codes[order], entries[order]
+        keys = pa.concat_tables(self.keys).take(pa.array(entries, pa.int64())).combine_chunks()
+        file = self.file[entries]
+        present = np.bincount(file, minlength=len(self.files)) > 0
+        renumbered = (np.cumsum(present) - 1).astype(np.int32)
+        return IndexState(
+            self.key,
+            self.position_field,
+            self.snapshot_id,
+            [path for path, here in zip(self.files, present, strict=True) if here],
+            [keys],
+            renumbered[file],
+            self.pos[entries],
+            np.ones(len(entries), bool),
+            [(codes, np.arange(len(entries), dtype=np.int64))],
+        )
+
+
+@dataclass
 class KeyIndex:
     key: list[str]
     position_field: str
@@ -106,20 +148,108 @@ class KeyIndex:
     def build(cls, table: Table, key: list[str], position_field: str) -> KeyIndex:
         """Read the key columns and positions of every live row of *table*'s current snapshot."""
         index = cls.empty(table, key, position_field)
-        snapshot = table.current_snapshot()
-        if snapshot is not None:
-            projected = table.schema().select(*key, position_field)
-            deletes: dict[str, dict[str, pa.ChunkedArray]] = {}  # read once: one applies to many files
-            for task in table.scan().plan_files():
-                rows, positions = _live_rows(table, projected, task, deletes)
-                index.data_files[task.file.file_path] = task.file
-                index._add(task.file.file_path, rows, positions)
-            index._fold()
-        index.snapshot_id = snapshot.snapshot_id if snapshot else None
+        index.catch_up(table, {})
         return index
+
+    def catch_up(self, table: Table, applied: Mapping[str, frozenset[str]]) -> tuple[int, int]:
+        """Bring the index from the snapshot it describes to *table*'s current one, reading only
+        what changed: the data files it does not know (whole, their deletes applied), and the
+        delete files that are new to a data file it knows. *applied*: the delete files that
+        applied to each live data file of the snapshot the index describes (``applied_deletes``).
+        A data file that lost a delete file (a rollback: rows came back) is read whole again, so
+        the result is the index of the current snapshot whatever happened in between. Returns the
+        number of data files read whole and of delete files read."""
+        snapshot = table.current_snapshot()
+        tasks = {task.file.file_path: task for task in live_files(table.metadata, table.io)}
+        codes = {path: code for code, path in enumerate(self.files)}
+        stale = np.zeros(len(self.files), bool)
+        for path, code in codes.items():
+            task = tasks.get(path)
+            stale[code] = task is None or path not in applied or not applied[path] <= _delete_paths(task)
+        whole = [task for path, task in tasks.items() if path not in codes or stale[codes[path]]]
+        newly = {
+            codes[path]: [d for d in task.delete_files if d.file_path not in applied[path]]
+            for path, task in tasks.items()
+            if path in codes and not stale[codes[path]]
+        }
+        deletes: dict[str, dict[str, pa.ChunkedArray]] = {}  # read once: one applies to many files
+        self._forget(stale, self._deleted_entries(table.io, newly, deletes))
+        projected = table.schema().select(*self.key, self.position_field)
+        for task in whole:
+            rows, positions = _live_rows(table, projected, task, deletes)
+            self._add(task.file.file_path, rows, positions)
+        self.data_files = {path: task.file for path, task in tasks.items()}
+        self.snapshot_id = snapshot.snapshot_id if snapshot else None
+        self._tidy()
+        return len(whole), len(deletes)
+
+    def _deleted_entries(
+        self, io: FileIO, newly: dict[int, list[DataFile]], deletes: dict[str, dict[str, pa.ChunkedArray]]
+    ) -> np.ndarray:
+        """The live entries that the *newly* applying delete files (by file code) remove."""
+        wanted = []
+        for code, delete_files in newly.items():
+            for delete_file in delete_files:
+                if delete_file.file_path not in deletes:
+                    deletes[delete_file.file_path] = read_position_deletes(io, delete_file)
+                positions = deletes[delete_file.file_path].get(self.files[code])
+                if positions is not None:
+                    wanted.append(_entry_codes(np.int64(code), positions.to_numpy()))
+        if not wanted:
+            return np.zeros(0, np.int64)
+        wanted_codes = np.sort(np.concatenate(wanted))
+        stored = _entry_codes(self._file.values, self._pos.values)
+        # A binary search of the few wanted codes for each entry: np.isin would sort them all.
+        found = np.minimum(np.searchsorted(wanted_codes, stored), len(wanted_codes) - 1)
+        return np.nonzero((wanted_codes[found] == stored) & self._alive.values)[0]
+
+    def _forget(self, stale: np.ndarray, entries: np.ndarray) -> None:
+        """Clear the entries of the *stale* files (a mask by file code) and the given *entries*."""
+        alive = self._alive.values
+        if stale.any():
+            entries = np.concatenate([entries, np.nonzero(stale[self._file.values])[0]])
+        entries = np.unique(entries[alive[entries]])
+        alive[entries] = False
+        self._live_per_file.values[:] -= np.bincount(self._file.values[entries], minlength=len(self.files))
 
     def __len__(self) -> int:
         return int(self._live_per_file.values.sum())
+
+    def state(self) -> IndexState:
+        """The index as it is now, unchanged by later commits: what saving it needs, taken between
+        two commits in no time (appended arrays are never written in place, so views do), while
+        the costly part (:meth:`IndexState.live`) can run on another thread."""
+        return IndexState(
+            self.key,
+            self.position_field,
+            self.snapshot_id,
+            list(self.files),
+            list(self._keys),
+            self._file.values,
+            self._pos.values,
+            self._alive.values.copy(),
+            [(run.codes, run.entries) for run in self._runs],
+        )
+
+    @classmethod
+    def restored(
+        cls, table: Table, key: list[str], position_field: str, state: IndexState
+    ) -> KeyIndex | None:
+        """The index of *state* (live entries only, in key code order, as :meth:`IndexState.live`
+        gives them) for *table*, or None when its key columns' types are not the table's now.
+        It describes ``state.snapshot_id``: catch it up before use."""
+        index = cls.empty(table, key, position_field)
+        keys = pa.concat_tables(state.keys) if state.keys else index.schema.empty_table()
+        if not keys.schema.equals(index.schema):
+            return None
+        ((codes, entries),) = state.runs
+        index.files, index._keys, index.snapshot_id = state.files, [keys], state.snapshot_id
+        index._file = _Growing(np.int32, state.file)
+        index._pos = _Growing(np.int64, state.pos)
+        index._alive = _Growing(np.bool_, state.alive)
+        index._live_per_file = _Growing(np.int64, np.bincount(state.file, minlength=len(state.files)))
+        index._runs = [_Run(codes, entries)]
+        return index
 
     def _codes(self, keys: pa.Table) -> np.ndarray:
         if self.exact_codes:
@@ -248,11 +378,14 @@ class KeyIndex:
         for data_file, rows in added:
             self.data_files[data_file.file_path] = data_file
             self._add(data_file.file_path, rows, np.arange(rows.num_rows, dtype=np.int64))
+        self._tidy()
+        self.snapshot_id = snapshot_id
+
+    def _tidy(self) -> None:
         if 2 * len(self) < len(self._alive):
             self._compact()
         elif len(self._runs) > _MAX_RUNS:
             self._fold()
-        self.snapshot_id = snapshot_id
 
     def _compact(self) -> None:
         """Drop removed entries from the store once they outnumber the live ones, so that a
@@ -274,6 +407,21 @@ class KeyIndex:
             kept = renumbered[run.entries] >= 0
             run.codes, run.entries = run.codes[kept], renumbered[run.entries[kept]]
         self._fold()
+
+
+def _entry_codes(file_codes: np.ndarray | np.int64, positions: np.ndarray) -> np.ndarray:
+    """One 64-bit code per (file code, row position): a data file holds fewer than 2**40 rows."""
+    return (np.asarray(file_codes, np.int64) << 40) | positions.astype(np.int64)
+
+
+def _delete_paths(task: FileScanTask) -> frozenset[str]:
+    return frozenset(d.file_path for d in task.delete_files)
+
+
+def applied_deletes(tasks: Iterable[FileScanTask]) -> dict[str, frozenset[str]]:
+    """The delete files that apply to each live data file of a snapshot, from its *tasks*
+    (``live_files``): what a :meth:`KeyIndex.catch_up` from that snapshot needs."""
+    return {task.file.file_path: _delete_paths(task) for task in tasks}
 
 
 def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +49,11 @@ from floe_cdc.core.errors import FloeError, Transient
 from floe_cdc.lake.catalog import AWAY, away_error
 from floe_cdc.lake.changeset import match_rows, position_scalar, reduce
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
-from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.key_index import KeyIndex, applied_deletes
 from floe_cdc.lake.pyiceberg_adapter import (
     RowDelta,
     check_schema_compatible,
+    live_files,
     transaction,
     write_data_files,
     write_position_deletes,
@@ -198,22 +200,24 @@ def committing(table: str, outcome: str) -> Iterator[None]:
 
 
 def _current_index(table: Table, batch: ChangeBatch, indexes: dict[str, KeyIndex] | None) -> KeyIndex | None:
-    """The table's key index from *indexes* if it describes the current snapshot, else rebuilt
-    (and kept there). None when a key column is renamed by this very batch: it is not in the
-    table yet, and the merge reads the files this once."""
+    """The table's key index from *indexes*, caught up to the current snapshot if another writer
+    committed since (``floe maintain``'s rewrites, a user's delete), else built (and kept there).
+    None when a key column is renamed by this very batch: it is not in the table yet, and the
+    merge reads the files this once."""
     indexes = {} if indexes is None else indexes
-    index = indexes.get(batch.table)
-    snapshot = table.current_snapshot()
-    if (
-        index is not None
-        and index.key == batch.key
-        and index.snapshot_id == (snapshot and snapshot.snapshot_id)
-    ):
-        return index
-    indexes.pop(batch.table, None)
+    index = indexes.pop(batch.table, None)  # back in once it describes the current snapshot
     if not set(table.schema().column_names).issuperset(batch.key):
         return None
-    index = indexes[batch.table] = KeyIndex.build(table, batch.key, POSITION_FIELD)
+    known = index is not None and index.snapshot_id is not None and table.snapshot_by_id(index.snapshot_id)
+    if index is not None and index.key == batch.key and known:
+        current = table.current_snapshot()
+        if index.snapshot_id != (current and current.snapshot_id):
+            index.catch_up(table, applied_deletes(live_files(table.metadata, table.io, index.snapshot_id)))
+    else:
+        began = time.monotonic()
+        index = KeyIndex.build(table, batch.key, POSITION_FIELD)
+        log.info("key index of %s built: %d rows in %.2fs", batch.table, len(index), time.monotonic() - began)
+    indexes[batch.table] = index
     return index
 
 

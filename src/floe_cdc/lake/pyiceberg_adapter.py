@@ -36,6 +36,7 @@ files of that snapshot's sequence number and older.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
 from collections import OrderedDict
@@ -65,15 +66,22 @@ from pyiceberg.manifest import (
     ManifestWriterV2,
 )
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
-from pyiceberg.table.snapshots import Operation, SnapshotSummaryCollector, Summary, update_snapshot_summaries
+from pyiceberg.table.snapshots import (
+    Operation,
+    SnapshotSummaryCollector,
+    Summary,
+    update_snapshot_summaries,
+)
 from pyiceberg.table.update import update_table_metadata
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
+from pyiceberg.typedef import Record
 from pyiceberg.types import LongType, NestedField, StringType
+from pyiceberg.utils.concurrent import ExecutorFactory
 
 # The spec's reserved field ids. pyiceberg's own POSITIONAL_DELETE_SCHEMA types pos as int; the
 # spec says long.
@@ -224,6 +232,46 @@ def _restated(entry: ManifestEntry, status: ManifestEntryStatus, snapshot_id: in
         file_sequence_number=entry.file_sequence_number,
         data_file=entry.data_file,
     )
+
+
+def live_files(metadata: TableMetadata, io: FileIO, snapshot_id: int | None = None) -> list[FileScanTask]:
+    """The live data files of a snapshot (the current one by default), each with the position
+    delete files that may apply to it: those of its partition whose data sequence number is not
+    below its own (the spec's rule; which of its rows a file deletes is in the file, by path).
+
+    Like an unfiltered ``plan_files``, but from manifests read once per process
+    (:func:`manifest_entries`, so that the commit after it reads none of them again), and without
+    pruning by each delete file's path bounds: Floe's delete files span many data files, and
+    pyiceberg's bounds check per pair (about 30 microseconds) cost 0.7 s for 200 data files and
+    80 delete files, more than reading the delete files does."""
+    snapshot = metadata.current_snapshot() if snapshot_id is None else metadata.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        return []
+    data_entries: list[ManifestEntry] = []
+    deletes: dict[tuple[int, Record], list[tuple[int, DataFile]]] = {}
+    read = ExecutorFactory.get_or_create().map(lambda m: manifest_entries(io, m), snapshot.manifests(io))
+    for entry in (entry for entries in read for entry in entries):
+        content = entry.data_file.content
+        if content == DataFileContent.DATA:
+            data_entries.append(entry)
+        elif content == DataFileContent.POSITION_DELETES:
+            pair = (entry.sequence_number or 0, entry.data_file)
+            deletes.setdefault(_partition_of(entry.data_file), []).append(pair)
+        else:
+            raise ValueError("Floe reads no equality deletes (another engine wrote them)")
+    for files in deletes.values():
+        files.sort(key=lambda pair: pair[0])
+    sequences = {key: [sequence for sequence, _ in files] for key, files in deletes.items()}
+    tasks = []
+    for entry in data_entries:
+        key = _partition_of(entry.data_file)
+        first = bisect.bisect_left(sequences.get(key, []), entry.sequence_number or 0)
+        tasks.append(FileScanTask(entry.data_file, delete_files={f for _, f in deletes.get(key, [])[first:]}))
+    return tasks
+
+
+def _partition_of(data_file: DataFile) -> tuple[int, Record]:
+    return data_file.spec_id or 0, data_file.partition or Record()
 
 
 def manifest_entries(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:

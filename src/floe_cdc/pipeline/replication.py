@@ -30,10 +30,11 @@ from floe_cdc.lake import quarantine
 from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, reading
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.key_index_store import IndexStore
 from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
-from floe_cdc.lake.schema import column_history, create_table
+from floe_cdc.lake.schema import POSITION_FIELD, column_history, create_table
 from floe_cdc.pipeline.snapshot_completion import Completion
 
 log = logging.getLogger("floe.replication")
@@ -106,6 +107,7 @@ class Replicator:
             *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
         )
         self.indexes = _KEY_INDEXES.setdefault(where, {})
+        self.index_store = IndexStore(config.replicate.index_dir, config.replicate.index_save_rows)
         self.compaction = Compaction.of(config.replicate)
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
@@ -123,8 +125,28 @@ class Replicator:
         return self._consumer
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        """Save the key indexes that changed, so that the next run does not build them."""
+        try:
+            self.save_indexes(wait=True)
+        finally:
+            self.index_store.close()
+            if self._consumer is not None:
+                self._consumer.close()
+
+    def prefetch_indexes(self) -> None:
+        """Start loading the saved key indexes of the tables this replicator has loaded and holds
+        no index of, while the stream reads its first changes."""
+        for name, table in self._tables.items():
+            schema = table.schema()
+            if name in self.targets and name not in self.indexes and schema.identifier_field_ids:
+                key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+                self.index_store.prefetch(name, table, key, POSITION_FIELD)
+
+    def save_indexes(self, wait: bool = False) -> None:
+        """Save the big tables' key indexes that changed since their last save (on a thread of
+        their own unless *wait*): a new run then reads only what was committed after."""
+        tables = {name: table for name, table in self._tables.items() if name in self.targets}
+        self.index_store.save(self.indexes, tables, wait)
 
     def __enter__(self) -> Replicator:
         return self
@@ -286,6 +308,10 @@ class Replicator:
     def _merge(self, changes: TableChanges, checkpoint: Checkpoint, table: Table | None) -> MergeResult:
         batch, table = self.prepare(changes, table)
         self.set_aside(batch.quarantined)
+        if batch.table not in self.indexes and table.current_snapshot() is not None:
+            index = self.index_store.restore(batch.table, table, batch.key, POSITION_FIELD)
+            if index is not None:
+                self.indexes[batch.table] = index
         try:
             result = merge_batch(table, batch, checkpoint, self.indexes, self.compaction)
         except SchemaMappingError as exc:

@@ -67,7 +67,7 @@ class ReplicationStream:
         self._failed: dict[str, FloeError] = {}
         self._table_of = {target.topic: name for name, target in replicator.targets.items()}
         self._opened_at = self._refreshed = 0.0
-        self._expired_at = time.monotonic()
+        self._expired_at = self._indexes_saved_at = time.monotonic()
         self._merged: set[str] = set()  # tables this stream has committed to
         self.held: list[str] = []  # tables being re-snapshotted directly: their changes wait in Kafka
 
@@ -92,6 +92,7 @@ class ReplicationStream:
         checkpoints = self.replicator.checkpoints()
         self._checkpoints = checkpoints
         self._failed = {}
+        self.replicator.prefetch_indexes()
         self.held = self._held(checkpoints)
         for name in self.held:
             log.info("%s is being re-snapshotted directly; its changes wait in Kafka until it is read", name)
@@ -171,6 +172,9 @@ class ReplicationStream:
                 self._expired_at = now
                 for name in sorted(self._merged - set(self._failed)):
                     self.replicator.expire_snapshots(name)
+            if now - self._indexes_saved_at >= self.settings.index_save_seconds:
+                self._indexes_saved_at = now
+                self.replicator.save_indexes()
             if now - self._refreshed >= self.settings.refresh_seconds:
                 self._refreshed = now
                 self._complete_quiet_tables(step)

@@ -1,0 +1,51 @@
+"""The stream's buffer: how long a table's waiting changes count as waiting (no broker: a
+consumer that hands over one poll of records)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from floe_cdc.capture.change_stream import ChangeStream
+from floe_cdc.capture.envelope import KafkaRecord
+
+
+class _OnePoll:
+    def __init__(self, records: list[KafkaRecord]) -> None:
+        self.records = records
+
+    def poll(self, probes: object, room: int) -> list[KafkaRecord] | None:
+        records, self.records = self.records, []
+        if not records:
+            time.sleep(0.01)
+        return records or None
+
+    def commit_for_monitoring(self, committed: dict) -> None:
+        pass
+
+    def unassign(self) -> None:
+        pass
+
+
+def test_changes_wait_since_kafka_took_them_so_a_backlog_is_due_at_once():
+    """After a restart, changes Kafka took seconds ago are due now; a change just written waits
+    its ``commit_seconds`` from now, and a broker clock ahead of ours never makes one wait less."""
+    now_ms = int(time.time() * 1000)
+    records = [
+        KafkaRecord("backlog", 0, 0, None, None, now_ms - 5000),
+        KafkaRecord("backlog", 0, 1, None, None, now_ms - 100),
+        KafkaRecord("fresh", 0, 0, None, None, now_ms),
+        KafkaRecord("ahead", 0, 0, None, None, now_ms + 60_000),
+        KafkaRecord("unstamped", 0, 0, None, None, None),
+    ]
+    stream = ChangeStream(_OnePoll(records), SimpleNamespace(waiting={}, topics=[]), 100, 3.0)
+    try:
+        deadline = time.monotonic() + 5
+        while len(stream.sizes()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sizes, now = stream.sizes(), time.monotonic()
+    finally:
+        stream.stop()
+    waited = {topic: now - since for topic, (_, since) in sizes.items()}
+    assert sizes["backlog"][0] == 2 and 4.9 <= waited["backlog"] < 6
+    assert all(0 <= waited[topic] < 1 for topic in ("fresh", "ahead", "unstamped"))
