@@ -50,6 +50,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import LongType
 
 from bench.merge_throughput import RESULTS
+from floe_cdc.core.config import load_config
 from floe_cdc.lake.checkpoint import POSITION_KEY, STAMPS_KEY
 from floe_cdc.stack.settings import StackSettings
 from floe_cdc.stack.stack import LocalStack
@@ -285,7 +286,7 @@ def _first_commit_after(stack: LocalStack, moment: float, timeout: float) -> flo
 def _delivered(stack: LocalStack, topic: str, since: float) -> list[float]:
     """The timestamps (s) of the change records Debezium wrote to *topic* after *since* (epoch s),
     tombstones left out: when Kafka took each change."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(
         {
@@ -296,15 +297,14 @@ def _delivered(stack: LocalStack, topic: str, since: float) -> list[float]:
         }
     )
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        found = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in partitions])
-        consumer.assign(found)
-        stamps, open_partitions = [], {tp.partition for tp in found if tp.offset >= 0}
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        stamps, open_partitions = [], set(partitions)
         while open_partitions:
             for message in consumer.consume(10_000, timeout=5):
                 if message.error():
                     open_partitions.discard(message.partition())
-                elif message.value() is not None:
+                elif message.value() is not None and message.timestamp()[1] / 1000 >= since:
                     stamps.append(message.timestamp()[1] / 1000)
         return stamps
     finally:
@@ -416,7 +416,8 @@ def run(rate: int, seconds: float, rows: int, seed: int, mode: str) -> dict[str,
         table = _iceberg_table(stack)
         commits = [c for c in _commits(table) if c[0] >= ticks[0]["committed"] - 5]
         split = _freshness_split(table, ticks[0]["committed"])
-        delivered = _delivered(stack, "bench.public.readings", ticks[0]["committed"] - 1)
+        ((source, table_ref),) = load_config(config).tables()
+        delivered = _delivered(stack, source.topic_for(table_ref), ticks[0]["committed"] - 1)
     finally:
         if replicator is not None:
             replicator.stop()
@@ -492,6 +493,7 @@ def main() -> None:
     parser.add_argument("--name", default="end_to_end", help="results file name (without extension)")
     args = parser.parse_args()
     results = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
     for mode in args.mode:
         for rate in args.rates:
             results.append(run(rate, args.seconds, args.rows, args.seed, mode))
@@ -499,8 +501,7 @@ def main() -> None:
                 json.dumps({k: v for k, v in results[-1].items() if k not in ("lag", "freshness")}),
                 flush=True,
             )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({"runs": results}, indent=2))
+            (RESULTS / f"{args.name}.json").write_text(json.dumps({"runs": results}, indent=2))
     _chart(results, RESULTS / f"{args.name}.png")
     print("".join(f"{title:>13}" for title in COLUMNS.values()))
     for result in map(_row, results):
