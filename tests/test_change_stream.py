@@ -49,3 +49,20 @@ def test_changes_wait_since_kafka_took_them_so_a_backlog_is_due_at_once():
     waited = {topic: now - since for topic, (_, since) in sizes.items()}
     assert sizes["backlog"][0] == 2 and 4.9 <= waited["backlog"] < 6
     assert all(0 <= waited[topic] < 1 for topic in ("fresh", "ahead", "unstamped"))
+
+
+def test_a_table_that_fell_behind_is_taken_in_batches_of_the_limit_in_order():
+    records = [KafkaRecord("t", offset % 2, offset, None, None, None) for offset in range(10)]
+    stream = ChangeStream(_OnePoll(records), SimpleNamespace(waiting={}, topics=[]), 100, 3.0)
+    try:
+        deadline = time.monotonic() + 5
+        while not stream.sizes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        since = stream.sizes()["t"][1]
+        batches = [[r.offset for r in stream.take("t", 4)]]
+        assert stream.sizes() == {"t": (6, since)}  # the rest waits on, as old as it was
+        batches += [[r.offset for r in stream.take("t", 4)] for _ in range(2)]
+        assert stream.sizes() == {} and stream.take("t", 4) == []
+    finally:
+        stream.stop()
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

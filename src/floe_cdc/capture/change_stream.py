@@ -112,12 +112,18 @@ class ChangeStream:
         with self._changed:
             return {topic: (len(p.records), p.since) for topic, p in self._pending.items() if p.records}
 
-    def take(self, topic: str) -> list[KafkaRecord]:
-        """The topic's waiting records, in offset order per partition, out of the buffer."""
+    def take(self, topic: str, limit: int) -> list[KafkaRecord]:
+        """The topic's first *limit* waiting records (in offset order per partition, as they
+        came), out of the buffer; the rest wait on, as old as they were. A table that fell
+        behind is committed in batches of *limit*, not of everything the buffer holds."""
         self._check()
         with self._changed:
-            pending = self._pending.pop(topic, None)
-            records = pending.records if pending else []
+            pending = self._pending.get(topic)
+            records = pending.records[:limit] if pending else []
+            if pending is not None:
+                del pending.records[:limit]
+                if not pending.records:
+                    del self._pending[topic]
             self._buffered -= len(records)
             self._changed.notify_all()
         return records

@@ -219,15 +219,18 @@ class ReplicationStream:
         )
 
     def _commit_all(self, step: Step) -> None:
+        """Commit every change waiting now (in batches of ``commit_events``; not the ones that
+        keep coming meanwhile, or a stop under load would never end)."""
         if self._stream is not None:
-            for topic in list(self._stream.sizes()):
-                self._commit(topic, step)
+            for topic, (count, _) in self._stream.sizes().items():
+                for _ in range(-(-count // self.settings.commit_events)):
+                    self._commit(topic, step)
         self._complete_quiet_tables(step)
 
     def _commit(self, topic: str, step: Step) -> None:
         """Merge the topic's waiting changes into its table, in one commit with their offsets."""
         name = self._table_of[topic]
-        records = self._stream.take(topic) if self._stream else []
+        records = self._stream.take(topic, self.settings.commit_events) if self._stream else []
         if name in self._failed or not records:
             return  # a failed table's changes are read again when the stream reopens
         changes = TableChanges(records, self.replicator.decode_table(name, records, self._properties(name)))
