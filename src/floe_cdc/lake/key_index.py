@@ -190,9 +190,7 @@ class KeyIndex:
         wanted = []
         for code, delete_files in newly.items():
             for delete_file in delete_files:
-                if delete_file.file_path not in deletes:
-                    deletes[delete_file.file_path] = read_position_deletes(io, delete_file)
-                positions = deletes[delete_file.file_path].get(self.files[code])
+                positions = _deleted_positions(io, delete_file, deletes).get(self.files[code])
                 if positions is not None:
                     wanted.append(_entry_codes(np.int64(code), positions.to_numpy()))
         if not wanted:
@@ -443,15 +441,22 @@ def _live_rows(
     """
     rows = ArrowScan(table.metadata, table.io, projected, AlwaysTrue()).to_table([FileScanTask(task.file)])
     positions = np.arange(rows.num_rows, dtype=np.int64)
-    for delete_file in task.delete_files:
-        if delete_file.file_path not in deletes:
-            deletes[delete_file.file_path] = read_position_deletes(table.io, delete_file)
     deleted = [
         by_path[task.file.file_path].to_numpy()
-        for by_path in (deletes[d.file_path] for d in task.delete_files)
+        for by_path in (_deleted_positions(table.io, d, deletes) for d in task.delete_files)
         if task.file.file_path in by_path
     ]
     if not deleted:
         return rows, positions
     keep = ~np.isin(positions, np.concatenate(deleted))
     return rows.filter(pa.array(keep)), positions[keep]
+
+
+def _deleted_positions(
+    io: FileIO, delete_file: DataFile, deletes: dict[str, dict[str, pa.ChunkedArray]]
+) -> dict[str, pa.ChunkedArray]:
+    """The positions *delete_file* removes, by data file path, read once into *deletes*: one
+    delete file applies to many data files."""
+    if delete_file.file_path not in deletes:
+        deletes[delete_file.file_path] = read_position_deletes(io, delete_file)
+    return deletes[delete_file.file_path]

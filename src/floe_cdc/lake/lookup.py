@@ -8,6 +8,8 @@ import pyarrow as pa
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
+from floe_cdc.lake.schema import key_names
+
 
 def stored_rows(table: Table, key_column: str, keys: list[str]) -> list[dict[str, Any]]:
     """The current rows of *keys*.
@@ -36,6 +38,4 @@ class StoredTable:
 
 def key_columns(table: Table) -> pa.Table:
     """The table's identifier (key) columns, all rows: enough to count them."""
-    schema = table.schema()
-    key = tuple(schema.find_column_name(i) for i in schema.identifier_field_ids)
-    return table.scan(selected_fields=key).to_arrow()
+    return table.scan(selected_fields=tuple(key_names(table.schema()))).to_arrow()

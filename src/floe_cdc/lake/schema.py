@@ -123,6 +123,11 @@ def _doc(column: Column) -> str | None:
     return column.source_type or None
 
 
+def key_names(schema: Schema) -> list[str]:
+    """The names of the table's key (identifier) columns, in key order."""
+    return [schema.find_column_name(i) for i in schema.identifier_field_ids]
+
+
 def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
     """A new table's schema: columns in source order, the primary key as identifier fields."""
     if not key:

@@ -29,7 +29,7 @@ from floe_cdc.core.source_snapshot import SourceSnapshot
 from floe_cdc.lake.catalog import load_table
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.lookup import key_columns
-from floe_cdc.lake.schema import POSITION_FIELD
+from floe_cdc.lake.schema import POSITION_FIELD, key_names
 from floe_cdc.reconcile.mongo_counts import SourceCountError
 from floe_cdc.reconcile.postgres_counts import SourceReader
 from floe_cdc.reconcile.reconcile import Counted, SourceCount
@@ -142,7 +142,7 @@ class _Exact:
         self, reader: SourceReader, ref: TableRef, table: Table, window: ChangeWindow, compared: Compared
     ) -> None:
         schema = table.schema()
-        key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+        key = key_names(schema)
         columns = [f.name for f in schema.fields if f.name != POSITION_FIELD]
         plan = layout(reader.column_types(ref), columns, key)
         snapshot_id = table.current_snapshot().snapshot_id

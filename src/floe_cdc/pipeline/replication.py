@@ -34,7 +34,7 @@ from floe_cdc.lake.key_index_store import IndexStore
 from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
-from floe_cdc.lake.schema import POSITION_FIELD, column_history, create_table
+from floe_cdc.lake.schema import POSITION_FIELD, column_history, create_table, key_names
 from floe_cdc.pipeline.snapshot_completion import Completion
 
 log = logging.getLogger("floe.replication")
@@ -137,9 +137,8 @@ class Replicator:
         """Start loading the saved key indexes of the tables this replicator has loaded and holds
         no index of, while the stream reads its first changes."""
         for name, table in self._tables.items():
-            schema = table.schema()
-            if name in self.targets and name not in self.indexes and schema.identifier_field_ids:
-                key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+            key = key_names(table.schema())
+            if name in self.targets and name not in self.indexes and key:
                 self.index_store.prefetch(name, table, key, POSITION_FIELD)
 
     def save_indexes(self, wait: bool = False) -> None:
@@ -201,8 +200,7 @@ class Replicator:
             table = self.load(target.name)
             if table is None:
                 return
-            schema = table.schema()
-            key = [schema.find_column_name(i) for i in schema.identifier_field_ids]
+            key = key_names(table.schema())
             source_table = target.source.source_table(target.table)
             batch = ChangeBatch.empty(target.name, target.source.name, source_table, key)
             current = changes[target.name] = TableChanges([], batch)
