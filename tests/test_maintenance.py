@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.manifest import ManifestContent
+from pyiceberg.manifest import DataFileContent, ManifestContent, ManifestEntryStatus
 
 from floe_cdc.core.changes import OP_COLUMN, Column
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import read_checkpoint
 from floe_cdc.lake.maintenance import expire_snapshots, maintain_table, plan_rewrite, remove_orphan_files
-from floe_cdc.lake.merge import ConcurrentWriteError, merge_batch
+from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, merge_batch
 from floe_cdc.lake.pyiceberg_adapter import MERGE_MANIFESTS_AT
 from floe_cdc.lake.schema import create_table
 from tests.batches import make_batch
@@ -65,9 +65,10 @@ def _model(batches: list) -> list[dict]:
     return [{"id": k, "name": v} for k, v in sorted(state.items())]
 
 
-def _merge_all(catalog: SqlCatalog, batches: list) -> None:
+def _merge_all(catalog: SqlCatalog, batches: list, compaction: Compaction | None = None) -> None:
     """Merge each batch as a replicate cycle would: from the table's checkpoint, again after a
-    lost race (the batch is read again from the offsets in the table)."""
+    lost race (the batch is read again from the offsets in the table); *compaction* rewrites worn
+    files in passing."""
     indexes: dict = {}
     done = 0
     while done < len(batches):
@@ -78,7 +79,7 @@ def _merge_all(catalog: SqlCatalog, batches: list) -> None:
         if done == len(batches):
             return
         try:
-            merge_batch(table, batches[done], checkpoint, indexes)
+            merge_batch(table, batches[done], checkpoint, indexes, compaction)
         except ConcurrentWriteError:
             continue
 
@@ -118,6 +119,55 @@ def test_maintain_rewrites_files_with_deletes_and_keeps_rows_and_checkpoint(tmp_
     more = _batches(8, 200, seed=1)  # the same stream, two batches further
     _merge_all(catalog, more)
     assert rows(catalog.load_table(("ns", "items"))) == _model(more)
+
+
+def _live_delete_files(table) -> set[str]:
+    return {
+        entry.data_file.file_path
+        for manifest in table.current_snapshot().manifests(table.io)
+        if manifest.content == ManifestContent.DELETES
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    }
+
+
+def test_removed_files_are_recorded_deleted_once_and_never_carried(tmp_path):
+    """Iceberg's snapshot expiry (Java's, which Spark and Trino call) deletes from storage only
+    the files a manifest records as DELETED, delete files included; a manifest of nothing but
+    DELETED entries belongs to the snapshot that removed them, not to the ones after it."""
+    catalog = _catalog(tmp_path)
+    catalog.create_namespace("ns")
+    batches = _batches(10, 200, seed=4)
+    # Merges that rewrite worn files in passing (one commit removing files after another), then
+    # merges that leave position deletes for maintain to retire.
+    _merge_all(catalog, batches[:6], Compaction(delete_ratio=0.05, rows_per_change=10))
+    _merge_all(catalog, batches)
+    table = catalog.load_table(("ns", "items"))
+    before = _live_delete_files(table)
+    keep_history = EAGER.model_copy(update={"snapshot_retention_hours": 1000, "orphan_min_age_hours": 1000})
+    assert maintain_table(table, "items", keep_history).delete_files_removed > 0
+    table = catalog.load_table(("ns", "items"))
+    retired = before - _live_delete_files(table)
+    assert retired and rows(table) == _model(batches)
+
+    recorded: set[str] = set()
+    removing = 0
+    for snapshot in table.snapshots():
+        for manifest in snapshot.manifests(table.io):
+            entries = manifest.fetch_manifest_entry(table.io, discard_deleted=False)
+            gone = [entry for entry in entries if entry.status == ManifestEntryStatus.DELETED]
+            if manifest.added_snapshot_id != snapshot.snapshot_id:
+                assert not gone, (
+                    f"snapshot {snapshot.snapshot_id} carries an older snapshot's deleted entries"
+                )
+            removing += bool(gone)
+            recorded |= {
+                entry.data_file.file_path
+                for entry in gone
+                if entry.data_file.content == DataFileContent.POSITION_DELETES
+                and manifest.content == ManifestContent.DELETES
+            }
+    assert removing > 2  # the merges' rewrites in passing, and maintain's
+    assert retired <= recorded
 
 
 def test_expiry_keeps_the_chain_back_to_floes_checkpoint_and_orphans_go(tmp_path):

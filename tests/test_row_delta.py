@@ -4,6 +4,7 @@ index, read back the same by pyiceberg and by DuckDB, and the index kept equal t
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from duckdb import DuckDBPyConnection
 from pyiceberg.catalog.sql import SqlCatalog
@@ -13,7 +14,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
 from floe_cdc.lake.key_index import KeyIndex
-from floe_cdc.lake.pyiceberg_adapter import RowDelta, write_data_files, write_position_deletes
+from floe_cdc.lake.pyiceberg_adapter import RowDelta, transaction, write_data_files, write_position_deletes
 from tests.duckdb_iceberg import duckdb_with_iceberg
 
 POSITION = pa.decimal128(38, 0)
@@ -36,8 +37,7 @@ def _table(tmp_path) -> Table:
     # A plain path, not a file:// URI: DuckDB's iceberg extension opens only the former.
     catalog = SqlCatalog("d", uri=f"sqlite:///{tmp_path}/c.db", warehouse=str(tmp_path / "wh"))
     catalog.create_namespace("ns")
-    # As Floe creates its tables: a commit is valid only on the snapshot it was built on.
-    table = catalog.create_table(("ns", "t"), schema=SCHEMA, properties={"commit.retry.num-retries": "0"})
+    table = catalog.create_table(("ns", "t"), schema=SCHEMA)
     for first in (0, 100, 200):
         table.append(_rows(list(range(first, first + 100)), "v", 1))
     return table
@@ -113,7 +113,7 @@ def test_a_row_delta_built_on_a_snapshot_that_moved_is_refused(tmp_path):
     index = KeyIndex.build(table, ["id"], "_floe_position")
     located = index.locate(pa.table({"id": pa.array([5], pa.int64())}))
     target = next(task.file for task in table.scan().plan_files() if task.file.file_path == located.file[0])
-    stale = table.transaction()
+    stale = transaction(table)
     delta = RowDelta(stale, {})
     delta.add_position_deletes(write_position_deletes(stale, {target: located.pos.tolist()}), [target])
     # Another writer (its own table object, as another process would have) removes that file.
@@ -122,3 +122,42 @@ def test_a_row_delta_built_on_a_snapshot_that_moved_is_refused(tmp_path):
         delta.commit()
         stale.commit_transaction()
     assert table.catalog.load_table(("ns", "t")).scan().to_arrow().num_rows == 200
+
+
+def _append(tx, ids: list[int], name: str) -> None:
+    with tx.update_snapshot().fast_append() as update:
+        for data_file in write_data_files(tx.table_metadata, tx._table.io, _rows(ids, name, 2)):
+            update.append_data_file(data_file)
+
+
+def test_floes_commits_are_never_retried_and_other_writers_keep_their_retries(tmp_path):
+    """A Floe commit is valid only on the snapshot it was planned on; the table carries no
+    property that would take pyiceberg's (or Java's) commit retries from other writers."""
+    table = _table(tmp_path)
+    other = table.catalog.load_table(("ns", "t"))
+    floe = transaction(table)
+    _append(floe, [1000], "floe")
+    other.append(_rows([2000], "other", 2))
+    with pytest.raises(CommitFailedException):
+        floe.commit_transaction()
+    ids = table.catalog.load_table(("ns", "t")).scan().to_arrow()["id"].to_pylist()
+    assert 1000 not in ids and 2000 in ids
+
+    # The same race through pyiceberg's own transaction, as another writer of the table commits.
+    stale = table.transaction()
+    _append(stale, [3000], "retried")
+    other.append(_rows([4000], "other", 2))
+    stale.commit_transaction()
+    ids = table.catalog.load_table(("ns", "t")).scan().to_arrow()["id"].to_pylist()
+    assert {2000, 3000, 4000} <= set(ids)
+
+
+def test_position_delete_paths_are_plain_strings(tmp_path):
+    """iceberg-rust refuses position delete files whose file_path is an Arrow large_string."""
+    table = _table(tmp_path)
+    target = next(iter(table.scan().plan_files())).file
+    with table.transaction() as tx:
+        written = write_position_deletes(tx, {target: [3, 1]})
+    schema = pq.read_schema(written.file_path.removeprefix("file://"))
+    assert schema.field("file_path").type == pa.string()
+    assert pq.read_table(written.file_path.removeprefix("file://"))["pos"].to_pylist() == [1, 3]

@@ -15,7 +15,7 @@ from pyiceberg.table.refs import MAIN_BRANCH
 from floe_cdc.core.changes import POS_COLUMN, ChangeBatch
 from floe_cdc.lake.checkpoint import Checkpoint
 from floe_cdc.lake.merge import committing, conform
-from floe_cdc.lake.pyiceberg_adapter import write_data_files
+from floe_cdc.lake.pyiceberg_adapter import transaction, write_data_files
 from floe_cdc.lake.schema import POSITION_FIELD, evolve
 
 
@@ -30,11 +30,11 @@ def append_rows(
     the batch's summary; *evolve_schema* first brings the table's schema to the batch's columns
     (a load's later chunks have the columns of its first and skip that step).
 
-    The commit asserts the branch's head it was planned on (the table retries no commit), so a
+    The commit asserts the branch's head it was planned on (Floe retries no commit), so a
     second writer makes it fail rather than append the same rows twice.
     """
     outcome = "nothing of the chunk is visible; the load resumes from its last committed chunk when run again"
-    with committing(batch.table, outcome), table.transaction() as tx:
+    with committing(batch.table, outcome), transaction(table) as tx:
         if evolve_schema:
             evolve(tx, batch.table, batch.columns, batch.column_history)
         metadata = tx.table_metadata

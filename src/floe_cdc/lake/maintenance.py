@@ -28,7 +28,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import OFFSETS_KEY
-from floe_cdc.lake.pyiceberg_adapter import RewriteFiles, write_data_files
+from floe_cdc.lake.pyiceberg_adapter import RewriteFiles, transaction, write_data_files
 
 log = logging.getLogger("floe.maintain")
 
@@ -125,7 +125,7 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
 
 def _rewrite_group(table: Table, group: _Group, target: int) -> int:
     """Read the group's live rows and commit them as new files in place of the old ones."""
-    with table.transaction() as tx:
+    with transaction(table) as tx:
         metadata = tx.table_metadata
         written: list[DataFile] = []
         if group.tasks:

@@ -40,10 +40,12 @@ import bisect
 import threading
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
     _check_pyarrow_schema_compatible,
@@ -89,6 +91,14 @@ POSITION_DELETE_SCHEMA = Schema(
     NestedField(2147483546, "file_path", StringType(), required=True),
     NestedField(2147483545, "pos", LongType(), required=True),
 )
+# ``file_path`` as Arrow ``string``, not the ``large_string`` pyiceberg maps strings to: iceberg-rust
+# (and what is built on it) refuses position delete files whose paths are large strings.
+_POSITION_DELETE_ARROW = pa.schema(
+    [
+        column.with_type(pa.string()) if column.name == "file_path" else column
+        for column in schema_to_pyarrow(POSITION_DELETE_SCHEMA)
+    ]
+)
 # The default truncate(16) would cut the file_path bounds, and readers would no longer match a
 # delete file to its data file by path.
 _FULL_METRICS = {"write.metadata.metrics.default": "full"}
@@ -114,6 +124,16 @@ class _Transaction(Transaction):
         if self._worked_out is None or self._worked_out[0] is not base or self._worked_out[1] != staged:
             self._worked_out = (base, staged, update_table_metadata(base, self._updates))
         return self._worked_out[2]
+
+    def _rebuild_snapshot_updates(self) -> None:
+        """Refuse pyiceberg's retry of a commit that lost a race: it would rebuild the snapshot on
+        top of the other writer's, but a Floe commit is valid only on the snapshot it was planned
+        on (its offsets continue that snapshot's; a rewrite's plan is that snapshot's files). The
+        failed commit's files are cleaned up and the error raised, as with no retries at all;
+        before this, pyiceberg has refreshed the table and stopped if the commit had in fact
+        landed (a lost response). Doing it here rather than by the table property
+        ``commit.retry.num-retries: 0`` leaves other writers of the table their retries."""
+        raise CommitFailedException("another writer committed first; a Floe commit is not re-applied on top")
 
 
 def transaction(table: Table) -> Transaction:
@@ -157,8 +177,7 @@ def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) 
         paths += [data_file.file_path] * len(ordered)
         positions += ordered
     rows = pa.Table.from_arrays(
-        [pa.array(paths, pa.string()), pa.array(positions, pa.int64())],
-        schema=schema_to_pyarrow(POSITION_DELETE_SCHEMA),
+        [pa.array(paths, pa.string()), pa.array(positions, pa.int64())], schema=_POSITION_DELETE_ARROW
     )
     any_file = next(iter(deletes))
     provider = load_location_provider(metadata.location, metadata.properties)
@@ -286,6 +305,16 @@ def manifest_entries(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
     return entries
 
 
+@dataclass
+class _Scanned:
+    """One pass over a snapshot's manifests: those carried into the next snapshot, and DELETED
+    entries for the data files and the delete files it removes."""
+
+    carried: list[ManifestFile]
+    deleted_data: list[ManifestEntry] = field(default_factory=list)
+    deleted_deletes: list[ManifestEntry] = field(default_factory=list)
+
+
 class _Replacing(_OverwriteFiles):
     """pyiceberg's overwrite, made to remove delete files too, and to keep a delete manifest a
     delete manifest when it rewrites one without the removed files.
@@ -306,55 +335,84 @@ class _Replacing(_OverwriteFiles):
         )
         self._removed_delete_files: set[DataFile] = set()
         self._scan_lock = threading.Lock()
-        self._scanned: tuple[list[ManifestFile], list[ManifestEntry]] | None = None
+        self._scanned: _Scanned | None = None
 
     def remove_delete_file(self, delete_file: DataFile) -> None:
         self._removed_delete_files.add(delete_file)
 
     def _existing_manifests(self) -> list[ManifestFile]:
-        return self._scan()[0]
+        return self._scan().carried
 
     def _deleted_entries(self) -> list[ManifestEntry]:
         if not self._deleted_data_files:
             return []
-        deleted = self._scan()[1]
+        deleted = self._scan().deleted_data
         self._validate_required_deletes(deleted)
         return deleted
+
+    def _manifests(self) -> list[ManifestFile]:
+        """pyiceberg's manifests (added data files, data files recorded as deleted, those carried
+        over), and one recording each removed delete file as deleted: pyiceberg would write those
+        entries into a data manifest, and Iceberg's snapshot expiry (Java's, which Spark and
+        Trino call) deletes from storage only the files a manifest records as deleted."""
+        retired = self._scan().deleted_deletes if self._removed_delete_files else []
+        return super()._manifests() + self._delete_manifests(retired)
+
+    def _delete_manifests(self, entries: list[ManifestEntry]) -> list[ManifestFile]:
+        """*entries* of delete files, in one delete manifest of this snapshot per partition spec."""
+        by_spec: dict[int, list[ManifestEntry]] = {}
+        for entry in entries:
+            by_spec.setdefault(entry.data_file.spec_id, []).append(entry)
+        written = []
+        for spec_id, group in by_spec.items():
+            with _DeleteManifestWriter(
+                self.spec(spec_id),
+                self.schema(),
+                self.new_manifest_output(),
+                self._snapshot_id,
+                self._compression,
+            ) as writer:
+                for entry in group:
+                    writer.add_entry(entry)
+            written.append(writer.to_manifest_file())
+        return written
 
     def _refresh_for_retry(self) -> None:
         super()._refresh_for_retry()
         self._scanned = None  # a retry commits on a new parent
 
-    def _scan(self) -> tuple[list[ManifestFile], list[ManifestEntry]]:
+    def _scan(self) -> _Scanned:
         """The manifests carried over (those holding a removed file rewritten without it), and a
-        DELETED entry for each removed data file; computed once, whichever thread asks first."""
+        DELETED entry for each removed file; computed once, whichever thread asks first."""
         with self._scan_lock:
             if self._scanned is None:
                 self._scanned = self._carry_over()
             return self._scanned
 
-    def _carry_over(self) -> tuple[list[ManifestFile], list[ManifestEntry]]:
+    def _carry_over(self) -> _Scanned:
         snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
         manifests = snapshot.manifests(io=self._io) if snapshot else []
+        # A manifest with no live entry (only files an earlier snapshot recorded as deleted) is
+        # not carried: those entries belong to the snapshot that removed the files.
+        live = [m for m in manifests if m.has_added_files() or m.has_existing_files()]
         removed = self._deleted_data_files | self._removed_delete_files
         if not removed:  # as a fast append: no manifest is read
-            return self._merged([m for m in manifests if m.has_added_files() or m.has_existing_files()]), []
-        carried: list[ManifestFile] = []
-        deleted: list[ManifestEntry] = []
-        for manifest in manifests:
+            return _Scanned(self._merged(live))
+        scanned = _Scanned([])
+        for manifest in live:
             entries = manifest_entries(self._io, manifest)
             kept = [entry for entry in entries if entry.data_file not in removed]
-            deleted += [
-                _restated(entry, ManifestEntryStatus.DELETED, self._snapshot_id)
-                for entry in entries
-                if entry.data_file in self._deleted_data_files
-                and entry.data_file.content == DataFileContent.DATA
-            ]
+            for entry in entries:
+                if entry.data_file in removed:
+                    gone = _restated(entry, ManifestEntryStatus.DELETED, self._snapshot_id)
+                    data = entry.data_file.content == DataFileContent.DATA
+                    (scanned.deleted_data if data else scanned.deleted_deletes).append(gone)
             if len(kept) == len(entries):
-                carried.append(manifest)
+                scanned.carried.append(manifest)
             elif kept:
-                carried.append(self._rewrite(manifest.content, manifest.partition_spec_id, kept))
-        return self._merged(carried), deleted
+                scanned.carried.append(self._rewrite(manifest.content, manifest.partition_spec_id, kept))
+        scanned.carried = self._merged(scanned.carried)
+        return scanned
 
     def _rewrite(self, content: ManifestContent, spec_id: int, entries: list[ManifestEntry]) -> ManifestFile:
         """A manifest of this snapshot holding *entries* as existing, with their sequence numbers."""
@@ -432,31 +490,17 @@ class RowDelta(_Replacing):
         self._referenced_data_files.update(data_files)
 
     def _manifests(self) -> list[ManifestFile]:
-        manifests = super()._manifests()  # the added data files, and every manifest carried over
-        by_spec: dict[int, list[DataFile]] = {}
-        for delete_file in self._added_delete_files:
-            by_spec.setdefault(delete_file.spec_id, []).append(delete_file)
-        added = []
-        for spec_id, files in by_spec.items():
-            with _DeleteManifestWriter(
-                self.spec(spec_id),
-                self.schema(),
-                self.new_manifest_output(),
-                self._snapshot_id,
-                self._compression,
-            ) as writer:
-                for delete_file in files:
-                    writer.add_entry(
-                        ManifestEntry.from_args(
-                            status=ManifestEntryStatus.ADDED,
-                            snapshot_id=self._snapshot_id,
-                            sequence_number=None,  # inherited from this snapshot
-                            file_sequence_number=None,
-                            data_file=delete_file,
-                        )
-                    )
-            added.append(writer.to_manifest_file())
-        return added + manifests
+        added = [
+            ManifestEntry.from_args(
+                status=ManifestEntryStatus.ADDED,
+                snapshot_id=self._snapshot_id,
+                sequence_number=None,  # inherited from this snapshot
+                file_sequence_number=None,
+                data_file=delete_file,
+            )
+            for delete_file in self._added_delete_files
+        ]
+        return self._delete_manifests(added) + super()._manifests()
 
     def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
         metadata = self._transaction.table_metadata

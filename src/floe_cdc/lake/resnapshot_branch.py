@@ -17,7 +17,7 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from floe_cdc.core.errors import FloeError, Transient
 from floe_cdc.lake.checkpoint import Checkpoint
-from floe_cdc.lake.pyiceberg_adapter import RowDelta
+from floe_cdc.lake.pyiceberg_adapter import RowDelta, transaction
 
 BRANCH = "floe-resnapshot"
 BASE_KEY = "floe.resnapshot-base"  # on the branch's commits: the snapshot of main it began at
@@ -41,7 +41,7 @@ def begin_branch(table: Table, checkpoint: Checkpoint) -> int:
     if snapshot is None:
         raise ValueError("a table with no snapshot has nothing to re-snapshot")
     base = snapshot.snapshot_id
-    with table.transaction() as tx:
+    with transaction(table) as tx:
         with ManageSnapshots(tx) as refs:
             refs.create_branch(base, BRANCH)
         emptied = RowDelta(tx, {**checkpoint.properties(), BASE_KEY: str(base)}, BRANCH)
