@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floe-installed
+READERS := .venv-readers
 PYTEST := $(BIN)/python -m pytest --durations=25 -n 3
 
-.PHONY: install demo test test-unit docs lint screenshots stack-down clean
+.PHONY: install readers demo test test-unit docs lint screenshots stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,17 +17,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Other engines that read Floe's tables in the tests, in a virtual environment of their own: their
+# DuckDB conflicts with the one Soda needs.
+$(READERS)/.floe-installed: tests/readers/requirements.txt
+	test -x $(READERS)/bin/python || $(PYTHON) -m venv $(READERS)
+	$(READERS)/bin/python -m pip install --quiet -r tests/readers/requirements.txt
+	touch $@
+
+readers: $(READERS)/.floe-installed
+
 ## demo: start the local stack, seed PostgreSQL, replicate it into Iceberg, reconcile, summarise
 demo: install
 	$(BIN)/floe demo
 
 ## test: lint, the docs build and the whole test suite (unit and real-stack tests)
-test: lint docs
+test: lint docs readers
 	$(PYTEST)
 
 ## test-unit: the tests that need no service (no stack is started, no wheel built)
 test-unit: install
-	$(PYTEST) -m "not stack and not packaging"
+	$(PYTEST) -m "not stack and not packaging and not readers"
 
 ## docs: the documentation site, into site/ (a broken link or a page missing from the nav fails)
 docs: install

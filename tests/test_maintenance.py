@@ -32,6 +32,8 @@ EAGER = MaintainConfig(
     snapshot_retention_hours=0,
     orphan_min_age_hours=0,
 )
+# The same, with every snapshot and file kept: each step of a test stays readable.
+KEEP_HISTORY = EAGER.model_copy(update={"snapshot_retention_hours": 1000, "orphan_min_age_hours": 1000})
 
 
 def _catalog(tmp_path: Path) -> SqlCatalog:
@@ -143,8 +145,7 @@ def test_removed_files_are_recorded_deleted_once_and_never_carried(tmp_path):
     _merge_all(catalog, batches)
     table = catalog.load_table(("ns", "items"))
     before = _live_delete_files(table)
-    keep_history = EAGER.model_copy(update={"snapshot_retention_hours": 1000, "orphan_min_age_hours": 1000})
-    assert maintain_table(table, "items", keep_history).delete_files_removed > 0
+    assert maintain_table(table, "items", KEEP_HISTORY).delete_files_removed > 0
     table = catalog.load_table(("ns", "items"))
     retired = before - _live_delete_files(table)
     assert retired and rows(table) == _model(batches)
