@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floe-installed
 READERS := .venv-readers
+SPARK := .venv-spark
 PYTEST := $(BIN)/python -m pytest --durations=25 -n 3
 
-.PHONY: install readers demo test test-unit docs lint screenshots stack-down clean
+.PHONY: install readers interop demo test test-unit docs lint screenshots stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,23 @@ $(READERS)/.floe-installed: tests/readers/requirements.txt
 	touch $@
 
 readers: $(READERS)/.floe-installed
+
+# Spark with Iceberg's Java runtime, for bench/interop.py: PyPI's pyspark and Iceberg runtime jar,
+# the Jackson that jar lacks (built offline from the local Maven cache), Debian's SQLite JDBC.
+$(SPARK)/.floe-installed: bench/spark/requirements.txt
+	test -x $(SPARK)/bin/python || $(PYTHON) -m venv $(SPARK)
+	$(SPARK)/bin/python -m pip install --quiet -r bench/spark/requirements.txt
+	touch $@
+
+bench/spark/target/iceberg-jackson-shaded-1.0.jar: bench/spark/pom.xml
+	cd bench/spark && mvn -o -q package -Dmaven.test.skip=true
+
+/usr/share/java/sqlite-jdbc.jar:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libxerial-sqlite-jdbc-java
+
+## interop: Iceberg's Java reader and snapshot expiry on Floe's tables (bench/interop.py; minutes)
+interop: install $(SPARK)/.floe-installed bench/spark/target/iceberg-jackson-shaded-1.0.jar /usr/share/java/sqlite-jdbc.jar
+	$(BIN)/python -m bench.interop
 
 ## demo: start the local stack, seed PostgreSQL, replicate it into Iceberg, reconcile, summarise
 demo: install

@@ -1,0 +1,244 @@
+"""Floe's tables and Iceberg's Java reference implementation (through Spark 3.5 and Iceberg 1.10).
+
+    make interop        # installs .venv-spark, builds bench/spark's jar, then runs this
+    .venv/bin/python -m bench.interop [--rows 10000000] [--cycles 50] [--changes 100000]
+
+Three checks, printed as a table and written to ``bench/results/interop.json``:
+
+1. **Rows**: Spark reads every step of ``tests/interop_tables.py`` (merges, a column added, a
+   truncate, ``maintain``, a re-snapshot, a composite key), compared with the source row by row.
+2. **Expiry**: on those tables and one with a straight history (merges, ``maintain``, merges),
+   after ``maintain`` (which here expires nothing), Iceberg's own snapshot expiry (its core
+   ``ExpireSnapshots``, through Iceberg's JdbcCatalog over the SQLite catalog pyiceberg wrote)
+   keeps the current snapshot only; the data, delete and manifest files left on storage that no
+   snapshot references are counted. Metadata JSON files are not expiry's to delete.
+3. **Read cost**: a table of ``--rows`` rows after ``--cycles`` merges of ``--changes`` random-key
+   changes (as replicate merges, worn files rewritten in passing, no ``maintain``), and the same
+   rows written once into a fresh table: the fastest of three full reads of each by Spark and by
+   pyiceberg, side by side in one run.
+
+Spark runs in ``.venv-spark`` (``bench/spark_tasks.py``): its Java needs the runtime jar from
+PyPI, the Jackson ``bench/spark/pom.xml`` builds, and Debian's SQLite JDBC driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import Table
+
+from bench.merge_worker import NAMESPACE, FloeEngine
+from bench.workload import change_batches, initial_batch, initial_files
+from floe_cdc.core.config import MaintainConfig
+from floe_cdc.lake.maintenance import maintain_table
+from tests.interop_tables import CATALOG, differences, write_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SPARK_PYTHON = ROOT / ".venv-spark" / "bin" / "python"
+JACKSON = ROOT / "bench" / "spark" / "target" / "iceberg-jackson-shaded-1.0.jar"
+SQLITE_JDBC = Path("/usr/share/java/sqlite-jdbc.jar")
+
+
+def _spark_jars() -> str:
+    runtime = sorted(
+        (ROOT / ".venv-spark").glob("lib/python*/site-packages/snowpark_connect_deps_iceberg/jars")
+    )
+    jars = [*(p / "iceberg-spark-runtime-3.5_2.12-1.10.2.jar" for p in runtime[:1]), JACKSON, SQLITE_JDBC]
+    missing = [str(j) for j in jars if not j.exists()] or ([] if runtime else ["the Iceberg runtime jar"])
+    if missing or not SPARK_PYTHON.exists():
+        absent = ", ".join(missing) or str(SPARK_PYTHON)
+        sys.exit(f"error: Spark for this check is not installed ({absent}): run make interop")
+    return ",".join(str(j) for j in jars)
+
+
+def spark(request: dict[str, Any]) -> dict[str, Any]:
+    """One task of ``bench/spark_tasks.py``, in Spark's own environment."""
+    answer = subprocess.run(
+        [str(SPARK_PYTHON), str(ROOT / "bench" / "spark_tasks.py")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FLOE_SPARK_JARS": _spark_jars()},
+        timeout=3600,
+    )
+    if answer.returncode:
+        sys.exit(f"error: Spark's {request['task']} failed:\n{answer.stderr[-3000:]}")
+    return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+def unreferenced(table: Table) -> list[str]:
+    """Data, delete and manifest files under the table's location that no snapshot references."""
+    referenced: set[str] = set()
+    for snapshot in table.metadata.snapshots:
+        referenced.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            referenced.add(manifest.manifest_path)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                referenced.add(entry.data_file.file_path)
+    location = Path(table.location().removeprefix("file://"))
+    # Metadata files (and the checksums Java's Hadoop file IO writes beside them) are not expiry's.
+    present = {p for p in location.rglob("*") if p.is_file() and ".metadata.json" not in p.name}
+    return sorted(str(p) for p in present if p.as_uri() not in referenced and str(p) not in referenced)
+
+
+def _maintained(catalog: SqlCatalog) -> None:
+    """A table with a straight history (which Java's expiry cleans up incrementally, trusting the
+    manifests' DELETED entries): merges, ``maintain`` with every snapshot kept, merges again."""
+    engine = FloeEngine(catalog, "maintained")
+    engine.load(initial_batch(np.arange(20_000, dtype=np.int64)))
+    batches = change_batches(20_000, 2_000, 12, seed=29)
+    for batch in itertools.islice(batches, 8):
+        engine.apply(engine.receive(batch))
+    settings = MaintainConfig(
+        target_file_size_mb=8, delete_ratio=0.05, snapshot_retention_hours=1000, orphan_min_age_hours=1000
+    )
+    assert maintain_table(engine.table, "maintained", settings).delete_files_removed > 0
+    for batch in batches:
+        engine.apply(engine.receive(batch))
+
+
+def check_rows_and_expiry(root: Path) -> dict[str, Any]:
+    steps = write_tables(root)
+    spark(
+        {
+            "task": "read",
+            "tables": [{"name": s.name, "metadata": s.metadata} for s in steps],
+            "out": str(root),
+        }
+    )
+    wrong = differences("spark", steps, root)
+    catalog = SqlCatalog(CATALOG, uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "wh").as_uri())
+    catalog.create_namespace(NAMESPACE)
+    _maintained(catalog)
+    names = ["ns.items", "ns.lines", f"{NAMESPACE}.maintained"]
+    expired = spark(
+        {
+            "task": "expire",
+            "catalog": {"name": CATALOG, "db": str(root / "catalog.db"), "warehouse": (root / "wh").as_uri()},
+            "tables": names,
+        }
+    )
+    left = {name: unreferenced(catalog.load_table(name)) for name in names}
+    return {
+        "steps": len(steps),
+        "steps_read_differently": wrong,
+        "expired": expired,
+        "unreferenced_files_left": {name: len(files) for name, files in left.items()},
+        "unreferenced_examples": {name: files[:5] for name, files in left.items()},
+    }
+
+
+def _worn_and_fresh(catalog: SqlCatalog, rows: int, cycles: int, changes: int) -> tuple[Table, Table]:
+    engine = FloeEngine(catalog, "worn")
+    for ids in initial_files(rows, max(1, rows // 1_000_000)):
+        engine.load(initial_batch(ids))
+    engine.prepare()
+    for batch in change_batches(rows, changes, cycles, seed=28):
+        engine.apply(engine.receive(batch))
+    worn = engine.table
+    fresh = catalog.create_table((NAMESPACE, "fresh"), schema=worn.schema())
+    fresh.append(worn.scan().to_arrow())
+    return worn, fresh
+
+
+def _pyiceberg_seconds(table: Table, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.monotonic()
+        table.scan().to_arrow()
+        best = min(best, time.monotonic() - began)
+    return round(best, 3)
+
+
+def check_read_cost(root: Path, rows: int, cycles: int, changes: int) -> dict[str, Any]:
+    catalog = SqlCatalog("bench", uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "wh").as_uri())
+    catalog.create_namespace(NAMESPACE)
+    worn, fresh = _worn_and_fresh(catalog, rows, cycles, changes)
+    tasks = list(worn.scan().plan_files())
+    spark_seconds = spark(
+        {
+            "task": "time",
+            "tables": [
+                {"name": "worn", "metadata": worn.metadata_location},
+                {"name": "fresh", "metadata": fresh.metadata_location},
+            ],
+        }
+    )
+    return {
+        "rows": rows,
+        "cycles": cycles,
+        "changes_per_cycle": changes,
+        "worn_data_files": len(tasks),
+        "worn_delete_files": len({d.file_path for t in tasks for d in t.delete_files}),
+        "fresh_data_files": len(list(fresh.scan().plan_files())),
+        "spark_seconds": spark_seconds,
+        "spark_ratio": round(spark_seconds["worn"] / spark_seconds["fresh"], 2),
+        "pyiceberg_seconds": {"worn": _pyiceberg_seconds(worn), "fresh": _pyiceberg_seconds(fresh)},
+    }
+
+
+def _print(result: dict[str, Any]) -> None:
+    rows, cost = result["rows_and_expiry"], result["read_cost"]
+    py, java = cost["pyiceberg_seconds"], cost["spark_seconds"]
+    lines = [
+        (
+            "Spark reads every step as the source",
+            f"{rows['steps'] - len(rows['steps_read_differently'])} of {rows['steps']}",
+            "all",
+        ),
+        (
+            "files no snapshot references, after Java's expiry",
+            json.dumps(rows["unreferenced_files_left"]),
+            "0",
+        ),
+        (
+            f"Spark full read, {cost['rows']:,} rows after {cost['cycles']} merges / fresh",
+            f"{java['worn']} s / {java['fresh']} s = {cost['spark_ratio']}x",
+            "<= 2x",
+        ),
+        ("pyiceberg full read, the same two", f"{py['worn']} s / {py['fresh']} s", ""),
+    ]
+    width = max(len(line[0]) for line in lines)
+    for check, measured, goal in lines:
+        print(f"{check:<{width}}  {measured:<40}  {goal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--name", default="interop")
+    args = parser.parse_args()
+    _spark_jars()
+    root = Path(tempfile.mkdtemp(prefix="floe-interop-"))
+    try:
+        (root / "tables").mkdir()
+        (root / "cost").mkdir()
+        result = {
+            "rows_and_expiry": check_rows_and_expiry(root / "tables"),
+            "read_cost": check_read_cost(root / "cost", args.rows, args.cycles, args.changes),
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _print(result)
+    print(f"written {RESULTS / args.name}.json")
+
+
+if __name__ == "__main__":
+    main()
