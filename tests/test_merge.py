@@ -145,6 +145,28 @@ def test_a_change_writes_its_rows_and_a_position_delete_and_rewrites_no_file(cat
     assert len(rows(table)) == 300 and [r["name"] for r in rows(table) if r["id"] == 150] == ["x"]
 
 
+@pytest.mark.parametrize(("granularity", "delete_files"), [(None, 1), ("partition", 1), ("file", 3)])
+def test_delete_files_are_scoped_as_the_table_property_says(catalog, granularity, delete_files):
+    """Iceberg's ``write.delete.granularity``: one delete file per partition and commit (Floe's
+    default), or one per data file."""
+    table = None
+    for start in (0, 100, 200):
+        batch = make_batch(
+            "items", ["id"], ITEMS, [("r", {"id": i}) for i in range(start, start + 100)], offset=start
+        )
+        table, _ = apply(catalog, batch)
+    if granularity:
+        with table.transaction() as tx:
+            tx.set_properties({"write.delete.granularity": granularity})
+    events = [("u", {"id": 50, "name": "x"}), ("d", {"id": 150}), ("u", {"id": 250, "name": "y"})]
+    table, result = apply(catalog, make_batch("items", ["id"], ITEMS, events, offset=300))
+    assert result.delete_files_added == delete_files
+    paths = [{d.file_path for d in task.delete_files} for task in table.scan().plan_files()]
+    assert len(set().union(*paths)) == delete_files
+    expected = {i: None for i in range(300) if i != 150} | {50: "x", 250: "y"}
+    assert {r["id"]: r["name"] for r in rows(table)} == expected
+
+
 def test_a_merge_rewrites_worn_files_in_passing_within_its_budget(catalog):
     table, _ = apply(
         catalog, make_batch("items", ["id"], ITEMS, [("r", {"id": i, "name": "a"}) for i in range(100)])

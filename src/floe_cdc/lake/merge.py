@@ -63,6 +63,11 @@ from floe_cdc.lake.schema import POSITION_FIELD, Evolution, evolve
 
 log = logging.getLogger("floe.merge")
 
+# Iceberg's table property for the scope of a position delete file: ``partition`` (Floe's
+# default: one file per partition per commit) or ``file`` (one per data file per commit). See
+# docs/merge-on-read.md for what each costs readers.
+DELETE_GRANULARITY = "write.delete.granularity"
+
 
 class ConcurrentWriteError(FloeError, Transient):
     """Another writer committed to the table after this batch's offsets were read."""
@@ -483,14 +488,15 @@ class _Merge:
             delta = RowDelta(tx, properties)
             for data_file in removed:
                 delta.delete_data_file(data_file)
-            partitions: dict[tuple[int, str], dict[DataFile, list[int]]] = {}
+            groups: dict[Any, dict[DataFile, list[int]]] = {}
+            by_data_file = metadata.properties.get(DELETE_GRANULARITY) == "file"
             for path, positions in deletes.by_file.items():
                 data_file = self.index.data_files[path]
-                where = (data_file.spec_id, str(data_file.partition))
-                partitions.setdefault(where, {})[data_file] = positions
-            for by_file in partitions.values():
+                group = path if by_data_file else (data_file.spec_id, str(data_file.partition))
+                groups.setdefault(group, {})[data_file] = positions
+            for by_file in groups.values():
                 delta.add_position_deletes(write_position_deletes(tx, by_file), list(by_file))
-            self.result.delete_files_added = len(partitions)
+            self.result.delete_files_added = len(groups)
             for data_file in added:
                 delta.append_data_file(data_file)
             delta.commit()
