@@ -46,6 +46,7 @@ from bench.workload import change_batches, initial_batch, initial_files
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import DELETE_GRANULARITY
+from floe_cdc.lake.pyiceberg_adapter import file_key, live_files
 from tests.interop_tables import CATALOG, differences, write_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +54,9 @@ RESULTS = ROOT / "bench" / "results"
 SPARK_PYTHON = ROOT / ".venv-spark" / "bin" / "python"
 JACKSON = ROOT / "bench" / "spark" / "target" / "iceberg-jackson-shaded-1.0.jar"
 SQLITE_JDBC = Path("/usr/share/java/sqlite-jdbc.jar")
-# Position delete files scoped to a partition (one per commit), or to a data file.
-LAYOUTS = ("partition", "file")
+# Position delete files scoped to a partition (one per commit) or to a data file (v2), or
+# deletion vectors (v3: one per data file, merged).
+LAYOUTS = ("partition", "file", "vectors")
 
 
 def _spark_jars() -> str:
@@ -85,13 +87,14 @@ def spark(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def unreferenced(table: Table) -> list[str]:
-    """Data, delete and manifest files under the table's location that no snapshot references."""
+    """Data, delete and manifest files under the table's location that no snapshot references
+    (a file a kept snapshot records as deleted counts as referenced: a later expiry removes it)."""
     referenced: set[str] = set()
     for snapshot in table.metadata.snapshots:
         referenced.add(snapshot.manifest_list)
         for manifest in snapshot.manifests(table.io):
             referenced.add(manifest.manifest_path)
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
                 referenced.add(entry.data_file.file_path)
     location = Path(table.location().removeprefix("file://"))
     # Metadata files (and the checksums Java's Hadoop file IO writes beside them) are not expiry's.
@@ -99,10 +102,10 @@ def unreferenced(table: Table) -> list[str]:
     return sorted(str(p) for p in present if p.as_uri() not in referenced and str(p) not in referenced)
 
 
-def _maintained(catalog: SqlCatalog) -> None:
+def _maintained(catalog: SqlCatalog, format_version: int) -> None:
     """A table with a straight history (which Java's expiry cleans up incrementally, trusting the
     manifests' DELETED entries): merges, ``maintain`` with every snapshot kept, merges again."""
-    engine = FloeEngine(catalog, "maintained")
+    engine = FloeEngine(catalog, "maintained", format_version)
     engine.load(initial_batch(np.arange(20_000, dtype=np.int64)))
     batches = change_batches(20_000, 2_000, 12, seed=29)
     for batch in itertools.islice(batches, 8):
@@ -115,8 +118,8 @@ def _maintained(catalog: SqlCatalog) -> None:
         engine.apply(engine.receive(batch))
 
 
-def check_rows_and_expiry(root: Path) -> dict[str, Any]:
-    steps = write_tables(root)
+def check_rows_and_expiry(root: Path, format_version: int) -> dict[str, Any]:
+    steps = write_tables(root, format_version)
     spark(
         {
             "task": "read",
@@ -127,8 +130,9 @@ def check_rows_and_expiry(root: Path) -> dict[str, Any]:
     wrong = differences("spark", steps, root)
     catalog = SqlCatalog(CATALOG, uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "wh").as_uri())
     catalog.create_namespace(NAMESPACE)
-    _maintained(catalog)
+    _maintained(catalog, format_version)
     names = ["ns.items", "ns.lines", f"{NAMESPACE}.maintained"]
+    before = {name: sorted(catalog.load_table(name).scan().to_arrow().to_pylist(), key=str) for name in names}
     expired = spark(
         {
             "task": "expire",
@@ -136,11 +140,16 @@ def check_rows_and_expiry(root: Path) -> dict[str, Any]:
             "tables": names,
         }
     )
+    # Expiry must delete nothing a kept snapshot reads: the tables read the same after it.
+    changed = [
+        n for n in names if sorted(catalog.load_table(n).scan().to_arrow().to_pylist(), key=str) != before[n]
+    ]
     left = {name: unreferenced(catalog.load_table(name)) for name in names}
     return {
         "steps": len(steps),
         "steps_read_differently": wrong,
-        "expired": expired,
+        "snapshots_kept": expired,
+        "tables_changed_by_expiry": changed,
         "unreferenced_files_left": {name: len(files) for name, files in left.items()},
         "unreferenced_examples": {name: files[:5] for name, files in left.items()},
     }
@@ -149,11 +158,12 @@ def check_rows_and_expiry(root: Path) -> dict[str, Any]:
 def _worn(catalog: SqlCatalog, layout: str, rows: int, cycles: int, changes: int) -> tuple[Table, float]:
     """A table of *rows* rows after *cycles* merges with delete files of *layout*; the mean
     seconds a merge took."""
-    engine = FloeEngine(catalog, f"worn_{layout}")
+    engine = FloeEngine(catalog, f"worn_{layout}", 3 if layout == "vectors" else 2)
     for ids in initial_files(rows, max(1, rows // 1_000_000)):
         engine.load(initial_batch(ids))
-    with engine.table.transaction() as tx:
-        tx.set_properties({DELETE_GRANULARITY: layout})
+    if layout != "vectors":
+        with engine.table.transaction() as tx:
+            tx.set_properties({DELETE_GRANULARITY: layout})
     engine.prepare()
     seconds = 0.0
     for batch in change_batches(rows, changes, cycles, seed=28):
@@ -174,8 +184,9 @@ def _pyiceberg_seconds(table: Table, repeats: int = 3) -> float:
 
 
 def _files(table: Table) -> dict[str, int]:
-    tasks = list(table.scan().plan_files())
-    deletes = {d.file_path for t in tasks for d in t.delete_files}
+    """Live data files, and delete files (a deletion vector counts as one)."""
+    tasks = live_files(table.metadata, table.io)
+    deletes = {file_key(d) for t in tasks for d in t.delete_files}
     return {"data_files": len(tasks), "delete_files": len(deletes)}
 
 
@@ -206,26 +217,21 @@ def check_read_cost(root: Path, rows: int, cycles: int, changes: int) -> dict[st
 
 
 def _print(result: dict[str, Any]) -> None:
-    rows, cost = result["rows_and_expiry"], result["read_cost"]
+    cost = result["read_cost"]
     fresh = cost["fresh"]
-    lines = [
-        (
-            "Spark reads every step as the source",
-            f"{rows['steps'] - len(rows['steps_read_differently'])} of {rows['steps']}",
-            "all",
-        ),
-        (
-            "files no snapshot references, after Java's expiry",
-            json.dumps(rows["unreferenced_files_left"]),
-            "0",
-        ),
-    ]
+    lines = []
+    for version, rows in result["rows_and_expiry"].items():
+        read = rows["steps"] - len(rows["steps_read_differently"])
+        lines.append(
+            (f"{version}: Spark reads every step as the source", f"{read} of {rows['steps']}", "all")
+        )
+        left = json.dumps(rows["unreferenced_files_left"])
+        lines.append((f"{version}: files no snapshot references, after Java's expiry", left, "0"))
     for layout in LAYOUTS:
         worn = cost[layout]
         lines.append(
             (
-                f"{cost['rows']:,} rows after {cost['cycles']} merges, {layout}-scoped deletes "
-                f"({worn['delete_files']} files)",
+                f"{cost['rows']:,} rows, {cost['cycles']} merges, {layout} ({worn['delete_files']} files)",
                 f"Spark {worn['spark_seconds']} s ({worn['spark_ratio']}x fresh), pyiceberg "
                 f"{worn['pyiceberg_seconds']} s, merge {worn['merge_seconds']} s",
                 "Spark <= 2x",
@@ -253,10 +259,12 @@ def main() -> None:
     _spark_jars()
     root = Path(tempfile.mkdtemp(prefix="floe-interop-"))
     try:
-        (root / "tables").mkdir()
         (root / "cost").mkdir()
         result = {
-            "rows_and_expiry": check_rows_and_expiry(root / "tables"),
+            "rows_and_expiry": {
+                f"v{version}": check_rows_and_expiry(root / f"tables-v{version}", version)
+                for version in (2, 3)
+            },
             "read_cost": check_read_cost(root / "cost", args.rows, args.cycles, args.changes),
         }
     finally:

@@ -50,9 +50,9 @@ class FloeEngine:
     """Floe's merge as replicate runs it: a key index kept between batches, and worn files
     rewritten in passing with the default settings."""
 
-    def __init__(self, catalog: Catalog, name: str) -> None:
+    def __init__(self, catalog: Catalog, name: str, format_version: int = 2) -> None:
         self.catalog, self.name, self.table, self.indexes = catalog, name, None, {}
-        self.offset = 0
+        self.offset, self.format_version = 0, format_version
 
     def load(self, changes: Changes) -> None:
         self.apply(self.receive(changes))
@@ -72,7 +72,7 @@ class FloeEngine:
 
     def apply(self, batch: ChangeBatch) -> None:
         if self.table is None:
-            self.table = create_table(self.catalog, NAMESPACE, batch)
+            self.table = create_table(self.catalog, NAMESPACE, batch, self.format_version)
         # Compaction in passing as replicate does it by default.
         merge_batch(
             self.table, batch, read_checkpoint(self.table), self.indexes, Compaction.of(ReplicateConfig())

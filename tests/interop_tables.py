@@ -68,6 +68,7 @@ class _Source:
     name: str
     key: list[str]
     columns: list[Column]
+    format_version: int
     rows: dict[tuple, dict[str, Any]] = dataclasses.field(default_factory=dict)
     step: int = 0
     indexes: dict = dataclasses.field(default_factory=dict)
@@ -79,7 +80,7 @@ class _Source:
     def merge(self, events: list[tuple], compaction: Compaction | None = None) -> None:
         batch = make_batch(self.name, self.key, self.columns, events, offset=self.step)
         if not self.catalog.table_exists(("ns", self.name)):
-            create_table(self.catalog, "ns", batch)
+            create_table(self.catalog, "ns", batch, self.format_version)
         table = self.table()
         merge_batch(table, batch, read_checkpoint(table), self.indexes, compaction)
         self.step += len(events)
@@ -95,7 +96,8 @@ class _Source:
         """The table as it is now, and the rows the source holds, for the readers."""
         names = [c.name for c in self.columns]
         rows = sorted(tuple(row[n] for n in names) for row in self.expected())
-        self.steps.append(Step(f"{self.name}-{label}", self.table().metadata_location, names, rows))
+        step = f"v{self.format_version}-{self.name}-{label}"
+        self.steps.append(Step(step, self.table().metadata_location, names, rows))
 
     def expected(self) -> list[dict[str, Any]]:
         return [self._complete(row) for _, row in sorted(self.rows.items())]
@@ -121,11 +123,11 @@ def _random_changes(rng: random.Random, source: _Source, count: int, keys: int) 
     return events
 
 
-def _items(catalog: SqlCatalog) -> _Source:
+def _items(catalog: SqlCatalog, format_version: int) -> _Source:
     """Merges (worn files rewritten in passing), a column added, a truncate, maintain, a
     re-snapshot and merges after it."""
     rng = random.Random(28)
-    items = _Source(catalog, "items", ["id"], ITEMS)
+    items = _Source(catalog, "items", ["id"], ITEMS, format_version)
     items.merge([("r", {"id": i, "name": f"r{i}", "price": Decimal(i)}) for i in range(300)])
     for _ in range(6):
         items.merge(_random_changes(rng, items, 150, 400), Compaction(delete_ratio=0.3, rows_per_change=2))
@@ -168,10 +170,10 @@ def _resnapshot(items: _Source, rng: random.Random) -> None:
     items.indexes.clear()
 
 
-def _lines(catalog: SqlCatalog) -> _Source:
+def _lines(catalog: SqlCatalog, format_version: int) -> _Source:
     """A composite key, its rows updated and deleted."""
     rng = random.Random(29)
-    lines = _Source(catalog, "lines", ["order_id", "line_no"], LINES)
+    lines = _Source(catalog, "lines", ["order_id", "line_no"], LINES, format_version)
     lines.merge([("r", {"order_id": o, "line_no": n, "qty": 1}) for o in range(40) for n in range(1, 4)])
     for _ in range(4):
         events = []
@@ -183,12 +185,15 @@ def _lines(catalog: SqlCatalog) -> _Source:
     return lines
 
 
-def write_tables(root: Path) -> list[Step]:
-    """Both tables, in a SQL catalog (``<root>/catalog.db``, which Iceberg's JdbcCatalog reads
-    too) over a local warehouse; every step of each."""
+def write_tables(root: Path, format_version: int) -> list[Step]:
+    """Both tables, of Iceberg *format_version* (3: deletion vectors), in a SQL catalog
+    (``<root>/catalog.db``, which Iceberg's JdbcCatalog reads too) over a local warehouse; every
+    step of each."""
+    root.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(CATALOG, uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "wh").as_uri())
     catalog.create_namespace("ns")
-    return [step for source in (_items(catalog), _lines(catalog)) for step in source.steps]
+    sources = (_items(catalog, format_version), _lines(catalog, format_version))
+    return [step for source in sources for step in source.steps]
 
 
 def read_elsewhere(python: Path, engines: list[str], steps: list[Step], out: Path) -> None:

@@ -67,15 +67,17 @@ def _model(batches: list) -> list[dict]:
     return [{"id": k, "name": v} for k, v in sorted(state.items())]
 
 
-def _merge_all(catalog: SqlCatalog, batches: list, compaction: Compaction | None = None) -> None:
+def _merge_all(
+    catalog: SqlCatalog, batches: list, compaction: Compaction | None = None, format_version: int = 2
+) -> None:
     """Merge each batch as a replicate cycle would: from the table's checkpoint, again after a
     lost race (the batch is read again from the offsets in the table); *compaction* rewrites worn
-    files in passing."""
+    files in passing; a new table is of Iceberg *format_version*."""
     indexes: dict = {}
     done = 0
     while done < len(batches):
         table = catalog.load_table(("ns", "items")) if catalog.table_exists(("ns", "items")) else None
-        table = table or create_table(catalog, "ns", batches[0])
+        table = table or create_table(catalog, "ns", batches[0], format_version)
         checkpoint = read_checkpoint(table)
         done = checkpoint.offsets.get("topic.items", {}).get(0, 0) // len(batches[0].data)
         if done == len(batches):

@@ -32,7 +32,7 @@ def _duckdb(metadata: str, out: Path) -> None:
     for package in (duckdb_extension_avro, duckdb_extension_iceberg):
         for extension in Path(package.__file__).parent.rglob("*.duckdb_extension"):
             connection.execute(f"LOAD '{extension}'")
-    pq.write_table(connection.execute(f"SELECT * FROM iceberg_scan('{metadata}')").fetch_arrow_table(), out)
+    pq.write_table(connection.execute(f"SELECT * FROM iceberg_scan('{metadata}')").to_arrow_table(), out)
 
 
 def _iceberg_rust(metadata: str, out: Path) -> None:

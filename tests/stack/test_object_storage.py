@@ -5,6 +5,7 @@ the middle of a commit."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import threading
 import time
@@ -153,15 +154,19 @@ def rclone_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         process.stop(grace_seconds=5)
 
 
-def test_a_second_s3_server_behind_a_sql_catalog(stack: LocalStack, tmp_path, rclone_s3):
-    path = replicated_database(stack, tmp_path, "floe_rclone", rclone_s3)
+def test_a_second_s3_server_behind_a_sql_catalog_with_a_v3_table(stack: LocalStack, tmp_path, rclone_s3):
+    """The table is Iceberg v3 (its own format_version): its deletes are deletion vectors, in
+    Puffin files on S3."""
+    v3 = {"name": "public.items", "format_version": 3}
+    path = replicated_database(stack, tmp_path, "floe_rclone", rclone_s3, tables=(v3,))
     run_sql(stack, "floe_rclone", CHANGES)
     catch_up(path)
     assert_tables_equal(stack, load_config(path), "floe_rclone")
-    written = list(
-        (tmp_path / "rclone" / "floe-rclone" / "warehouse" / "rclone" / "items").rglob("*.parquet")
-    )
-    assert written, "the table's data files are in rclone's folder"
+    folder = tmp_path / "rclone" / "floe-rclone" / "warehouse" / "rclone" / "items"
+    assert list(folder.rglob("*.parquet")), "the table's data files are in rclone's folder"
+    assert list(folder.rglob("*.puffin")), "the table's deletes are deletion vectors"
+    metadata = max(folder.rglob("*.metadata.json"), key=lambda p: p.stat().st_mtime)
+    assert json.loads(metadata.read_text())["format-version"] == 3
 
 
 def test_s3_stopped_in_the_middle_of_a_commit(stack: LocalStack, tmp_path, monkeypatch):

@@ -73,6 +73,11 @@ class _TargetRef(_Model):
         description="A source type change Iceberg cannot follow: stop this table (fail) or set its "
         "events aside in the quarantine table and go on (quarantine)",
     )
+    format_version: Literal[2, 3] | None = Field(
+        default=None,
+        description="Iceberg format version of this table when Floe creates it (default: "
+        "iceberg.format_version)",
+    )
 
 
 _NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^".]+)')
@@ -377,6 +382,12 @@ class IcebergConfig(_Model):
         pattern=_NAME,
         description="The namespace's table of change events that could not be applied",
     )
+    format_version: Literal[2, 3] = Field(
+        default=2,
+        description="Iceberg format version of the tables Floe creates: 3 writes deletion vectors "
+        "(one per data file) instead of position delete files; engines that cannot read them are "
+        "listed in docs/tested.md",
+    )
     reports_location: str | None = Field(
         default=None,
         description="Where Floe stores report files such as the freshness chart (s3://bucket/prefix, "
@@ -609,6 +620,10 @@ class PipelineConfig(_Model):
                 return source
         known = ", ".join(source.name for source in self.sources)
         raise ConfigError(f"no source '{name}' in the pipeline configuration; known sources: {known}")
+
+    def format_version(self, target: str) -> int:
+        """The Iceberg format version a new table *target* gets (its own, else the pipeline's)."""
+        return self.find_table(target)[1].format_version or self.iceberg.format_version
 
     def find_table(self, target: str) -> tuple[Source, TargetRef]:
         for source, table in self.tables():

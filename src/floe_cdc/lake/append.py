@@ -15,7 +15,7 @@ from pyiceberg.table.refs import MAIN_BRANCH
 from floe_cdc.core.changes import POS_COLUMN, ChangeBatch
 from floe_cdc.lake.checkpoint import Checkpoint
 from floe_cdc.lake.merge import committing, conform
-from floe_cdc.lake.pyiceberg_adapter import transaction, write_data_files
+from floe_cdc.lake.pyiceberg_adapter import RowDelta, transaction, write_data_files
 from floe_cdc.lake.schema import POSITION_FIELD, evolve
 
 
@@ -42,6 +42,7 @@ def append_rows(
             batch.data.append_column(POSITION_FIELD, batch.data[POS_COLUMN]), metadata.schema().as_arrow()
         )
         properties = {**checkpoint.properties(), **batch.summary, "floe.events": str(batch.size)}
-        with tx.update_snapshot(snapshot_properties=properties, branch=branch).fast_append() as update:
-            for data_file in write_data_files(metadata, table.io, rows):
-                update.append_data_file(data_file)
+        append = RowDelta(tx, properties, branch)  # adds data files only: a fast append
+        for data_file in write_data_files(metadata, table.io, rows):
+            append.append_data_file(data_file)
+        append.commit()

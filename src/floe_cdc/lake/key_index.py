@@ -31,6 +31,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
 from floe_cdc.lake.changeset import keys_only
+from floe_cdc.lake.deletion_vectors import covers, is_vector, is_vector_id, read_vector, vector_id
 from floe_cdc.lake.pyiceberg_adapter import live_files, read_position_deletes
 
 _MAX_RUNS = 8
@@ -165,10 +166,11 @@ class KeyIndex:
         stale = np.zeros(len(self.files), bool)
         for path, code in codes.items():
             task = tasks.get(path)
-            stale[code] = task is None or path not in applied or not applied[path] <= _delete_paths(task)
+            lost = applied[path] - _delete_ids(task) if task is not None and path in applied else None
+            stale[code] = lost is None or (bool(lost) and not _vector_grew(table.io, lost, task))
         whole = [task for path, task in tasks.items() if path not in codes or stale[codes[path]]]
         newly = {
-            codes[path]: [d for d in task.delete_files if d.file_path not in applied[path]]
+            codes[path]: [d for d in task.delete_files if _delete_id(d) not in applied[path]]
             for path, task in tasks.items()
             if path in codes and not stale[codes[path]]
         }
@@ -412,14 +414,30 @@ def _entry_codes(file_codes: np.ndarray | np.int64, positions: np.ndarray) -> np
     return (np.asarray(file_codes, np.int64) << 40) | positions.astype(np.int64)
 
 
-def _delete_paths(task: FileScanTask) -> frozenset[str]:
-    return frozenset(d.file_path for d in task.delete_files)
+def _delete_id(delete_file: DataFile) -> str:
+    """How an index remembers a delete file: its path, or a deletion vector's ``vector_id``."""
+    return vector_id(delete_file) if is_vector(delete_file) else delete_file.file_path
+
+
+def _delete_ids(task: FileScanTask) -> frozenset[str]:
+    return frozenset(_delete_id(d) for d in task.delete_files)
+
+
+def _vector_grew(io: FileIO, lost: frozenset[str], task: FileScanTask) -> bool:
+    """Whether a data file lost only deletion vectors, to one that deletes all their rows and
+    more (a v3 merge replaces a file's vector so): its entries stay, and the new vector's rows
+    are taken out. Anything else (a rollback brought rows back) has the file read again."""
+    vectors = [d for d in task.delete_files if is_vector(d)]
+    if len(vectors) != 1 or not all(is_vector_id(lost_id) for lost_id in lost):
+        return False
+    now = read_vector(io, vectors[0])
+    return all(covers(now, read_vector(io, lost_id)) for lost_id in lost)
 
 
 def applied_deletes(tasks: Iterable[FileScanTask]) -> dict[str, frozenset[str]]:
     """The delete files that apply to each live data file of a snapshot, from its *tasks*
     (``live_files``): what a :meth:`KeyIndex.catch_up` from that snapshot needs."""
-    return {task.file.file_path: _delete_paths(task) for task in tasks}
+    return {task.file.file_path: _delete_ids(task) for task in tasks}
 
 
 def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:

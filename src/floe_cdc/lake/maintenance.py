@@ -28,7 +28,15 @@ from pyiceberg.table.snapshots import Snapshot
 
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import OFFSETS_KEY
-from floe_cdc.lake.pyiceberg_adapter import RewriteFiles, transaction, write_data_files
+from floe_cdc.lake.pyiceberg_adapter import (
+    RewriteFiles,
+    file_key,
+    live_files,
+    manifest_entries,
+    snapshot_manifests,
+    transaction,
+    write_data_files,
+)
 
 log = logging.getLogger("floe.maintain")
 
@@ -66,20 +74,21 @@ def _deleted_rows(task: FileScanTask) -> int:
     return sum(d.record_count for d in task.delete_files if d.content == DataFileContent.POSITION_DELETES)
 
 
-def _live_delete_files(table: Table) -> dict[str, DataFile]:
-    snapshot = table.current_snapshot()
-    files: dict[str, DataFile] = {}
-    for manifest in snapshot.manifests(table.io) if snapshot else []:
+def _live_delete_files(table: Table) -> dict[tuple[str, int | None], DataFile]:
+    metadata = table.metadata
+    snapshot = metadata.current_snapshot()
+    files: dict[tuple[str, int | None], DataFile] = {}
+    for manifest in snapshot_manifests(metadata, table.io, snapshot) if snapshot else []:
         if manifest.content == ManifestContent.DELETES:
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-                files[entry.data_file.file_path] = entry.data_file
+            for entry in manifest_entries(table.io, manifest, metadata.format_version):
+                files[file_key(entry.data_file)] = entry.data_file
     return files
 
 
 def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     """Data files whose deleted share passes the threshold, and small files, packed into groups
     of about the target size."""
-    tasks = list(table.scan().plan_files())
+    tasks = live_files(table.metadata, table.io)
     target = settings.target_file_size_mb * MB
     deleted = {t.file.file_path: _deleted_rows(t) for t in tasks}
     dirty = [
@@ -108,12 +117,12 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     # readers and retires with the first group. One spanning groups waits: once its data files
     # are rewritten it applies to none, and the next run retires it.
     group_of = {t.file.file_path: i for i, g in enumerate(groups) for t in g.tasks}
-    applies_to: dict[str, set[str]] = {}
+    applies_to: dict[tuple[str, int | None], set[str]] = {}
     for task in tasks:
         for delete_file in task.delete_files:
-            applies_to.setdefault(delete_file.file_path, set()).add(task.file.file_path)
-    for path, delete_file in _live_delete_files(table).items():
-        targets = applies_to.get(path, set())
+            applies_to.setdefault(file_key(delete_file), set()).add(task.file.file_path)
+    for key, delete_file in _live_delete_files(table).items():
+        targets = applies_to.get(key, set())
         owners = {group_of.get(p) for p in targets}
         if not targets:
             groups = groups or [_Group([], [])]

@@ -8,8 +8,9 @@ table. This merge instead:
    a stored row whose source position is newer than the incoming change is kept, so replays
    never regress a row,
 3. writes the new row versions as data files and one position delete file for the rows they
-   supersede, and commits them, the schema changes and the checkpoint properties in a single
-   snapshot (a row delta); worn data files are rewritten in passing within a budget.
+   supersede (on a v3 table, a deletion vector per data file), and commits them, the schema
+   changes and the checkpoint properties in a single snapshot (a row delta); worn data files are
+   rewritten in passing within a budget.
 A truncate, a completed re-snapshot, a new column with a default or a renamed key column take
 the copy-on-write path once instead: the files that can hold a changed key (by manifest
 statistics) are matched with Arrow hash joins and rewritten. See docs/merge-on-read.md.
@@ -49,8 +50,10 @@ from floe_cdc.core.errors import FloeError, Transient
 from floe_cdc.lake.catalog import AWAY, away_error
 from floe_cdc.lake.changeset import match_rows, position_scalar, reduce
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
+from floe_cdc.lake.deletion_vectors import as_vector, is_vector, read_vector, union, write_vectors
 from floe_cdc.lake.key_index import KeyIndex, applied_deletes
 from floe_cdc.lake.pyiceberg_adapter import (
+    V3,
     RowDelta,
     check_schema_compatible,
     live_files,
@@ -71,6 +74,10 @@ DELETE_GRANULARITY = "write.delete.granularity"
 
 class ConcurrentWriteError(FloeError, Transient):
     """Another writer committed to the table after this batch's offsets were read."""
+
+
+class VectorsRefused(FloeError):
+    """The object store refuses the Puffin file of a v3 table's deletion vectors."""
 
 
 @dataclass(frozen=True)
@@ -474,6 +481,49 @@ class _Merge:
             )
         return incoming
 
+    def _add_delete_files(
+        self, delta: RowDelta, metadata: Any, tx: Any, by_file: dict[str, list[int]]
+    ) -> int:
+        """Position delete files for the rows *by_file* removes, one per partition or, by the
+        table's ``write.delete.granularity``, per data file; how many."""
+        groups: dict[Any, dict[DataFile, list[int]]] = {}
+        by_data_file = metadata.properties.get(DELETE_GRANULARITY) == "file"
+        for path, positions in by_file.items():
+            data_file = self.index.data_files[path]
+            group = path if by_data_file else (data_file.spec_id, str(data_file.partition))
+            groups.setdefault(group, {})[data_file] = positions
+        for group in groups.values():
+            delta.add_position_deletes(write_position_deletes(tx, group), list(group))
+        return len(groups)
+
+    def _add_vectors(self, delta: RowDelta, metadata: Any, by_file: dict[str, list[int]]) -> int:
+        """A v3 table's deletion vectors for the rows *by_file* removes, in one Puffin file: a
+        data file that has a vector gets one holding its rows and these, in place of it."""
+        if not by_file:
+            return 0
+        vectors = {task.file.file_path: task.delete_files for task in live_files(metadata, self.table.io)}
+        merged = {}
+        for path, positions in by_file.items():
+            earlier = [d for d in vectors.get(path, ()) if is_vector(d)]
+            for vector in earlier:
+                delta.remove_delete_file(vector)
+            old = [read_vector(self.table.io, vector) for vector in earlier]
+            merged[self.index.data_files[path]] = union(as_vector(np.asarray(positions, np.int64)), *old)
+        try:
+            written = write_vectors(metadata, self.table.io, merged)
+        except OSError as exc:
+            if "ACCESS_DENIED" not in str(exc):
+                raise  # the store went away: transient
+            raise VectorsRefused(
+                f"table {self.batch.table}: the object store refused the Puffin file of its deletion "
+                f"vectors (access denied): an Iceberg v3 table needs a store that takes Puffin files, "
+                "and SeaweedFS's table buckets take only .parquet and .avro files; replicate the table "
+                "as format_version: 2 (drop it, set format_version: 2 and load it again)"
+            ) from exc
+        for data_file, vector in written:
+            delta.add_position_deletes(vector, [data_file])
+        return len(written)
+
     def _commit(
         self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table, deletes: _PositionDeletes | None
     ) -> list[DataFile]:
@@ -484,29 +534,15 @@ class _Merge:
         properties = {**checkpoint.properties(), **batch.summary}
         properties["floe.events"] = str(batch.size)
         added = write_data_files(metadata, self.table.io, new_rows)
-        if deletes is not None:
-            delta = RowDelta(tx, properties)
-            for data_file in removed:
-                delta.delete_data_file(data_file)
-            groups: dict[Any, dict[DataFile, list[int]]] = {}
-            by_data_file = metadata.properties.get(DELETE_GRANULARITY) == "file"
-            for path, positions in deletes.by_file.items():
-                data_file = self.index.data_files[path]
-                group = path if by_data_file else (data_file.spec_id, str(data_file.partition))
-                groups.setdefault(group, {})[data_file] = positions
-            for by_file in groups.values():
-                delta.add_position_deletes(write_position_deletes(tx, by_file), list(by_file))
-            self.result.delete_files_added = len(groups)
-            for data_file in added:
-                delta.append_data_file(data_file)
-            delta.commit()
-        else:
-            snapshot = tx.update_snapshot(snapshot_properties=properties)
-            producer = snapshot.overwrite() if removed else snapshot.fast_append()
-            with producer as update:
-                for data_file in removed:
-                    update.delete_data_file(data_file)
-                for data_file in added:
-                    update.append_data_file(data_file)
+        delta = RowDelta(tx, properties)  # a fast append when it removes nothing
+        for data_file in removed:
+            delta.delete_data_file(data_file)
+        if deletes is not None and metadata.format_version >= V3:
+            self.result.delete_files_added = self._add_vectors(delta, metadata, deletes.by_file)
+        elif deletes is not None:
+            self.result.delete_files_added = self._add_delete_files(delta, metadata, tx, deletes.by_file)
+        for data_file in added:
+            delta.append_data_file(data_file)
+        delta.commit()
         self.result.files_rewritten, self.result.files_added = len(removed), len(added)
         return added

@@ -1,4 +1,5 @@
-"""The one module that uses pyiceberg's private parts, so that an upgrade has one module to check.
+"""The module that uses pyiceberg's private parts (with ``pyiceberg_v3``, for the v3 tables
+pyiceberg cannot write), so that an upgrade has two modules to check.
 
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
@@ -8,9 +9,11 @@ Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins)
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
 - ``pyiceberg.table.update.snapshot._OverwriteFiles``: the base of the snapshot producers below,
   through its hooks (``_existing_manifests``, ``_deleted_entries``, ``_manifests``, ``_summary``,
-  ``_validate_concurrency``, ``_refresh_for_retry``), its check ``_validate_required_deletes``,
-  and its state (``_deleted_data_files``, ``_added_data_files``,
-  ``_snapshot_id``, ``_parent_snapshot_id``, ``_commit_window``, ``_compression``, ``_io``).
+  ``_commit``, ``new_manifest_writer``, ``_validate_concurrency``, ``_refresh_for_retry``), its
+  check ``_validate_required_deletes``, and its state (``_deleted_data_files``,
+  ``_added_data_files``, ``_snapshot_id``, ``_parent_snapshot_id``, ``_commit_window``,
+  ``_compression``, ``_io``, ``_written_manifest_lists``, ``commit_uuid``, ``_target_branch``);
+  ``_new_manifest_list_file_name`` (a v3 snapshot's manifest list, named as pyiceberg names it).
 - ``pyiceberg.manifest.ManifestWriterV2._meta``: declaring a delete manifest.
 - ``pyiceberg.table.update.validate._validate_data_files_exist``: refusing a row delta whose data
   files a concurrent commit removed.
@@ -31,7 +34,11 @@ Iceberg v2 snapshots pyiceberg 0.12 cannot write, rows deltas and rewrites of fi
   files holding the same live rows (maintenance). pyiceberg's overwrite would carry the delete
   files over, dangling, and rewrites a delete manifest as a data manifest.
 Sequence numbers are left to inheritance: a delete file added in a snapshot applies to the data
-files of that snapshot's sequence number and older.
+files of that snapshot's sequence number and older. On a v3 table the same producers write v3
+manifests and manifest lists with row lineage, and a merge writes deletion vectors
+(``deletion_vectors``) instead of position delete files; a vector goes with its data file when a
+commit removes that file. Files of a manifest are told apart by path and, for a vector, offset
+(``file_key``): a commit's vectors share one Puffin file, and pyiceberg compares paths only.
 """
 
 from __future__ import annotations
@@ -65,25 +72,45 @@ from pyiceberg.manifest import (
     ManifestEntry,
     ManifestEntryStatus,
     ManifestFile,
+    ManifestWriter,
     ManifestWriterV2,
+    write_manifest,
 )
+from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.table.refs import MAIN_BRANCH
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import (
     Operation,
+    Snapshot,
     SnapshotSummaryCollector,
     Summary,
     update_snapshot_summaries,
 )
-from pyiceberg.table.update import update_table_metadata
-from pyiceberg.table.update.snapshot import _OverwriteFiles
+from pyiceberg.table.update import (
+    AddSnapshotUpdate,
+    AssertRefSnapshotId,
+    SetSnapshotRefUpdate,
+    UpdatesAndRequirements,
+    update_table_metadata,
+)
+from pyiceberg.table.update.snapshot import _new_manifest_list_file_name, _OverwriteFiles
 from pyiceberg.table.update.validate import _validate_data_files_exist
 from pyiceberg.typedef import Record
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.utils.concurrent import ExecutorFactory
+
+from floe_cdc.lake.deletion_vectors import is_vector, read_vector, write_vectors
+from floe_cdc.lake.pyiceberg_v3 import (
+    V3,
+    ManifestWriterV3,
+    data_file_field,
+    read_manifest_entries,
+    read_manifest_list,
+    write_snapshot_list,
+)
 
 # The spec's reserved field ids. pyiceberg's own POSITIONAL_DELETE_SCHEMA types pos as int; the
 # spec says long.
@@ -266,16 +293,24 @@ def live_files(metadata: TableMetadata, io: FileIO, snapshot_id: int | None = No
     snapshot = metadata.current_snapshot() if snapshot_id is None else metadata.snapshot_by_id(snapshot_id)
     if snapshot is None:
         return []
+    version = metadata.format_version
     data_entries: list[ManifestEntry] = []
     deletes: dict[tuple[int, Record], list[tuple[int, DataFile]]] = {}
-    read = ExecutorFactory.get_or_create().map(lambda m: manifest_entries(io, m), snapshot.manifests(io))
+    vectors: dict[str, list[tuple[int, DataFile]]] = {}  # deletes of one data file: v3 vectors
+    read = ExecutorFactory.get_or_create().map(
+        lambda m: manifest_entries(io, m, version), snapshot_manifests(metadata, io, snapshot)
+    )
     for entry in (entry for entries in read for entry in entries):
         content = entry.data_file.content
+        pair = (entry.sequence_number or 0, entry.data_file)
         if content == DataFileContent.DATA:
             data_entries.append(entry)
         elif content == DataFileContent.POSITION_DELETES:
-            pair = (entry.sequence_number or 0, entry.data_file)
-            deletes.setdefault(_partition_of(entry.data_file), []).append(pair)
+            referenced = data_file_field(entry.data_file, "referenced_data_file")
+            if referenced is not None:
+                vectors.setdefault(referenced, []).append(pair)
+            else:
+                deletes.setdefault(_partition_of(entry.data_file), []).append(pair)
         else:
             raise ValueError("Floe reads no equality deletes (another engine wrote them)")
     for files in deletes.values():
@@ -283,24 +318,41 @@ def live_files(metadata: TableMetadata, io: FileIO, snapshot_id: int | None = No
     sequences = {key: [sequence for sequence, _ in files] for key, files in deletes.items()}
     tasks = []
     for entry in data_entries:
-        key = _partition_of(entry.data_file)
-        first = bisect.bisect_left(sequences.get(key, []), entry.sequence_number or 0)
-        tasks.append(FileScanTask(entry.data_file, delete_files={f for _, f in deletes.get(key, [])[first:]}))
+        key, sequence = _partition_of(entry.data_file), entry.sequence_number or 0
+        first = bisect.bisect_left(sequences.get(key, []), sequence)
+        applying = {f for _, f in deletes.get(key, [])[first:]}
+        applying |= {f for s, f in vectors.get(entry.data_file.file_path, []) if s >= sequence}
+        tasks.append(FileScanTask(entry.data_file, delete_files=applying))
     return tasks
+
+
+def file_key(data_file: DataFile) -> tuple[str, int | None]:
+    """What tells one file of a manifest from another: its path, and for a deletion vector its
+    offset too (a commit's vectors share one Puffin file; pyiceberg compares paths only)."""
+    return data_file.file_path, data_file_field(data_file, "content_offset")
+
+
+def snapshot_manifests(metadata: TableMetadata, io: FileIO, snapshot: Snapshot) -> list[ManifestFile]:
+    """*snapshot*'s manifests, with the v3 fields on a v3 table."""
+    return read_manifest_list(io, snapshot) if metadata.format_version >= V3 else snapshot.manifests(io)
 
 
 def _partition_of(data_file: DataFile) -> tuple[int, Record]:
     return data_file.spec_id or 0, data_file.partition or Record()
 
 
-def manifest_entries(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
-    """The live (not deleted) entries of *manifest*, read once per process."""
+def manifest_entries(io: FileIO, manifest: ManifestFile, version: int) -> list[ManifestEntry]:
+    """The live (not deleted) entries of *manifest* of a table of format *version*, read once per
+    process."""
     with _manifest_cache_lock:
         entries = _manifest_cache.get(manifest.manifest_path)
         if entries is not None:
             _manifest_cache.move_to_end(manifest.manifest_path)
             return entries
-    entries = manifest.fetch_manifest_entry(io=io, discard_deleted=True)
+    if version >= V3:
+        entries = read_manifest_entries(io, manifest)
+    else:
+        entries = manifest.fetch_manifest_entry(io=io, discard_deleted=True)
     _remember(manifest, entries)
     return entries
 
@@ -313,6 +365,18 @@ class _Scanned:
     carried: list[ManifestFile]
     deleted_data: list[ManifestEntry] = field(default_factory=list)
     deleted_deletes: list[ManifestEntry] = field(default_factory=list)
+    copied: list[DataFile] = field(default_factory=list)  # vectors written again (``_siblings``)
+
+
+def _siblings(files: list[DataFile], removed: set[tuple[str, int | None]]) -> list[DataFile]:
+    """The live deletion vectors that share a Puffin file with a vector being *removed*.
+
+    Iceberg's snapshot expiry (Java's) deletes a file once a manifest of an expired snapshot
+    records it as deleted, by path: a Puffin file whose other vectors still apply would go with
+    them. So a commit that retires one vector of a Puffin file retires all of it, writing the
+    others again into a file of its own."""
+    retired = {path for path, offset in removed if offset is not None}
+    return [f for f in files if is_vector(f) and f.file_path in retired and file_key(f) not in removed]
 
 
 class _Replacing(_OverwriteFiles):
@@ -333,12 +397,27 @@ class _Replacing(_OverwriteFiles):
             snapshot_properties=snapshot_properties,
             branch=branch,
         )
-        self._removed_delete_files: set[DataFile] = set()
+        self._removed_delete_files: dict[tuple[str, int | None], DataFile] = {}
         self._scan_lock = threading.Lock()
         self._scanned: _Scanned | None = None
 
     def remove_delete_file(self, delete_file: DataFile) -> None:
-        self._removed_delete_files.add(delete_file)
+        self._removed_delete_files[file_key(delete_file)] = delete_file
+
+    def new_manifest_writer(self, spec: PartitionSpec) -> ManifestWriter:
+        return self._manifest_writer(ManifestContent.DATA, spec)
+
+    def _manifest_writer(self, content: ManifestContent, spec: PartitionSpec) -> ManifestWriter:
+        """A writer of a manifest of *content* (pyiceberg's v2 writer always declares data, and
+        it writes no v3)."""
+        output, version = self.new_manifest_output(), self._transaction.table_metadata.format_version
+        if version >= V3:
+            return ManifestWriterV3(
+                spec, self.schema(), output, self._snapshot_id, self._compression, content
+            )
+        if content == ManifestContent.DELETES:
+            return _DeleteManifestWriter(spec, self.schema(), output, self._snapshot_id, self._compression)
+        return write_manifest(version, spec, self.schema(), output, self._snapshot_id, self._compression)
 
     def _existing_manifests(self) -> list[ManifestFile]:
         return self._scan().carried
@@ -355,8 +434,22 @@ class _Replacing(_OverwriteFiles):
         over), and one recording each removed delete file as deleted: pyiceberg would write those
         entries into a data manifest, and Iceberg's snapshot expiry (Java's, which Spark and
         Trino call) deletes from storage only the files a manifest records as deleted."""
-        retired = self._scan().deleted_deletes if self._removed_delete_files else []
-        return super()._manifests() + self._delete_manifests(retired)
+        scanned = self._scan()
+        return super()._manifests() + self._delete_manifests(
+            scanned.deleted_deletes + self._added(scanned.copied)
+        )
+
+    def _added(self, delete_files: list[DataFile]) -> list[ManifestEntry]:
+        return [
+            ManifestEntry.from_args(
+                status=ManifestEntryStatus.ADDED,
+                snapshot_id=self._snapshot_id,
+                sequence_number=None,  # inherited from this snapshot
+                file_sequence_number=None,
+                data_file=delete_file,
+            )
+            for delete_file in delete_files
+        ]
 
     def _delete_manifests(self, entries: list[ManifestEntry]) -> list[ManifestFile]:
         """*entries* of delete files, in one delete manifest of this snapshot per partition spec."""
@@ -365,13 +458,7 @@ class _Replacing(_OverwriteFiles):
             by_spec.setdefault(entry.data_file.spec_id, []).append(entry)
         written = []
         for spec_id, group in by_spec.items():
-            with _DeleteManifestWriter(
-                self.spec(spec_id),
-                self.schema(),
-                self.new_manifest_output(),
-                self._snapshot_id,
-                self._compression,
-            ) as writer:
+            with self._manifest_writer(ManifestContent.DELETES, self.spec(spec_id)) as writer:
                 for entry in group:
                     writer.add_entry(entry)
             written.append(writer.to_manifest_file())
@@ -390,23 +477,32 @@ class _Replacing(_OverwriteFiles):
             return self._scanned
 
     def _carry_over(self) -> _Scanned:
-        snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
-        manifests = snapshot.manifests(io=self._io) if snapshot else []
+        metadata = self._transaction.table_metadata
+        snapshot = metadata.snapshot_by_name(name=self._target_branch)
+        manifests = snapshot_manifests(metadata, self._io, snapshot) if snapshot else []
         # A manifest with no live entry (only files an earlier snapshot recorded as deleted) is
         # not carried: those entries belong to the snapshot that removed the files.
         live = [m for m in manifests if m.has_added_files() or m.has_existing_files()]
-        removed = self._deleted_data_files | self._removed_delete_files
+        removed = {file_key(f) for f in self._deleted_data_files} | set(self._removed_delete_files)
         if not removed:  # as a fast append: no manifest is read
             return _Scanned(self._merged(live))
-        scanned = _Scanned([])
-        for manifest in live:
-            entries = manifest_entries(self._io, manifest)
-            kept = [entry for entry in entries if entry.data_file not in removed]
+        read = [
+            (manifest, manifest_entries(self._io, manifest, metadata.format_version)) for manifest in live
+        ]
+        files = [entry.data_file for _, entries in read for entry in entries]
+        gone = {f.file_path for f in self._deleted_data_files}
+        # A deletion vector goes with its data file (v3: it applies to that file alone).
+        removed |= {file_key(f) for f in files if data_file_field(f, "referenced_data_file") in gone}
+        siblings = _siblings(files, removed)
+        removed |= {file_key(f) for f in siblings}
+        scanned = _Scanned([], copied=self._copies(files, siblings))
+        for manifest, entries in read:
+            kept = [entry for entry in entries if file_key(entry.data_file) not in removed]
             for entry in entries:
-                if entry.data_file in removed:
-                    gone = _restated(entry, ManifestEntryStatus.DELETED, self._snapshot_id)
+                if file_key(entry.data_file) in removed:
+                    restated = _restated(entry, ManifestEntryStatus.DELETED, self._snapshot_id)
                     data = entry.data_file.content == DataFileContent.DATA
-                    (scanned.deleted_data if data else scanned.deleted_deletes).append(gone)
+                    (scanned.deleted_data if data else scanned.deleted_deletes).append(restated)
             if len(kept) == len(entries):
                 scanned.carried.append(manifest)
             elif kept:
@@ -414,16 +510,20 @@ class _Replacing(_OverwriteFiles):
         scanned.carried = self._merged(scanned.carried)
         return scanned
 
+    def _copies(self, files: list[DataFile], siblings: list[DataFile]) -> list[DataFile]:
+        """The *siblings* (live vectors of a Puffin file this commit retires) written again, into
+        a Puffin file of this commit."""
+        if not siblings:
+            return []
+        data = {f.file_path: f for f in files if f.content == DataFileContent.DATA}
+        vectors = {
+            data[data_file_field(v, "referenced_data_file")]: read_vector(self._io, v) for v in siblings
+        }
+        return [vector for _, vector in write_vectors(self._transaction.table_metadata, self._io, vectors)]
+
     def _rewrite(self, content: ManifestContent, spec_id: int, entries: list[ManifestEntry]) -> ManifestFile:
         """A manifest of this snapshot holding *entries* as existing, with their sequence numbers."""
-        spec = self.spec(spec_id)
-        writer = (
-            _DeleteManifestWriter(
-                spec, self.schema(), self.new_manifest_output(), self._snapshot_id, self._compression
-            )
-            if content == ManifestContent.DELETES
-            else self.new_manifest_writer(spec)
-        )
+        writer = self._manifest_writer(content, self.spec(spec_id))
         written = [_restated(entry, ManifestEntryStatus.EXISTING, entry.snapshot_id) for entry in entries]
         with writer:
             for entry in written:
@@ -447,9 +547,48 @@ class _Replacing(_OverwriteFiles):
         kept = [manifest for manifest in manifests if id(manifest) not in merging]
         for (content, spec_id), group in small.items():
             if len(group) >= MERGE_MANIFESTS_AT:
-                entries = [entry for manifest in group for entry in manifest_entries(self._io, manifest)]
+                version = self._transaction.table_metadata.format_version
+                entries = [
+                    entry for manifest in group for entry in manifest_entries(self._io, manifest, version)
+                ]
                 kept.append(self._rewrite(content, spec_id, entries))
         return kept
+
+    def _commit(self) -> UpdatesAndRequirements:
+        """pyiceberg's commit; on a v3 table, the same with a v3 manifest list and row lineage
+        (pyiceberg writes no v3 list, and gives the snapshot no ``added-rows``)."""
+        metadata = self._transaction.table_metadata
+        if metadata.format_version < V3:
+            return super()._commit()
+        manifests = self._manifests()
+        name = _new_manifest_list_file_name(
+            snapshot_id=self._snapshot_id, attempt=0, commit_uuid=self.commit_uuid
+        )
+        path = self._transaction._table.location_provider().new_metadata_location(name)
+        self._written_manifest_lists.append(path)
+        first_row_id = metadata.next_row_id or 0
+        snapshot = Snapshot(
+            snapshot_id=self._snapshot_id,
+            parent_snapshot_id=self._parent_snapshot_id,
+            manifest_list=path,
+            sequence_number=metadata.next_sequence_number(),
+            summary=self._summary(self.snapshot_properties),
+            schema_id=metadata.current_schema_id,
+            first_row_id=first_row_id,
+        )
+        added = write_snapshot_list(self._io, path, snapshot, first_row_id, manifests, self._compression)
+        snapshot = snapshot.model_copy(update={"added_rows": added})
+        branch = self._target_branch
+        ref = metadata.refs.get(branch)
+        return (
+            AddSnapshotUpdate(snapshot=snapshot),
+            SetSnapshotRefUpdate(
+                snapshot_id=self._snapshot_id,
+                parent_snapshot_id=self._parent_snapshot_id,
+                ref_name=branch,
+                type=SnapshotRefType.BRANCH,
+            ),
+        ), (AssertRefSnapshotId(snapshot_id=ref.snapshot_id if ref else None, ref=branch),)
 
     def _collector(self) -> SnapshotSummaryCollector:
         """The added data files and every removed file, counted for the summary."""
@@ -458,7 +597,10 @@ class _Replacing(_OverwriteFiles):
         for data_file in self._added_data_files:
             collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
         specs = metadata.specs()
-        for removed in (*self._deleted_data_files, *self._removed_delete_files):
+        scanned = self._scan()
+        for copied in scanned.copied:
+            collector.add_file(copied, schema=metadata.schema(), partition_spec=specs[copied.spec_id])
+        for removed in (*self._deleted_data_files, *(entry.data_file for entry in scanned.deleted_deletes)):
             collector.remove_file(removed, schema=metadata.schema(), partition_spec=specs[removed.spec_id])
         return collector
 
@@ -490,17 +632,7 @@ class RowDelta(_Replacing):
         self._referenced_data_files.update(data_files)
 
     def _manifests(self) -> list[ManifestFile]:
-        added = [
-            ManifestEntry.from_args(
-                status=ManifestEntryStatus.ADDED,
-                snapshot_id=self._snapshot_id,
-                sequence_number=None,  # inherited from this snapshot
-                file_sequence_number=None,
-                data_file=delete_file,
-            )
-            for delete_file in self._added_delete_files
-        ]
-        return self._delete_manifests(added) + super()._manifests()
+        return self._delete_manifests(self._added(self._added_delete_files)) + super()._manifests()
 
     def _summary(self, snapshot_properties: dict[str, Any] | None = None) -> Summary:
         metadata = self._transaction.table_metadata

@@ -17,7 +17,7 @@ from pyiceberg.table.update.snapshot import ManageSnapshots
 
 from floe_cdc.core.errors import FloeError, Transient
 from floe_cdc.lake.checkpoint import Checkpoint
-from floe_cdc.lake.pyiceberg_adapter import RowDelta, transaction
+from floe_cdc.lake.pyiceberg_adapter import RowDelta, manifest_entries, snapshot_manifests, transaction
 
 BRANCH = "floe-resnapshot"
 BASE_KEY = "floe.resnapshot-base"  # on the branch's commits: the snapshot of main it began at
@@ -45,8 +45,9 @@ def begin_branch(table: Table, checkpoint: Checkpoint) -> int:
         with ManageSnapshots(tx) as refs:
             refs.create_branch(base, BRANCH)
         emptied = RowDelta(tx, {**checkpoint.properties(), BASE_KEY: str(base)}, BRANCH)
-        for manifest in snapshot.manifests(table.io):
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+        version = table.metadata.format_version
+        for manifest in snapshot_manifests(table.metadata, table.io, snapshot):
+            for entry in manifest_entries(table.io, manifest, version):
                 if manifest.content == ManifestContent.DATA:
                     emptied.delete_data_file(entry.data_file)
                 else:

@@ -151,7 +151,9 @@ def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
     return Schema(*fields, identifier_field_ids=[by_name[k] for k in key])
 
 
-def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch) -> Table:
+def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch, format_version: int = 2) -> Table:
+    """The Iceberg table *batch*'s changes go to, of *format_version* (3: deletion vectors and row
+    lineage), with Floe's table defaults."""
     schema = build_schema(batch.table, batch.columns, batch.key)
     return new_table(
         catalog,
@@ -162,6 +164,7 @@ def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch) -> Table:
         properties={
             "floe.source": batch.source,
             "floe.source-table": batch.source_table,
+            "format-version": str(format_version),
             **TABLE_DEFAULTS,
         },
     )

@@ -273,7 +273,8 @@ class Replicator:
         table = table or self.load(changes.table)
         batch = self.identify_columns(changes.batch, table, changes.records)
         if table is None:
-            table = create_table(self.catalog, self.config.iceberg.namespace, batch)
+            version = self.config.format_version(batch.table)
+            table = create_table(self.catalog, self.config.iceberg.namespace, batch, version)
             self._tables[batch.table] = table
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
         return batch, table
