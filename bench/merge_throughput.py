@@ -181,7 +181,7 @@ def main() -> None:
     print(f"batches of {args.batch:,} changes (50% updates, 10% deletes, 40% inserts, random keys)")
     print(
         f"{'storage':<7} {'rows':>12} {'engine':<17} {'events/s':>9} {'s/batch':>8} {'RSS MB':>7} "
-        f"{'MB written':>10} {'WA':>6} {'index s':>8}"
+        f"{'MB written':>10} {'WA':>6} {'index s':>8} {'index B/row':>11}"
     )
     runs = []
     for kind, rows in plan:
@@ -193,7 +193,7 @@ def main() -> None:
             print(
                 f"{kind:<7} {rows:>12,} {engine:<17} {e['events_per_second']:>9,} {per_batch:>8.2f} "
                 f"{e['peak_rss_mb']:>7} {e['bytes_written'] / 1e6:>10.1f} {e['write_amplification']:>6} "
-                f"{e['index_build_seconds']:>8}"
+                f"{e['index_build_seconds']:>8} {e['index_bytes_per_live_row'] or '':>11}"
             )
         print(f"{'':<20} speed-up {run['speedup']}x, same rows in both tables: {run['same_result']}")
     headline = max((r for r in runs if r["storage"] == "local"), key=lambda r: r["rows"], default=runs[0])

@@ -125,7 +125,9 @@ def run(arguments: dict[str, Any]) -> dict[str, Any]:
         for s in table.metadata.snapshots
         if (s.sequence_number or 0) > loaded
     )
+    index = getattr(engine, "indexes", {}).get(arguments["table"])
     return {
+        "index_bytes_per_live_row": round(index.nbytes / len(index), 1) if index else None,
         "load_seconds": round(load_seconds, 2),
         "index_build_seconds": round(prepare_seconds, 3),
         "seconds_per_batch": [round(s, 3) for s in seconds],

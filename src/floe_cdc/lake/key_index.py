@@ -215,6 +215,17 @@ class KeyIndex:
     def __len__(self) -> int:
         return int(self._live_per_file.values.sum())
 
+    @property
+    def nbytes(self) -> int:
+        """The memory the index holds: key columns, per-entry arrays (with their spare room) and
+        the sorted runs."""
+        arrays = (self._file, self._pos, self._alive, self._live_per_file)
+        return (
+            sum(keys.nbytes for keys in self._keys)
+            + sum(array._data.nbytes for array in arrays)
+            + sum(run.codes.nbytes + run.entries.nbytes for run in self._runs)
+        )
+
     def state(self) -> IndexState:
         """The index as it is now, unchanged by later commits: what saving it needs, taken between
         two commits in no time (appended arrays are never written in place, so views do), while
