@@ -9,9 +9,12 @@ import random
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from pyiceberg.table.deletion_vector import DeletionVector, _extract_vector_payload
 from pyiceberg.table.puffin import PuffinFile
 
+from floe_cdc.core.errors import Transient
+from floe_cdc.lake import merge
 from floe_cdc.lake.deletion_vectors import (
     as_vector,
     blob_vector,
@@ -21,7 +24,7 @@ from floe_cdc.lake.deletion_vectors import (
     vector_positions,
 )
 from floe_cdc.lake.key_index import KeyIndex
-from floe_cdc.lake.merge import Compaction
+from floe_cdc.lake.merge import Compaction, VectorsRefused
 from floe_cdc.lake.pyiceberg_adapter import live_files
 from floe_cdc.lake.pyiceberg_v3 import data_file_field
 from floe_cdc.lake.schema import POSITION_FIELD, create_table
@@ -122,3 +125,22 @@ def test_a_puffin_file_is_retired_whole_never_in_part(catalog):
     assert len(vectors) == 2 and not shared & {v.file_path for v in vectors}
     assert sorted(vector_positions(read_vector(table.io, v)).tolist() for v in vectors) == [[0], [1, 2]]
     assert sorted(r["id"] for r in rows(table)) == [0, *range(3, 10)]
+
+
+def test_a_store_that_refuses_puffin_files_stops_the_table_with_the_fix(catalog, monkeypatch):
+    """SeaweedFS's table buckets answer ACCESS_DENIED for a Puffin file: not a store that went
+    away (retried for ever) but a table that cannot be v3 there."""
+    first = make_batch("items", ["id"], ITEMS, [("r", {"id": i}) for i in range(3)])
+    create_table(catalog, "ns", first, format_version=3)
+    table, _ = apply(catalog, first, indexes={})
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(
+            "When getting information for key 'x.puffin': AWS Error ACCESS_DENIED during HeadObject"
+        )
+
+    monkeypatch.setattr(merge, "write_vectors", refuse)
+    with pytest.raises(VectorsRefused, match=r"table items: .*format_version: 2") as raised:
+        apply(catalog, make_batch("items", ["id"], ITEMS, [("d", {"id": 1})], offset=3), table)
+    assert not isinstance(raised.value, Transient)
+    assert sorted(r["id"] for r in rows(catalog.load_table(("ns", "items")))) == [0, 1, 2]
