@@ -1,4 +1,4 @@
-"""The key index: every live row of a table by key, with its file, row position and source position."""
+"""The key index: every live row of a table by key, with its file and row position."""
 
 from __future__ import annotations
 
@@ -66,13 +66,14 @@ def test_the_index_holds_every_live_row_at_its_file_and_position(tmp_path):
         assert stored_ids == [int(every.incoming[i]) for i in mine]
 
 
-def test_locate_compares_every_key_column_and_returns_the_stored_position(tmp_path):
+def test_locate_compares_every_key_column_and_returns_the_newest_position_of_the_file(tmp_path):
+    """The index keeps no source position per row: its file's newest bounds the stored row's."""
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     incoming = pa.table({"region": ["us", "eu", "us", "eu"], "id": pa.array([5, 120, 50, 999], pa.int64())})
     found = index.locate(incoming)
-    by_incoming = dict(zip(found.incoming.tolist(), found.position.to_pylist(), strict=True))
+    by_incoming = dict(zip(found.incoming.tolist(), found.newest.to_pylist(), strict=True))
     assert sorted(by_incoming) == [0, 1]  # us/50 and eu/999 are not in the table
-    assert int(by_incoming[0]) == 50 and int(by_incoming[1]) == 1200
+    assert int(by_incoming[0]) == 90 and int(by_incoming[1]) == 2490
 
 
 def test_advance_drops_removed_rows_and_adds_a_new_files_rows_in_order(tmp_path):
@@ -110,16 +111,16 @@ def test_an_integer_key_is_its_own_code_and_removed_keys_can_come_back(tmp_path)
     assert back.file == ["new"] and back.pos.tolist() == [0] and len(index) == 49
 
 
-def test_removed_entries_are_dropped_once_they_outnumber_the_live_ones(tmp_path):
+def test_removed_entries_and_gone_files_are_dropped_once_they_outnumber_the_live_ones(tmp_path):
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     live = len(index)
-    for round_ in range(6):  # each round replaces every row of region eu by a new file's rows
+    for round_ in range(70):  # each round replaces every row of region eu by a new file's rows
         keys = _rows(range(1, 101))
         located = index.locate(keys)
         index.advance(located.entry, [(_data_file(f"s3://bucket/r{round_}.parquet"), keys)], round_)
-        assert len(index) == live and len(index._alive) <= 2 * live + 100
+        assert len(index) == live and sum(len(run) for _, _, run in index._runs()) <= 2 * live + 100
     found = index.locate(_rows(range(1, 101)))
-    assert set(found.file) == {"s3://bucket/r5.parquet"} and sorted(found.pos.tolist()) == list(range(100))
-    assert "s3://bucket/r0.parquet" not in index.files
+    assert set(found.file) == {"s3://bucket/r69.parquet"} and sorted(found.pos.tolist()) == list(range(100))
+    assert "s3://bucket/r0.parquet" not in index.files and len(index.files) < 70
     untouched = index.locate(pa.table({"region": ["us"], "id": pa.array([1], pa.int64())}))
     assert len(untouched.entry) == 1 and untouched.file[0] in index.data_files

@@ -22,13 +22,15 @@ from tests.test_replicator import _insert, _merge, columns
 
 
 def _entries(index: KeyIndex) -> set[tuple]:
-    """Each live entry: key, source position, data file and row position."""
-    live = index.state().live()
-    keys = live.keys[0].to_pylist() if live.keys else []
-    return {
-        (row["id"], row[POSITION_FIELD], live.files[file], int(pos))
-        for row, file, pos in zip(keys, live.file, live.pos, strict=True)
+    """Each live entry (key, data file, row position), and the newest source position of each
+    file that holds one."""
+    state = index.state()
+    codes, files, positions = state.live()
+    entries = {
+        (int(code), state.files[file], int(pos))
+        for code, file, pos in zip(codes, files, positions, strict=True)
     }
+    return entries | {(state.files[file], state.newest[file]) for file in set(files.tolist())}
 
 
 def _load(catalog):

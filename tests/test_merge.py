@@ -286,16 +286,29 @@ def test_redelivered_older_changes_never_regress_a_row(catalog):
     assert result.replayed == 2 and (result.inserted, result.updated) == (0, 0)
 
 
+def _from_kafka_partition_one(batch: ChangeBatch) -> ChangeBatch:
+    """*batch* as read from Kafka partition 1, whose watermark says nothing of partition 0's."""
+    column = batch.data.schema.get_field_index("__floe_partition")
+    values = pa.array([1] * batch.data.num_rows, pa.int32())
+    batch.data = batch.data.set_column(column, batch.data.schema.field(column), values)
+    return batch
+
+
+def test_a_change_newer_than_its_row_wins_though_its_file_holds_newer_rows(catalog):
+    """The key index bounds a stored row's position by its file's newest: a change between the
+    two is compared with the row itself, read from the file."""
+    rows_in = [("c", {"id": 1, "name": "old"}, 1), ("c", {"id": 2, "name": "other"}, 9)]
+    table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, rows_in))
+    batch = make_batch("items", ["id"], ITEMS, [("u", {"id": 1, "name": "new"}, 5)], offset=2)
+    table, result = apply(catalog, _from_kafka_partition_one(batch))
+    assert [r["name"] for r in rows(table)] == ["new", "other"] and result.replayed == 0
+
+
 def test_stored_row_newer_than_a_change_wins(catalog):
     table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, [("c", {"id": 1, "name": "new"}, 9)]))
     # Another partition's watermark says nothing about this one: the row's own position decides.
     batch = make_batch("items", ["id"], ITEMS, [("u", {"id": 1, "name": "old"}, 5)], offset=1)
-    batch.data = batch.data.set_column(
-        batch.data.schema.get_field_index("__floe_partition"),
-        batch.data.schema.field("__floe_partition"),
-        pa.array([1], pa.int32()),
-    )
-    table, result = apply(catalog, batch)
+    table, result = apply(catalog, _from_kafka_partition_one(batch))
     assert rows(table)[0]["name"] == "new" and result.replayed == 1
 
 

@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -64,6 +65,41 @@ def _names_shorthand(value: Any) -> Any:
     return value
 
 
+# A partition field as Iceberg's SQL writes it: a column, a time transform of one, or a bucket
+# or truncate with its width.
+_PARTITION_FIELD = re.compile(
+    r"\s*(?:(?P<time>year|month|day|hour)\(\s*(?P<timed>[^(),]+?)\s*\)"
+    r"|(?P<sized>bucket|truncate)\(\s*(?P<width>[0-9]+)\s*,\s*(?P<of>[^(),]+?)\s*\)"
+    r"|(?P<column>[^(),]+?))\s*",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class PartitionField:
+    """One configured partition field: a transform (``identity`` for the column itself), its
+    width for bucket and truncate, and the column."""
+
+    transform: str
+    width: int | None
+    column: str
+
+
+def parse_partition_field(text: str) -> PartitionField:
+    """The partition field *text* names (``day(created_at)``, ``bucket(16, id)``, ``region``)."""
+    match = _PARTITION_FIELD.fullmatch(text)
+    if match is None or (match["width"] is not None and int(match["width"]) < 1):
+        raise ValueError(
+            f"'{text}' is not a partition field; write a column, year(column), month(column), "
+            "day(column), hour(column), bucket(N, column) or truncate(W, column)"
+        )
+    if match["time"]:
+        return PartitionField(match["time"].lower(), None, match["timed"])
+    if match["sized"]:
+        return PartitionField(match["sized"].lower(), int(match["width"]), match["of"])
+    return PartitionField("identity", None, match["column"])
+
+
 class _TargetRef(_Model):
     """What every replicated table or collection shares: its Iceberg name and its failure policy."""
 
@@ -78,6 +114,26 @@ class _TargetRef(_Model):
         description="Iceberg format version of this table when Floe creates it (default: "
         "iceberg.format_version)",
     )
+    partition_by: list[str] | None = Field(
+        default=None,
+        description="Partition fields of this table: a column, year(column), month(column), "
+        "day(column), hour(column), bucket(N, column) or truncate(W, column). Applied when Floe "
+        "creates the table; a changed list changes the table's partition spec (files already "
+        "written keep theirs). Unset: iceberg/table-defaults.yaml's (unpartitioned), and a spec "
+        "changed by someone else is left alone",
+    )
+    sort_by: list[str] | None = Field(
+        default=None,
+        description="Columns the data files Floe writes are sorted by, so that readers skip files "
+        "by their column ranges; [] for none. Unset: iceberg/table-defaults.yaml's (the key)",
+    )
+
+    @field_validator("partition_by")
+    @classmethod
+    def _partition_fields(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or []:
+            parse_partition_field(text)
+        return value
 
 
 _NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^".]+)')
@@ -515,6 +571,12 @@ class MaintainConfig(_Model):
     the files are rewritten; snapshots and replaced files pile up until they are expired."""
 
     target_file_size_mb: int = Field(default=128, gt=0, description="Size of the data files a rewrite writes")
+    rewrite_group_mb: int = Field(
+        default=1024,
+        gt=0,
+        description="The most live data one rewrite reads and sorts together (in one partition): "
+        "the files it writes hold disjoint ranges of the sort columns, which readers skip by",
+    )
     delete_ratio: float = Field(
         default=0.1, gt=0, le=1, description="Rewrite a data file once this share of its rows is deleted"
     )
@@ -621,9 +683,15 @@ class PipelineConfig(_Model):
         known = ", ".join(source.name for source in self.sources)
         raise ConfigError(f"no source '{name}' in the pipeline configuration; known sources: {known}")
 
-    def format_version(self, target: str) -> int:
-        """The Iceberg format version a new table *target* gets (its own, else the pipeline's)."""
-        return self.find_table(target)[1].format_version or self.iceberg.format_version
+    def table_options(self, target: str) -> dict[str, Any]:
+        """How Floe creates table *target*: its format version (its own, else the pipeline's),
+        partition fields and sort columns (None: the table defaults')."""
+        ref = self.find_table(target)[1]
+        return {
+            "format_version": ref.format_version or self.iceberg.format_version,
+            "partition_by": ref.partition_by,
+            "sort_by": ref.sort_by,
+        }
 
     def find_table(self, target: str) -> tuple[Source, TargetRef]:
         for source, table in self.tables():

@@ -14,6 +14,7 @@ from pyiceberg.table.refs import MAIN_BRANCH
 
 from floe_cdc.core.changes import POS_COLUMN, ChangeBatch
 from floe_cdc.lake.checkpoint import Checkpoint
+from floe_cdc.lake.layout import sort_rows
 from floe_cdc.lake.merge import committing, conform
 from floe_cdc.lake.pyiceberg_adapter import RowDelta, transaction, write_data_files
 from floe_cdc.lake.schema import POSITION_FIELD, evolve
@@ -43,6 +44,7 @@ def append_rows(
         )
         properties = {**checkpoint.properties(), **batch.summary, "floe.events": str(batch.size)}
         append = RowDelta(tx, properties, branch)  # adds data files only: a fast append
+        rows = sort_rows(rows, metadata.sort_order(), metadata.schema())
         for data_file in write_data_files(metadata, table.io, rows):
             append.append_data_file(data_file)
         append.commit()

@@ -18,8 +18,10 @@ from pyiceberg.exceptions import (
     ServiceUnavailableError,
     TooManyRequestsError,
 )
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from sqlalchemy.exc import SQLAlchemyError
 
 from floe_cdc.core.config import IcebergConfig
@@ -92,7 +94,14 @@ def open_catalog(config: IcebergConfig) -> Catalog:
 
 
 def new_table(
-    catalog: Catalog, namespace: str, name: str, schema: Schema, setting: str, properties: dict[str, str]
+    catalog: Catalog,
+    namespace: str,
+    name: str,
+    schema: Schema,
+    setting: str,
+    properties: dict[str, str],
+    partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
+    sort_order: SortOrder = UNSORTED_SORT_ORDER,
 ) -> Table:
     """Create *namespace* if missing, then the table. Catalogs differ in the names they accept (S3
     Tables take only ``a-z0-9_-``, starting with a letter or digit): a refusal names *setting*,
@@ -100,7 +109,13 @@ def new_table(
     try:
         with contextlib.suppress(NamespaceAlreadyExistsError):
             catalog.create_namespace(namespace)
-        return catalog.create_table((namespace, name), schema=schema, properties=properties)
+        return catalog.create_table(
+            (namespace, name),
+            schema=schema,
+            properties=properties,
+            partition_spec=partition_spec,
+            sort_order=sort_order,
+        )
     except BadRequestError as exc:
         raise CatalogRefused(
             f"the Iceberg catalog refused to create table '{namespace}.{name}' ({masked_line(exc)}); "

@@ -1,24 +1,33 @@
-"""Where each key of a table lives: data file, row position and source position.
+"""Where each key of a table lives: its data file and row position.
 
 A merge-on-read merge deletes a superseded row by its file and position, so it must know them
 for every changed key without reading the table (see docs/merge-on-read.md). The index holds one
-entry per live row, built from the key columns and ``_floe_position`` of the table's live data
-files (their position deletes applied), stamped with the snapshot it describes, and kept current
-from what each commit deletes and adds.
+entry per live row, built from the key columns of the table's live data files (their position
+deletes applied), stamped with the snapshot it describes, and kept current from what each
+commit deletes and adds.
 
-Its cost follows the batch, not the table:
-- entries are appended, never copied: a commit adds the rows of its new files and clears the
-  *alive* bit of the rows it deleted;
-- lookups run ``np.searchsorted`` over sorted runs of 64-bit key codes (the key itself for one
-  integer key; otherwise DuckDB's ``hash`` of the key columns, each hit then confirmed on the
-  key columns, so a hash collision never matches the wrong row); each commit adds a small run,
-  and runs fold into one when there are too many.
+Its memory is 16 bytes per live row (plus the key columns for keys that are not one integer):
+- an entry is a 64-bit key code (the key itself for one integer key; otherwise DuckDB's
+  ``hash`` of the key columns, each hit then confirmed on the key columns, so a hash collision
+  never matches the wrong row), a 32-bit file ordinal and a 32-bit row position, in packed
+  numpy arrays sorted by code;
+- no source position per row: a merge needs the stored row's only to refuse a change older than
+  it, and each file's highest one (kept per file) says which rows cannot be newer than their
+  change; the rare others are read from their file (``Located.newest``);
+- entries are split by a hash of the code into shards, each a few sorted runs merged when a run
+  reaches a quarter of the one before it (a log-structured merge). A commit adds one small run
+  per shard, a lookup binary-searches each run, and no merge copies more than one shard: the
+  index of a 100M-row table never needs a second copy of itself.
+
+A removed entry is marked (file ordinal -1) and dropped when its run is merged or half dead.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import duckdb
 import numpy as np
@@ -28,59 +37,107 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
 
 from floe_cdc.lake.changeset import keys_only
 from floe_cdc.lake.deletion_vectors import covers, is_vector, is_vector_id, read_vector, vector_id
 from floe_cdc.lake.pyiceberg_adapter import live_files, read_position_deletes
 
-_MAX_RUNS = 8
+_SHARD_BITS = 6  # 64 shards: a shard of a 1B-row table is 16M entries, 256 MB to merge
+_SHARDS = 1 << _SHARD_BITS
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential integer keys
+_GROWTH = 4  # a run is merged into the one before it once it reaches a quarter of its size
+_BUILD_ENTRIES = 4_000_000  # entries gathered from whole files before they join the shards
+_GONE = -1  # the file ordinal of a removed entry
+# An entry's handle, valid until the next change to the index: shard, run and offset.
+_RUN_SHIFT, _SHARD_SHIFT = 40, 56
 
 
 @dataclass
 class Located:
     """Incoming rows whose key the table holds: ``incoming`` (row of the incoming batch), ``entry``
-    (entry of the index), and the stored row's ``file``, ``pos`` and source ``position``."""
+    (the entry's handle), the stored row's ``file`` and ``pos``, and ``newest``: the highest
+    source position in that file, which the stored row's does not exceed."""
 
     incoming: np.ndarray
     entry: np.ndarray
     file: list[str]
     pos: np.ndarray
-    position: pa.Array
-
-
-class _Growing:
-    """An append-only numpy array with spare room: an append costs what it appends, not a copy
-    of everything before it (numpy arrays do not grow in place)."""
-
-    def __init__(self, dtype: type, values: np.ndarray | None = None) -> None:
-        self._data = np.zeros(max(1024, len(values) if values is not None else 0), dtype)
-        self._size = 0
-        if values is not None:
-            self.append(values)
-
-    def __len__(self) -> int:
-        return self._size
-
-    @property
-    def values(self) -> np.ndarray:
-        """The appended values: a view, so that assigning into it changes them."""
-        return self._data[: self._size]
-
-    def append(self, values: np.ndarray) -> None:
-        end = self._size + len(values)
-        if end > len(self._data):
-            grown = np.zeros(max(end, 2 * len(self._data)), self._data.dtype)
-            grown[: self._size] = self.values
-            self._data = grown
-        self._data[self._size : end] = values
-        self._size = end
+    newest: pa.Array
 
 
 @dataclass
 class _Run:
-    codes: np.ndarray  # sorted
-    entries: np.ndarray  # entry of each code
+    """Entries sorted by code. ``file`` is written in place when an entry is removed, so a
+    snapshot of the index (:meth:`KeyIndex.state`) copies it; ``codes`` and ``pos`` never are."""
+
+    codes: np.ndarray  # int64, sorted
+    file: np.ndarray  # int32 file ordinal, _GONE once removed
+    pos: np.ndarray  # uint32 row position in the file
+    removed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.file.nbytes + self.pos.nbytes
+
+    def live(self) -> _Run:
+        if not self.removed:
+            return self
+        kept = self.file != _GONE
+        return _Run(self.codes[kept], self.file[kept], self.pos[kept])
+
+
+def _merged(older: _Run, newer: _Run) -> _Run:
+    """Two runs as one, removed entries left out: a linear merge by binary search, not a sort."""
+    older, newer = older.live(), newer.live()
+    at = np.searchsorted(older.codes, newer.codes, "right") + np.arange(len(newer))
+    theirs = np.zeros(len(older) + len(newer), bool)
+    theirs[at] = True
+    parts = []
+    for name in ("codes", "file", "pos"):
+        out = np.empty(len(theirs), getattr(older, name).dtype)
+        out[at] = getattr(newer, name)
+        out[~theirs] = getattr(older, name)
+        parts.append(out)
+    return _Run(*parts)
+
+
+def _sorted_run(codes: np.ndarray, file: np.ndarray, pos: np.ndarray) -> _Run:
+    order = np.argsort(codes, kind="stable")
+    return _Run(codes[order], file[order], pos[order])
+
+
+def _shards(codes: np.ndarray) -> np.ndarray:
+    """Each code's shard: the top bits of a multiplicative hash, so that runs of consecutive
+    integer keys spread over every shard."""
+    return ((codes.view(np.uint64) * _GOLDEN) >> np.uint64(64 - _SHARD_BITS)).astype(np.intp)
+
+
+def _by_shard(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An order grouping *codes* by shard, and where each shard's group starts and ends."""
+    shards = _shards(codes)
+    order = np.argsort(shards, kind="stable")
+    return order, np.searchsorted(shards[order], np.arange(_SHARDS + 1))
+
+
+def _handles(shard: int, run: int, offsets: np.ndarray) -> np.ndarray:
+    return (np.int64(shard) << _SHARD_SHIFT) | (np.int64(run) << _RUN_SHIFT) | offsets.astype(np.int64)
+
+
+@dataclass
+class _FileKeys:
+    """The key columns of a data file's indexed rows, by row position: what a hashed code is
+    confirmed on."""
+
+    pos: np.ndarray  # sorted
+    keys: pa.Table
+
+    def at(self, pos: np.ndarray) -> pa.Table:
+        return self.keys.take(pa.array(np.searchsorted(self.pos, pos), pa.int64()))
 
 
 @dataclass
@@ -91,35 +148,46 @@ class IndexState:
     position_field: str
     snapshot_id: int | None
     files: list[str]
-    keys: list[pa.Table]
-    file: np.ndarray
-    pos: np.ndarray
-    alive: np.ndarray
-    runs: list[tuple[np.ndarray, np.ndarray]]  # sorted codes, their entries
+    newest: list[Decimal | None]  # by file ordinal
+    shards: list[list[_Run]]
+    file_keys: list[_FileKeys | None]  # by file ordinal; None for one integer key
 
-    def live(self) -> IndexState:
-        """Only the live entries, in key code order, in one run, and only the files they are in."""
-        codes = np.concatenate([c for c, _ in self.runs]) if self.runs else np.zeros(0, np.int64)
-        entries = np.concatenate([e for _, e in self.runs]) if self.runs else codes
-        kept = self.alive[entries]
-        codes, entries = codes[kept], entries[kept]
-        if len(self.runs) > 1:  # one run is sorted already
-            order = np.argsort(codes, kind="stable")
-            codes, entries = codes[order], entries[order]
-        keys = pa.concat_tables(self.keys).take(pa.array(entries, pa.int64())).combine_chunks()
-        file = self.file[entries]
-        present = np.bincount(file, minlength=len(self.files)) > 0
-        renumbered = (np.cumsum(present) - 1).astype(np.int32)
-        return IndexState(
-            self.key,
-            self.position_field,
-            self.snapshot_id,
-            [path for path, here in zip(self.files, present, strict=True) if here],
-            [keys],
-            renumbered[file],
-            self.pos[entries],
-            np.ones(len(entries), bool),
-            [(codes, np.arange(len(entries), dtype=np.int64))],
+    @classmethod
+    def from_live(
+        cls,
+        key: list[str],
+        position_field: str,
+        snapshot_id: int | None,
+        files: list[str],
+        newest: list[Decimal | None],
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> IndexState:
+        """The state of the live *entries* (codes, file ordinals, row positions) as
+        :meth:`live` gives them: one run per shard."""
+        codes, file, pos = entries
+        bounds = np.searchsorted(_shards(codes), np.arange(_SHARDS + 1))
+        shards = [
+            [_Run(codes[start:end], file[start:end].astype(np.int32), pos[start:end].astype(np.uint32))]
+            if end > start
+            else []
+            for start, end in itertools.pairwise(bounds)
+        ]
+        return cls(key, position_field, snapshot_id, files, newest, shards, [None] * len(files))
+
+    def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Codes, file ordinals and row positions of the live entries, by shard and in code
+        order within each: a restore splits them by shard without sorting."""
+        runs = []
+        for shard in self.shards:
+            merged = shard[0].live() if shard else None
+            for run in shard[1:]:
+                merged = _merged(merged, run)
+            if merged is not None:
+                runs.append(merged)
+        if not runs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint32)
+        return tuple(
+            np.concatenate([getattr(run, name) for run in runs]) for name in ("codes", "file", "pos")
         )
 
 
@@ -130,14 +198,13 @@ class KeyIndex:
     exact_codes: bool  # one integer key column: its value is its code, no confirmation needed
     schema: pa.Schema  # of the key columns and the position field
     snapshot_id: int | None = None
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # by file ordinal, including gone ones
     data_files: dict[str, DataFile] = field(default_factory=dict)  # the live ones, by path
-    _keys: list[pa.Table] = field(default_factory=list)  # key columns + position, per addition
-    _file: _Growing = field(default_factory=lambda: _Growing(np.int32))  # per entry: its file's code
-    _pos: _Growing = field(default_factory=lambda: _Growing(np.int64))  # per entry: its row position
-    _alive: _Growing = field(default_factory=lambda: _Growing(np.bool_))
-    _live_per_file: _Growing = field(default_factory=lambda: _Growing(np.int64))  # by file code
-    _runs: list[_Run] = field(default_factory=list)
+    _newest: list[Decimal | None] = field(default_factory=list)  # highest source position, by file
+    _file_keys: list[_FileKeys | None] = field(default_factory=list)  # by file, for hashed codes
+    _live: list[int] = field(default_factory=list)  # live entries, by file ordinal
+    _shards: list[list[_Run]] = field(default_factory=lambda: [[] for _ in range(_SHARDS)])
+    _pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @classmethod
     def empty(cls, table: Table, key: list[str], position_field: str) -> KeyIndex:
@@ -162,7 +229,7 @@ class KeyIndex:
         number of data files read whole and of delete files read."""
         snapshot = table.current_snapshot()
         tasks = {task.file.file_path: task for task in live_files(table.metadata, table.io)}
-        codes = {path: code for code, path in enumerate(self.files)}
+        codes = {path: code for code, path in enumerate(self.files)}  # a file read again: its last
         stale = np.zeros(len(self.files), bool)
         for path, code in codes.items():
             task = tasks.get(path)
@@ -175,91 +242,130 @@ class KeyIndex:
             if path in codes and not stale[codes[path]]
         }
         deletes: dict[str, dict[str, pa.ChunkedArray]] = {}  # read once: one applies to many files
-        self._forget(stale, self._deleted_entries(table.io, newly, deletes))
+        self._remove(self._deleted_entries(table.io, newly, deletes), stale)
         projected = table.schema().select(*self.key, self.position_field)
         for task in whole:
-            rows, positions = _live_rows(table, projected, task, deletes)
-            self._add(task.file.file_path, rows, positions)
+            self._add(task.file.file_path, *_live_rows(table, projected, task, deletes))
+            if sum(len(codes) for codes, _, _ in self._pending) >= _BUILD_ENTRIES:
+                self._settle()
+        self._settle()
         self.data_files = {path: task.file for path, task in tasks.items()}
         self.snapshot_id = snapshot.snapshot_id if snapshot else None
-        self._tidy()
+        self._renumber_files()
         return len(whole), len(deletes)
+
+    def _runs(self) -> Iterable[tuple[int, int, _Run]]:
+        for shard, runs in enumerate(self._shards):
+            for number, run in enumerate(runs):
+                yield shard, number, run
+
+    def _find(self, wanted: np.ndarray, pairs: bool) -> np.ndarray:
+        """The handles of the live entries whose (file ordinal, row position) code is among the
+        sorted *wanted* codes (*pairs*), or whose file ordinal is (otherwise). Scans every entry:
+        for the rare changes that come from another writer or a worn file, not per change."""
+        found = []
+        if not len(wanted):
+            return np.zeros(0, np.int64)
+        for shard, number, run in self._runs():
+            stored = _pair_codes(run.file, run.pos) if pairs else run.file.astype(np.int64)
+            at = np.minimum(np.searchsorted(wanted, stored), len(wanted) - 1)
+            hit = np.nonzero((wanted[at] == stored) & (run.file != _GONE))[0]
+            found.append(_handles(shard, number, hit))
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
 
     def _deleted_entries(
         self, io: FileIO, newly: dict[int, list[DataFile]], deletes: dict[str, dict[str, pa.ChunkedArray]]
     ) -> np.ndarray:
-        """The live entries that the *newly* applying delete files (by file code) remove."""
+        """The handles of the live entries that the *newly* applying delete files (by file
+        ordinal) remove."""
         wanted = []
         for code, delete_files in newly.items():
             for delete_file in delete_files:
                 positions = _deleted_positions(io, delete_file, deletes).get(self.files[code])
                 if positions is not None:
-                    wanted.append(_entry_codes(np.int64(code), positions.to_numpy()))
+                    wanted.append(_pair_codes(np.int64(code), positions.to_numpy()))
         if not wanted:
             return np.zeros(0, np.int64)
-        wanted_codes = np.sort(np.concatenate(wanted))
-        stored = _entry_codes(self._file.values, self._pos.values)
-        # A binary search of the few wanted codes for each entry: np.isin would sort them all.
-        found = np.minimum(np.searchsorted(wanted_codes, stored), len(wanted_codes) - 1)
-        return np.nonzero((wanted_codes[found] == stored) & self._alive.values)[0]
+        return self._find(np.unique(np.concatenate(wanted)), pairs=True)
 
-    def _forget(self, stale: np.ndarray, entries: np.ndarray) -> None:
-        """Clear the entries of the *stale* files (a mask by file code) and the given *entries*."""
-        alive = self._alive.values
-        if stale.any():
-            entries = np.concatenate([entries, np.nonzero(stale[self._file.values])[0]])
-        entries = np.unique(entries[alive[entries]])
-        alive[entries] = False
-        self._live_per_file.values[:] -= np.bincount(self._file.values[entries], minlength=len(self.files))
+    def _remove(self, handles: np.ndarray, stale: np.ndarray | None = None) -> None:
+        """Mark the entries of *handles* removed, and every entry of the *stale* files (a mask by
+        file ordinal)."""
+        if stale is not None and stale.any():
+            gone = np.nonzero(stale)[0]
+            handles = np.concatenate([handles, self._find(gone.astype(np.int64), pairs=False)])
+        handles = np.unique(handles)
+        places = handles >> _RUN_SHIFT
+        bounds = np.append(np.nonzero(np.diff(places, prepend=-1))[0], len(handles))
+        counts = np.zeros(len(self.files), np.int64)
+        for start, end in itertools.pairwise(bounds):
+            place = int(places[start])
+            run = self._shards[place >> (_SHARD_SHIFT - _RUN_SHIFT)][place & 0xFFFF]
+            offsets = handles[start:end] & ((1 << _RUN_SHIFT) - 1)
+            files = run.file[offsets]
+            live = files != _GONE
+            counts += np.bincount(files[live], minlength=len(self.files))
+            run.file[offsets[live]] = _GONE
+            run.removed += int(live.sum())
+        for code in np.nonzero(counts)[0]:
+            self._live[code] -= int(counts[code])
 
     def __len__(self) -> int:
-        return int(self._live_per_file.values.sum())
+        return sum(self._live)
 
     @property
     def nbytes(self) -> int:
-        """The memory the index holds: key columns, per-entry arrays (with their spare room) and
-        the sorted runs."""
-        arrays = (self._file, self._pos, self._alive, self._live_per_file)
-        return (
-            sum(keys.nbytes for keys in self._keys)
-            + sum(array._data.nbytes for array in arrays)
-            + sum(run.codes.nbytes + run.entries.nbytes for run in self._runs)
-        )
+        """The memory the index holds: its runs and, for hashed codes, the key columns."""
+        runs = sum(run.nbytes for _, _, run in self._runs())
+        return runs + sum(keys.keys.nbytes + keys.pos.nbytes for keys in self._file_keys if keys is not None)
 
     def state(self) -> IndexState:
         """The index as it is now, unchanged by later commits: what saving it needs, taken between
-        two commits in no time (appended arrays are never written in place, so views do), while
-        the costly part (:meth:`IndexState.live`) can run on another thread."""
+        two commits in a copy of the file ordinals (the one array written in place), while the
+        costly part (:meth:`IndexState.live`) can run on another thread."""
+        shards = [
+            [_Run(run.codes, run.file.copy(), run.pos, run.removed) for run in runs] for runs in self._shards
+        ]
         return IndexState(
             self.key,
             self.position_field,
             self.snapshot_id,
             list(self.files),
-            list(self._keys),
-            self._file.values,
-            self._pos.values,
-            self._alive.values.copy(),
-            [(run.codes, run.entries) for run in self._runs],
+            list(self._newest),
+            shards,
+            list(self._file_keys),
         )
 
     @classmethod
     def restored(
-        cls, table: Table, key: list[str], position_field: str, state: IndexState
+        cls,
+        table: Table,
+        key: list[str],
+        position_field: str,
+        state: IndexState,
+        keys: pa.Table | None = None,
     ) -> KeyIndex | None:
-        """The index of *state* (live entries only, in key code order, as :meth:`IndexState.live`
-        gives them) for *table*, or None when its key columns' types are not the table's now.
-        It describes ``state.snapshot_id``: catch it up before use."""
+        """The index of *state*, whose shards each hold one run, for *table*; None when its key
+        columns' types are not the table's now. *keys*: the key columns of a hashed index's
+        entries, in the order of its runs. It describes ``state.snapshot_id``: catch it up
+        before use."""
         index = cls.empty(table, key, position_field)
-        keys = pa.concat_tables(state.keys) if state.keys else index.schema.empty_table()
-        if not keys.schema.equals(index.schema):
+        if keys is not None and not keys.schema.equals(keys_only(index.schema.empty_table(), key).schema):
             return None
-        ((codes, entries),) = state.runs
-        index.files, index._keys, index.snapshot_id = state.files, [keys], state.snapshot_id
-        index._file = _Growing(np.int32, state.file)
-        index._pos = _Growing(np.int64, state.pos)
-        index._alive = _Growing(np.bool_, state.alive)
-        index._live_per_file = _Growing(np.int64, np.bincount(state.file, minlength=len(state.files)))
-        index._runs = [_Run(codes, entries)]
+        if index.exact_codes != (keys is None):
+            return None
+        index.files, index._newest, index.snapshot_id = state.files, state.newest, state.snapshot_id
+        index._shards = state.shards
+        files = np.concatenate([run.file for _, _, run in index._runs()] or [np.zeros(0, np.int32)])
+        index._live = np.bincount(files, minlength=len(state.files)).tolist()
+        index._file_keys = [None] * len(state.files)
+        if keys is not None:
+            pos = np.concatenate([run.pos for _, _, run in index._runs()] or [np.zeros(0, np.uint32)])
+            order = np.lexsort((pos, files))
+            bounds = np.searchsorted(files[order], np.arange(len(state.files) + 1))
+            for code in range(len(state.files)):
+                mine = order[bounds[code] : bounds[code + 1]]
+                index._file_keys[code] = _FileKeys(pos[mine], keys.take(pa.array(mine, pa.int64())))
         return index
 
     def _codes(self, keys: pa.Table) -> np.ndarray:
@@ -274,70 +380,91 @@ class KeyIndex:
         connection.close()
         return hashed.to_numpy().view(np.int64)
 
-    def _add(self, path: str, rows: pa.Table, positions: np.ndarray) -> None:
+    def _add(self, path: str, rows: pa.Table, positions: np.ndarray, newest: Decimal | None) -> None:
+        """Index the *rows* of a data file (their key columns) at *positions*; *newest*: the
+        highest source position of the file, deleted rows included (so that it depends on the
+        file alone). They join the shards at the next :meth:`_settle`."""
+        if len(positions) and positions[-1] >= 2**32:
+            raise ValueError(
+                f"data file {path} holds more than 2**32 rows, more than a key index can address"
+            )
+        code = len(self.files)
         self.files.append(path)
-        self._keys.append(keys_only(rows, [*self.key, self.position_field]).cast(self.schema))
-        self._file.append(np.full(rows.num_rows, len(self.files) - 1, np.int32))
-        self._pos.append(positions)
-        self._live_per_file.append(np.array([rows.num_rows], np.int64))
-        first = len(self._alive)
-        self._alive.append(np.ones(rows.num_rows, bool))
-        codes = self._codes(self._keys[-1])
-        order = np.argsort(codes, kind="stable")
-        self._runs.append(_Run(codes[order], order.astype(np.int64) + first))
+        self._newest.append(newest)
+        self._live.append(rows.num_rows)
+        keys = keys_only(rows, self.key)
+        self._file_keys.append(None if self.exact_codes else _FileKeys(positions, keys.combine_chunks()))
+        codes = self._codes(keys)
+        self._pending.append((codes, np.full(len(codes), code, np.int32), positions.astype(np.uint32)))
 
-    def _fold(self) -> None:
-        """Merge every run into one, leaving out removed entries."""
-        codes = np.concatenate([run.codes for run in self._runs]) if self._runs else np.zeros(0, np.int64)
-        entries = np.concatenate([run.entries for run in self._runs]) if self._runs else codes
-        live = self._alive.values[entries]
-        codes, entries = codes[live], entries[live]
-        order = np.argsort(codes, kind="stable")
-        self._runs = [_Run(codes[order], entries[order])]
-
-    def _column(self, name: str) -> pa.ChunkedArray:
-        chunks = [chunk for part in self._keys for chunk in part[name].chunks]
-        return pa.chunked_array(chunks, self.schema.field(name).type)
+    def _settle(self) -> None:
+        """Sort the added entries into one new run per shard, and merge runs that are due."""
+        if not self._pending:
+            return
+        codes, files, pos = (np.concatenate(part) for part in zip(*self._pending, strict=True))
+        self._pending = []
+        order, bounds = _by_shard(codes)
+        codes, files, pos = codes[order], files[order], pos[order]
+        for shard, runs in enumerate(self._shards):
+            mine = slice(bounds[shard], bounds[shard + 1])
+            if bounds[shard + 1] > bounds[shard]:
+                runs.append(_sorted_run(codes[mine], files[mine], pos[mine]))
+            _tidy(runs)
 
     def locate(self, incoming: pa.Table) -> Located:
         """The stored row of each incoming key the table holds."""
+        self._settle()
         codes = self._codes(keys_only(incoming, self.key))
-        # Searching in sorted order walks each run forwards: several times faster on large runs
-        # than probing it at random.
-        by_code = np.argsort(codes, kind="stable")
-        codes = codes[by_code]
-        found_in, found_entry = [], []
-        for run in self._runs:
-            left = np.searchsorted(run.codes, codes, "left")
-            right = np.searchsorted(run.codes, codes, "right")
-            width = right - left
-            hit = np.nonzero(width)[0]
-            # A code may repeat (a hash collision, or a removed and re-added key): expand ranges.
-            repeat = width[hit]
-            rows = np.repeat(hit, repeat)
-            within = np.arange(len(rows)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-            found_in.append(rows)
-            found_entry.append(run.entries[np.repeat(left[hit], repeat) + within])
-        rows = by_code[np.concatenate(found_in)] if found_in else np.zeros(0, np.int64)
-        entries = np.concatenate(found_entry) if found_entry else np.zeros(0, np.int64)
-        live = self._alive.values[entries]
-        rows, entries = rows[live], entries[live]
+        order, bounds = _by_shard(codes)
+        found_rows, found_handles, found_file, found_pos = [], [], [], []
+        for shard, runs in enumerate(self._shards):
+            rows = order[bounds[shard] : bounds[shard + 1]]
+            if not len(rows) or not runs:
+                continue
+            # Searching in sorted order walks each run forwards: several times faster on large
+            # runs than probing it at random.
+            rows = rows[np.argsort(codes[rows], kind="stable")]
+            wanted = codes[rows]
+            for number, run in enumerate(runs):
+                left = np.searchsorted(run.codes, wanted, "left")
+                width = np.searchsorted(run.codes, wanted, "right") - left
+                hit = np.nonzero(width)[0]
+                # A code may repeat (a hash collision, or a removed and re-added key): expand ranges.
+                repeat = width[hit]
+                within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+                offsets = np.repeat(left[hit], repeat) + within
+                live = run.file[offsets] != _GONE
+                offsets = offsets[live]
+                found_rows.append(np.repeat(rows[hit], repeat)[live])
+                found_handles.append(_handles(shard, number, offsets))
+                found_file.append(run.file[offsets])
+                found_pos.append(run.pos[offsets])
+        rows, handles, files, pos = (
+            np.concatenate(parts) if parts else np.zeros(0, dtype)
+            for parts, dtype in (
+                (found_rows, np.int64),
+                (found_handles, np.int64),
+                (found_file, np.int32),
+                (found_pos, np.uint32),
+            )
+        )
         if not self.exact_codes and len(rows):
             same = np.ones(len(rows), bool)
+            stored_keys = stored_key_columns(self._file_keys, files, pos)
             for name in self.key:
-                stored = _plain(self._column(name).take(pa.array(entries)))
-                wanted = _plain(incoming[name].take(pa.array(rows)))
-                same &= pc.fill_null(pc.equal(stored, wanted.cast(stored.type)), False).to_numpy(
+                stored = _plain(stored_keys[name])
+                wanted_keys = _plain(incoming[name].take(pa.array(rows)))
+                same &= pc.fill_null(pc.equal(stored, wanted_keys.cast(stored.type)), False).to_numpy(
                     zero_copy_only=False
                 )
-            rows, entries = rows[same], entries[same]
-        file_codes = self._file.values[entries]
+            rows, handles, files, pos = rows[same], handles[same], files[same], pos[same]
+        newest = pa.array(self._newest, self.schema.field(self.position_field).type)
         return Located(
             rows,
-            entries,
-            [self.files[code] for code in file_codes],
-            self._pos.values[entries],
-            self._column(self.position_field).take(pa.array(entries, pa.int64())),
+            handles,
+            [self.files[code] for code in files],
+            pos.astype(np.int64),
+            newest.take(pa.array(files, pa.int32())),
         )
 
     def worn_files(
@@ -347,12 +474,14 @@ class KeyIndex:
         go, most worn first, whose live rows fit in *max_rows* together: each with its live
         entries and their row positions. A file with no live row left costs nothing and is
         always among them."""
-        removed = np.unique(removed[self._alive.values[removed]])
-        live = self._live_per_file.values - np.bincount(self._file.values[removed], minlength=len(self.files))
+        removed = np.unique(removed)
+        removed_files = self._files_of(removed)
+        live = np.array(self._live, np.int64) - np.bincount(removed_files, minlength=len(self.files))
         worn = []
-        for code, path in enumerate(self.files):
-            data_file = self.data_files.get(path)
-            if data_file is not None and data_file.record_count:
+        latest = {path: code for code, path in enumerate(self.files)}  # a file read again: its last
+        for path, data_file in self.data_files.items():
+            code = latest[path]
+            if data_file.record_count:
                 share = 1 - live[code] / data_file.record_count
                 if share >= delete_ratio:
                     worn.append((share, code))
@@ -363,13 +492,27 @@ class KeyIndex:
                 chosen.append(code)
         if not chosen:
             return []
-        alive = self._alive.values.copy()
-        alive[removed] = False
-        found = []
-        for code in chosen:
-            entries = np.nonzero(alive & (self._file.values == code))[0]
-            found.append((self.files[code], entries, self._pos.values[entries]))
-        return found
+        handles = self._find(np.array(sorted(chosen), np.int64), pairs=False)
+        handles = handles[~np.isin(handles, removed)]
+        files, pos = self._files_of(handles), self._positions_of(handles)
+        return [
+            (self.files[code], handles[files == code], pos[files == code].astype(np.int64)) for code in chosen
+        ]
+
+    def _at(self, handles: np.ndarray, name: str) -> np.ndarray:
+        out = np.zeros(len(handles), np.int64)
+        places = handles >> _RUN_SHIFT
+        for place in np.unique(places):
+            mine = places == place
+            run = self._shards[int(place) >> (_SHARD_SHIFT - _RUN_SHIFT)][int(place) & 0xFFFF]
+            out[mine] = getattr(run, name)[handles[mine] & ((1 << _RUN_SHIFT) - 1)]
+        return out
+
+    def _files_of(self, handles: np.ndarray) -> np.ndarray:
+        return self._at(handles, "file")
+
+    def _positions_of(self, handles: np.ndarray) -> np.ndarray:
+        return self._at(handles, "pos")
 
     def advance(
         self,
@@ -381,48 +524,65 @@ class KeyIndex:
         """After a commit: clear the *removed* entries, forget the data files the commit
         removed, add each new data file's rows (in file order: a row's position is its index),
         and stamp the commit's snapshot."""
-        removed = np.unique(removed[self._alive.values[removed]])
-        self._alive.values[removed] = False
-        self._live_per_file.values[:] -= np.bincount(self._file.values[removed], minlength=len(self.files))
+        self._remove(removed)
         for path in dropped_files or []:
             self.data_files.pop(path, None)
         for data_file, rows in added:
             self.data_files[data_file.file_path] = data_file
-            self._add(data_file.file_path, rows, np.arange(rows.num_rows, dtype=np.int64))
-        self._tidy()
+            positions = np.arange(rows.num_rows, dtype=np.int64)
+            self._add(data_file.file_path, rows, positions, pc.max(rows[self.position_field]).as_py())
+        self._settle()
+        self._renumber_files()
         self.snapshot_id = snapshot_id
 
-    def _tidy(self) -> None:
-        if 2 * len(self) < len(self._alive):
-            self._compact()
-        elif len(self._runs) > _MAX_RUNS:
-            self._fold()
-
-    def _compact(self) -> None:
-        """Drop removed entries from the store once they outnumber the live ones, so that a
-        following replicator's index stays the size of the table (amortised: each compaction
-        at least halves the store)."""
-        alive = np.nonzero(self._alive.values)[0]
-        renumbered = np.full(len(self._alive), -1, np.int64)
-        renumbered[alive] = np.arange(len(alive))
-        self._keys = [pa.concat_tables(self._keys).take(pa.array(alive, pa.int64())).combine_chunks()]
-        file_codes = self._file.values[alive]
-        self._pos = _Growing(np.int64, self._pos.values[alive])
-        live_files = np.unique(file_codes)
-        self.files = [self.files[code] for code in live_files]
-        self._file = _Growing(np.int32, np.searchsorted(live_files, file_codes).astype(np.int32))
-        self._live_per_file = _Growing(np.int64, np.bincount(self._file.values, minlength=len(self.files)))
+    def _renumber_files(self) -> None:
+        """Forget the files without a live entry once they are most of the list, renumbering the
+        others, so that a replicator that commits every second keeps a list the size of its
+        table's files (amortised: each renumbering at least halves the list)."""
+        kept = [code for code, live in enumerate(self._live) if live]
+        if 2 * len(kept) > len(self.files) or len(self.files) < 64:
+            return
+        mapping = np.full(len(self.files) + 1, _GONE, np.int32)  # the last slot maps _GONE
+        mapping[kept] = np.arange(len(kept), dtype=np.int32)
+        for runs in self._shards:
+            for number, run in enumerate(runs):
+                # A new array, never written in place: a state taken before may still hold it.
+                runs[number] = _Run(run.codes, mapping[run.file], run.pos, run.removed)
+        self.files = [self.files[code] for code in kept]
+        self._newest = [self._newest[code] for code in kept]
+        self._file_keys = [self._file_keys[code] for code in kept]
+        self._live = [self._live[code] for code in kept]
         self.data_files = {path: self.data_files[path] for path in self.files if path in self.data_files}
-        self._alive = _Growing(np.bool_, np.ones(len(alive), bool))
-        for run in self._runs:
-            kept = renumbered[run.entries] >= 0
-            run.codes, run.entries = run.codes[kept], renumbered[run.entries[kept]]
-        self._fold()
 
 
-def _entry_codes(file_codes: np.ndarray | np.int64, positions: np.ndarray) -> np.ndarray:
-    """One 64-bit code per (file code, row position): a data file holds fewer than 2**40 rows."""
-    return (np.asarray(file_codes, np.int64) << 40) | positions.astype(np.int64)
+def _tidy(runs: list[_Run]) -> None:
+    """Merge the newest run into the one before it while that is under ``_GROWTH`` times its
+    size, and compact runs that are mostly removed entries: a shard holds a few runs of
+    geometrically growing size, and removed entries never outnumber its live ones for long."""
+    for number, run in enumerate(runs):
+        if 2 * run.removed > len(run):
+            runs[number] = run.live()
+    while len(runs) > 1 and len(runs[-2]) < _GROWTH * len(runs[-1]):
+        newer = runs.pop()
+        runs[-1] = _merged(runs[-1], newer)
+    runs[:] = [run for run in runs if len(run)]
+
+
+def stored_key_columns(file_keys: list[_FileKeys | None], files: np.ndarray, pos: np.ndarray) -> pa.Table:
+    """The key columns stored at each (file ordinal, row position), in their order."""
+    order = np.argsort(files, kind="stable")
+    codes, starts = np.unique(files[order], return_index=True)
+    bounds = np.append(starts, len(order))
+    parts = [
+        file_keys[code].at(pos[order[start:end]])
+        for code, start, end in zip(codes, bounds[:-1], bounds[1:], strict=True)
+    ]
+    return pa.concat_tables(parts).take(pa.array(np.argsort(order, kind="stable"), pa.int64()))
+
+
+def _pair_codes(file_codes: np.ndarray | np.int64, positions: np.ndarray) -> np.ndarray:
+    """One 64-bit code per (file ordinal, row position)."""
+    return (np.asarray(file_codes, np.int64) << 32) | positions.astype(np.int64)
 
 
 def _delete_id(delete_file: DataFile) -> str:
@@ -459,9 +619,10 @@ def _plain(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _live_rows(
-    table: Table, projected: object, task: FileScanTask, deletes: dict[str, dict[str, pa.ChunkedArray]]
-) -> tuple[pa.Table, np.ndarray]:
-    """The key columns of one data file without its deleted rows, and each row's file position.
+    table: Table, projected: Schema, task: FileScanTask, deletes: dict[str, dict[str, pa.ChunkedArray]]
+) -> tuple[pa.Table, np.ndarray, Decimal | None]:
+    """The key columns of one data file without its deleted rows, each row's file position, and
+    the file's highest source position (deleted rows included).
 
     The file is read without its deletes (so that positions are file positions), then the
     task's position deletes are applied here; pyiceberg maps renamed columns by field id. Each
@@ -470,15 +631,16 @@ def _live_rows(
     """
     rows = ArrowScan(table.metadata, table.io, projected, AlwaysTrue()).to_table([FileScanTask(task.file)])
     positions = np.arange(rows.num_rows, dtype=np.int64)
+    newest = pc.max(rows[projected.fields[-1].name]).as_py()
     deleted = [
         by_path[task.file.file_path].to_numpy()
         for by_path in (_deleted_positions(table.io, d, deletes) for d in task.delete_files)
         if task.file.file_path in by_path
     ]
     if not deleted:
-        return rows, positions
+        return rows, positions, newest
     keep = ~np.isin(positions, np.concatenate(deleted))
-    return rows.filter(pa.array(keep)), positions[keep]
+    return rows.filter(pa.array(keep)), positions[keep], newest
 
 
 def _deleted_positions(

@@ -11,7 +11,7 @@ saved snapshot need not still exist). The file is a cache, never trusted blindly
 missing, unreadable, or for other key columns or key types is ignored, and the index built from
 the table as before.
 
-Local disk, not the object store: the file is as big as the index (about 45 bytes a row), and
+Local disk, not the object store: the file is as big as the index (16 bytes a row for one integer key), and
 reading it back from S3 would cost what building it costs. A worker on another machine builds.
 Files are readable by their owner only: they hold key values.
 """
@@ -25,20 +25,20 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from pyiceberg.io import FileIO
 from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 
-from floe_cdc.lake.key_index import IndexState, KeyIndex, applied_deletes
+from floe_cdc.lake.key_index import IndexState, KeyIndex, applied_deletes, stored_key_columns
 from floe_cdc.lake.pyiceberg_adapter import live_files
 
 log = logging.getLogger("floe.key_index")
 
-_FORMAT = "1"
+_FORMAT = "2"
 _CODE, _FILE, _POS = "__floe_code", "__floe_file", "__floe_pos"
 
 
@@ -54,17 +54,19 @@ def index_path(directory: Path, table: Table) -> Path:
 
 def write_index(state: IndexState, applied: Mapping[str, frozenset[str]], path: Path) -> None:
     """Write the live entries of *state* to *path*, atomically (a new file renamed over it)."""
-    live = state.live()
-    ((codes, _),) = live.runs
-    columns = live.keys[0]
-    columns = columns.append_column(_CODE, pa.array(codes)).append_column(_FILE, pa.array(live.file))
-    columns = columns.append_column(_POS, pa.array(live.pos))
+    codes, file, pos = state.live()
+    columns = pa.table({_CODE: codes, _FILE: file, _POS: pos})
+    if len(codes) and any(keys is not None for keys in state.file_keys):  # hashed codes
+        keys = stored_key_columns(state.file_keys, file, pos)
+        for name in keys.column_names:
+            columns = columns.append_column(name, keys[name])
     about = {
         "format": _FORMAT,
-        "key": live.key,
-        "position_field": live.position_field,
-        "snapshot_id": live.snapshot_id,
-        "files": live.files,
+        "key": state.key,
+        "position_field": state.position_field,
+        "snapshot_id": state.snapshot_id,
+        "files": state.files,
+        "newest": [None if newest is None else str(newest) for newest in state.newest],
         "applied": {path: sorted(deletes) for path, deletes in applied.items()},
     }
     columns = columns.replace_schema_metadata({"floe.key-index": json.dumps(about)})
@@ -91,18 +93,18 @@ def read_index(table: Table, key: list[str], position_field: str, path: Path) ->
         about = json.loads(columns.schema.metadata[b"floe.key-index"])
         if about["format"] != _FORMAT or about["key"] != key or about["position_field"] != position_field:
             return None
-        state = IndexState(
+        newest = [None if value is None else Decimal(value) for value in about["newest"]]
+        hashed = all(name in columns.column_names for name in key)
+        state = IndexState.from_live(
             key,
             position_field,
             about["snapshot_id"],
             about["files"],
-            [columns.select([*key, position_field]).replace_schema_metadata(None)],
-            columns[_FILE].to_numpy(),
-            columns[_POS].to_numpy(),
-            np.ones(columns.num_rows, bool),
-            [(columns[_CODE].to_numpy(), np.arange(columns.num_rows, dtype=np.int64))],
+            newest,
+            (columns[_CODE].to_numpy(), columns[_FILE].to_numpy(), columns[_POS].to_numpy()),
         )
-        index = KeyIndex.restored(table, key, position_field, state)
+        keys = columns.select(key).replace_schema_metadata(None) if hashed else None
+        index = KeyIndex.restored(table, key, position_field, state, keys)
         if index is None:
             return None
         loaded = time.monotonic()
@@ -116,7 +118,7 @@ def read_index(table: Table, key: list[str], position_field: str, path: Path) ->
             deletes,
         )
         return index
-    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError) as exc:
+    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError, ArithmeticError) as exc:
         log.warning("the saved key index %s is not usable (%s); building it from the table", path, exc)
         return None
 

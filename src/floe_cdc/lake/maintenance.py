@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+import pyarrow as pa
 from pyarrow.fs import FileSelector, FileType
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue
@@ -28,6 +29,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from floe_cdc.core.config import MaintainConfig
 from floe_cdc.lake.checkpoint import OFFSETS_KEY
+from floe_cdc.lake.layout import sort_rows
 from floe_cdc.lake.pyiceberg_adapter import (
     RewriteFiles,
     file_key,
@@ -87,9 +89,10 @@ def _live_delete_files(table: Table) -> dict[tuple[str, int | None], DataFile]:
 
 def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     """Data files whose deleted share passes the threshold, and small files, packed into groups
-    of about the target size."""
+    of at most ``rewrite_group_mb`` of live data."""
     tasks = live_files(table.metadata, table.io)
     target = settings.target_file_size_mb * MB
+    group_size = max(target, settings.rewrite_group_mb * MB)
     deleted = {t.file.file_path: _deleted_rows(t) for t in tasks}
     dirty = [
         t for t in tasks if deleted[t.file.file_path] >= settings.delete_ratio * max(t.file.record_count, 1)
@@ -102,14 +105,16 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     ]
     # Small files join any rewrite that happens anyway; alone, only once there are enough.
     chosen = dirty + (small if dirty or len(small) >= settings.min_small_files else [])
+    # Groups of about the target size within one partition: a rewrite never mixes partitions,
+    # so each partition's files are rewritten (and their rows sorted) on their own.
     groups: list[_Group] = []
-    size = 0.0
-    for task in sorted(chosen, key=lambda t: t.file.file_size_in_bytes):
+    size, partition = 0.0, None
+    for task in sorted(chosen, key=lambda t: (_partition_key(t.file), t.file.file_size_in_bytes)):
         live_share = max(0.0, 1 - deleted[task.file.file_path] / max(task.file.record_count, 1))
         live = task.file.file_size_in_bytes * live_share
-        if not groups or size + live > target:
+        if not groups or size + live > group_size or _partition_key(task.file) != partition:
             groups.append(_Group([], []))
-            size = 0
+            size, partition = 0, _partition_key(task.file)
         groups[-1].tasks.append(task)
         size += live
     # A delete file retires with the group holding every data file it applies to. One that
@@ -132,16 +137,31 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     return groups
 
 
+def _partition_key(data_file: DataFile) -> tuple[int, str]:
+    return data_file.spec_id or 0, str(data_file.partition)
+
+
+def _sorted_slices(rows: pa.Table, target: int) -> list[pa.Table]:
+    """Consecutive slices of sorted *rows* of about *target* bytes in memory each (as pyiceberg
+    sizes its files): written one file per slice, files hold disjoint ranges of the sort
+    columns, which pyiceberg's own bin packing (first fit over record batches) does not keep."""
+    per_slice = max(1, int(rows.num_rows * target / max(rows.nbytes, 1)))
+    return [rows.slice(start, per_slice) for start in range(0, rows.num_rows, per_slice)]
+
+
 def _rewrite_group(table: Table, group: _Group, target: int) -> int:
-    """Read the group's live rows and commit them as new files in place of the old ones."""
+    """Read the group's live rows and commit them, in the table's sort order, as new files in
+    place of the old ones."""
     with transaction(table) as tx:
         metadata = tx.table_metadata
         written: list[DataFile] = []
         if group.tasks:
             rows = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(group.tasks)
+            rows = sort_rows(rows, metadata.sort_order(), metadata.schema())
             properties = {**metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(target)}
             sized = metadata.model_copy(update={"properties": properties})
-            written = write_data_files(sized, table.io, rows)
+            for part in _sorted_slices(rows, target):
+                written += write_data_files(sized, table.io, part)
         rewrite = RewriteFiles(tx)
         for task in group.tasks:
             rewrite.delete_data_file(task.file)

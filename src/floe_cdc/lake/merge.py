@@ -52,14 +52,15 @@ from floe_cdc.lake.changeset import match_rows, position_scalar, reduce
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.deletion_vectors import as_vector, is_vector, read_vector, union, write_vectors
 from floe_cdc.lake.key_index import KeyIndex, applied_deletes
+from floe_cdc.lake.layout import sort_rows
 from floe_cdc.lake.pyiceberg_adapter import (
     V3,
     RowDelta,
     check_schema_compatible,
     live_files,
     transaction,
-    write_data_files,
     write_position_deletes,
+    write_rows,
 )
 from floe_cdc.lake.resnapshot_mark import RESNAPSHOT_PROPERTY
 from floe_cdc.lake.schema import POSITION_FIELD, Evolution, evolve
@@ -306,15 +307,16 @@ class _Merge:
             upserts = self._accepted_upserts(latest, incoming, matches)
             self.result.replayed += len(matches.rejected)
             new_rows = pa.concat_tables([*kept, upserts]) if kept else upserts
+            new_rows = sort_rows(new_rows, metadata.sort_order(), metadata.schema())
             check_schema_compatible(metadata, new_rows.schema)
             added = self._commit(tx, metadata, removed, new_rows, deletes)
         snapshot = self.table.current_snapshot()
         self.result.snapshot_id = snapshot.snapshot_id if snapshot else None
-        if deletes is not None and len(added) <= 1:
-            # The rows of the one new file are new_rows, in order: their positions are known.
-            written = [(added[0], new_rows)] if added else []
+        if deletes is not None and all(rows is not None for _, rows in added):
+            # Each new file's rows, in order: their positions are known. Otherwise the index
+            # catches up from the files at the next merge.
             gone = [data_file.file_path for data_file in removed]
-            self.index.advance(deletes.entries, written, self.result.snapshot_id, gone)
+            self.index.advance(deletes.entries, added, self.result.snapshot_id, gone)
         return self.result
 
     def _locate(
@@ -324,8 +326,20 @@ class _Merge:
         stored rows of updates that lack a column (unchanged TOASTed values)."""
         located = self.index.locate(incoming)
         incoming_pos = incoming[POSITION_FIELD].take(pa.array(located.incoming, pa.int64()))
-        stored_pos = pc.fill_null(located.position, position_scalar(0))
-        stale = pc.greater(stored_pos, incoming_pos).to_numpy(zero_copy_only=False)
+        # A stored row is never newer than its file's newest row: only the rows of files with a
+        # row newer than their change (a replay, a re-snapshot's rows) are read to compare.
+        unsure = np.nonzero(
+            pc.greater(pc.fill_null(located.newest, position_scalar(0)), incoming_pos).to_numpy(
+                zero_copy_only=False
+            )
+        )[0]
+        stale = np.zeros(len(located.incoming), bool)
+        if len(unsure):
+            files = [located.file[i] for i in unsure]
+            stored = self._stored_rows(metadata, target, files, located.pos[unsure])[POSITION_FIELD]
+            stale[unsure] = pc.greater(
+                pc.fill_null(stored, position_scalar(0)), incoming_pos.take(pa.array(unsure))
+            ).to_numpy(zero_copy_only=False)
         win = ~stale
         matches = _Matches(rejected=located.incoming[stale].tolist())
         matches.incoming = [pa.chunked_array([pa.array(located.incoming[win], pa.int64())])]
@@ -526,14 +540,15 @@ class _Merge:
 
     def _commit(
         self, tx: Any, metadata: Any, removed: list[Any], new_rows: pa.Table, deletes: _PositionDeletes | None
-    ) -> list[DataFile]:
+    ) -> list[tuple[DataFile, pa.Table | None]]:
         batch = self.batch
         checkpoint = self.checkpoint.merged_with(
             batch.offsets, batch.position, _watermarks(batch), batch.stamps
         )
         properties = {**checkpoint.properties(), **batch.summary}
         properties["floe.events"] = str(batch.size)
-        added = write_data_files(metadata, self.table.io, new_rows)
+        written = write_rows(metadata, self.table.io, new_rows)
+        added = [data_file for data_file, _ in written]
         delta = RowDelta(tx, properties)  # a fast append when it removes nothing
         for data_file in removed:
             delta.delete_data_file(data_file)
@@ -545,4 +560,4 @@ class _Merge:
             delta.append_data_file(data_file)
         delta.commit()
         self.result.files_rewritten, self.result.files_added = len(removed), len(added)
-        return added
+        return written

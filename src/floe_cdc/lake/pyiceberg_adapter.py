@@ -3,7 +3,8 @@ pyiceberg cannot write), so that an upgrade has two modules to check.
 
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
-- ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files) and
+- ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files),
+  ``_determine_partitions`` (splitting rows by partition, as it does before writing) and
   ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
   uses them; ``_read_deletes`` (reading a position delete file, as scans do);
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
@@ -57,6 +58,7 @@ from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
     _check_pyarrow_schema_compatible,
     _dataframe_to_data_files,
+    _determine_partitions,
     _get_parquet_writer_kwargs,
     _read_deletes,
     compute_statistics_plan,
@@ -175,13 +177,30 @@ def transaction_io(tx: Transaction) -> FileIO:
 
 def write_data_files(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[DataFile]:
     """*rows* written as data files of the table described by *metadata* (none for no rows)."""
+    return [data_file for data_file, _ in write_rows(metadata, io, rows)]
+
+
+def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tuple[DataFile, pa.Table | None]]:
+    """*rows* written as data files of the table described by *metadata*, one partition at a
+    time (in the order of *rows* within each), each file with the rows it holds in file order:
+    what a key index adds. None in place of the rows where pyiceberg split one partition's rows
+    over several files (beyond the target file size), whose order it chooses."""
     if not rows.num_rows:
         return []
-    added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
-    for data_file in added:
-        # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
-        data_file.spec_id = metadata.default_spec_id
-    return added
+    spec = metadata.spec()
+    parts = (
+        [rows]
+        if spec.is_unpartitioned()
+        else [p.arrow_table_partition for p in _determine_partitions(spec, metadata.schema(), rows)]
+    )
+    written: list[tuple[DataFile, pa.Table | None]] = []
+    for part in parts:
+        added = list(_dataframe_to_data_files(table_metadata=metadata, df=part, io=io))
+        for data_file in added:
+            # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
+            data_file.spec_id = metadata.default_spec_id
+            written.append((data_file, part if len(added) == 1 else None))
+    return written
 
 
 def check_schema_compatible(metadata: TableMetadata, schema: pa.Schema) -> None:

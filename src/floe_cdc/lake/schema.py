@@ -41,6 +41,7 @@ from pyiceberg.types import (
 from floe_cdc.core.changes import POSITION_TYPE, ChangeBatch, Column
 from floe_cdc.core.errors import SchemaMappingError
 from floe_cdc.lake.catalog import new_table
+from floe_cdc.lake.layout import partition_spec, sort_order
 
 POSITION_FIELD = "_floe_position"
 # Table property: each source column's identity (PostgreSQL's attnum) and the names it has had,
@@ -48,9 +49,11 @@ POSITION_FIELD = "_floe_position"
 COLUMN_NAMES_PROPERTY = "floe.source-column-names"
 # Properties of every replicated table, from the repository's iceberg/table-defaults.yaml (installed
 # with the package).
-TABLE_DEFAULTS: dict[str, str] = yaml.safe_load(
-    (resources.files(__package__) / "defaults" / "table-defaults.yaml").read_text()
-)["properties"]
+_DEFAULTS = yaml.safe_load((resources.files(__package__) / "defaults" / "table-defaults.yaml").read_text())
+TABLE_DEFAULTS: dict[str, str] = _DEFAULTS["properties"]
+# The partition fields and sort columns of a table that configures none ("key": its key).
+DEFAULT_PARTITION_BY: list[str] = _DEFAULTS["layout"]["partition_by"]
+DEFAULT_SORT_BY: list[str] | str = _DEFAULTS["layout"]["sort_by"]
 # Each row's source position: a change older than what the row holds never overwrites it.
 POSITION_COLUMN = Column(
     POSITION_FIELD, POSITION_TYPE, True, "source position of the row's last change (Floe)"
@@ -151,10 +154,20 @@ def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
     return Schema(*fields, identifier_field_ids=[by_name[k] for k in key])
 
 
-def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch, format_version: int = 2) -> Table:
+def create_table(
+    catalog: Catalog,
+    namespace: str,
+    batch: ChangeBatch,
+    format_version: int = 2,
+    partition_by: list[str] | None = None,
+    sort_by: list[str] | None = None,
+) -> Table:
     """The Iceberg table *batch*'s changes go to, of *format_version* (3: deletion vectors and row
-    lineage), with Floe's table defaults."""
+    lineage), partitioned and sorted as configured (else as the table defaults say), with Floe's
+    table defaults."""
     schema = build_schema(batch.table, batch.columns, batch.key)
+    if sort_by is None:
+        sort_by = batch.key if DEFAULT_SORT_BY == "key" else list(DEFAULT_SORT_BY)
     return new_table(
         catalog,
         namespace,
@@ -167,6 +180,10 @@ def create_table(catalog: Catalog, namespace: str, batch: ChangeBatch, format_ve
             "format-version": str(format_version),
             **TABLE_DEFAULTS,
         },
+        partition_spec=partition_spec(
+            schema, DEFAULT_PARTITION_BY if partition_by is None else partition_by, batch.table
+        ),
+        sort_order=sort_order(schema, sort_by, batch.table),
     )
 
 

@@ -253,7 +253,7 @@ def _load_table(
         )
     reading = TableReading.of(source, ref)
     if table is None:
-        table = create_table(catalog, namespace, reading.empty(), config.format_version(ref.target_name))
+        table = create_table(catalog, namespace, reading.empty(), **config.table_options(ref.target_name))
     after = state.get("after") if state else None
     copy_chunks(table, reading, reader, after, config.load.chunk_rows, checkpoint, result, progress)
     return result

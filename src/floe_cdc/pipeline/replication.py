@@ -31,6 +31,7 @@ from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, re
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.key_index_store import IndexStore
+from floe_cdc.lake.layout import evolve_layout
 from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
@@ -101,6 +102,7 @@ class Replicator:
         # merging on it spares a catalog load per commit. Safe because every Floe commit asserts
         # the snapshot it was planned on: if another writer committed since, the commit fails.
         self._tables: dict[str, Table] = {}
+        self._laid_out: set[str] = set()  # tables whose layout this run has checked
         self._pending: tuple[int | None, pa.Table] | None = None  # by the quarantine table's snapshot
         where = (
             config.iceberg.namespace,
@@ -273,11 +275,25 @@ class Replicator:
         table = table or self.load(changes.table)
         batch = self.identify_columns(changes.batch, table, changes.records)
         if table is None:
-            version = self.config.format_version(batch.table)
-            table = create_table(self.catalog, self.config.iceberg.namespace, batch, version)
+            options = self.config.table_options(batch.table)
+            table = create_table(self.catalog, self.config.iceberg.namespace, batch, **options)
             self._tables[batch.table] = table
+            self._laid_out.add(batch.table)
             log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, batch.table)
+        elif batch.table not in self._laid_out:
+            self._laid_out.add(batch.table)
+            self._evolve_layout(batch.table, table)
         return batch, table
+
+    def _evolve_layout(self, name: str, table: Table) -> None:
+        """Give *table* the partition spec and sort order its configuration sets, once per run:
+        a changed ``partition_by`` or ``sort_by`` is Iceberg partition (or sort order) evolution.
+        A setting left unset leaves the table as it is, whoever changed it."""
+        options = self.config.table_options(name)
+        qualified = f"{self.config.iceberg.namespace}.{name}"
+        changes = evolve_layout(table, options["partition_by"], options["sort_by"], qualified)
+        for change in changes:
+            log.info("table %s.%s: %s", self.config.iceberg.namespace, name, change)
 
     def merge(self, changes: TableChanges, checkpoint: Checkpoint) -> MergeResult:
         """Quarantine what cannot be applied, then merge the rest in one commit, on the table as

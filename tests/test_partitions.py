@@ -1,0 +1,194 @@
+"""Partitioned and sorted tables: merges, the key index, maintain and partition evolution, each
+compared with a model of the source row by row, rows that moved partition included."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.expressions import EqualTo
+
+from floe_cdc.core.changes import Column
+from floe_cdc.core.config import MaintainConfig, ReplicateConfig, parse_partition_field
+from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.layout import LayoutError, evolve_layout
+from floe_cdc.lake.maintenance import maintain_table
+from floe_cdc.lake.merge import Compaction, merge_batch
+from floe_cdc.lake.pyiceberg_adapter import live_files
+from floe_cdc.lake.schema import POSITION_FIELD, create_table
+from tests.batches import make_batch
+
+ORDERS = [
+    Column("id", pa.int64(), False, "INT8"),
+    Column("region", pa.string()),
+    Column("placed", pa.timestamp("us", tz="UTC")),
+    Column("note", pa.string()),
+]
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _catalog(tmp_path) -> SqlCatalog:
+    catalog = SqlCatalog("p", uri=f"sqlite:///{tmp_path}/c.db", warehouse=(tmp_path / "wh").as_uri())
+    catalog.create_namespace("ns")
+    return catalog
+
+
+def _batches(count: int, size: int, seed: int) -> list[list[tuple]]:
+    """Batches of inserts, updates (a new day and region: the row moves partition) and deletes,
+    spread over 30 days."""
+    rng = random.Random(seed)
+    live: set[int] = set()
+    next_id, batches = 0, []
+    for _ in range(count):
+        events, touched = [], set()
+        for _ in range(size):
+            choice = rng.random()
+            if live and choice < 0.45:
+                key = rng.choice(sorted(live - touched) or sorted(live))
+                op = "u"
+            elif live and choice < 0.6:
+                key = rng.choice(sorted(live - touched) or sorted(live))
+                op = "d"
+            else:
+                key, next_id, op = next_id, next_id + 1, "c"
+            touched.add(key)
+            if op == "d":
+                live.discard(key)
+                events.append(("d", {"id": key}))
+                continue
+            live.add(key)
+            placed = START + timedelta(days=rng.randrange(30), hours=rng.randrange(24))
+            events.append(
+                (op, {"id": key, "region": rng.choice("abcd"), "placed": placed, "note": f"n{key}"})
+            )
+        batches.append(events)
+    return batches
+
+
+def _model(batches: list[list[tuple]]) -> dict[int, dict]:
+    rows: dict[int, dict] = {}
+    for events in batches:
+        for op, row in events:
+            if op == "d":
+                rows.pop(row["id"], None)
+            else:
+                rows[row["id"]] = row
+    return rows
+
+
+def _rows(table) -> dict[int, dict]:
+    found = table.scan().to_arrow().drop_columns([POSITION_FIELD]).to_pylist()
+    return {row["id"]: row for row in found}
+
+
+def _merge_all(catalog, batches, indexes, partition_by=None, sort_by=None, offset=0):
+    """Merge each batch as replicate does: a warm key index, worn files rewritten in passing."""
+    compaction = Compaction.of(ReplicateConfig())
+    for number, events in enumerate(batches):
+        batch = make_batch("orders", ["id"], ORDERS, events, offset=offset + number * 1000)
+        if not catalog.table_exists(("ns", "orders")):
+            create_table(catalog, "ns", batch, partition_by=partition_by, sort_by=sort_by)
+        table = catalog.load_table(("ns", "orders"))
+        merge_batch(table, batch, read_checkpoint(table), indexes, compaction)
+    return catalog.load_table(("ns", "orders"))
+
+
+def _entries(index: KeyIndex) -> set[tuple]:
+    state = index.state()
+    codes, files, positions = state.live()
+    return {(int(c), state.files[f], int(p)) for c, f, p in zip(codes, files, positions, strict=True)}
+
+
+@pytest.mark.parametrize(
+    ("partition_by", "fields"),
+    [
+        (["bucket(4, id)"], ["id_bucket"]),
+        (["day(placed)"], ["placed_day"]),
+        (["region", "month(placed)"], ["region", "placed_month"]),
+    ],
+)
+def test_a_partitioned_table_equals_its_source_row_by_row(tmp_path, partition_by, fields):
+    catalog = _catalog(tmp_path)
+    batches = _batches(8, 60, seed=len(partition_by[0]))
+    indexes: dict[str, KeyIndex] = {}
+    table = _merge_all(catalog, batches, indexes, partition_by=partition_by)
+    assert _rows(table) == _model(batches)
+    assert [f.name for f in table.spec().fields] == fields
+    tasks = live_files(table.metadata, table.io)
+    assert len({str(t.file.partition) for t in tasks}) > 2  # rows spread over partitions
+    for task in tasks:  # a delete file applies within its data file's partition only
+        assert all(str(d.partition) == str(task.file.partition) for d in task.delete_files)
+    # Each merge wrote a file per partition and the index followed without reading them back.
+    index = indexes["orders"]
+    assert index.snapshot_id == table.current_snapshot().snapshot_id
+    assert _entries(index) == _entries(KeyIndex.build(table, ["id"], POSITION_FIELD))
+
+    maintain_table(table, "orders", MaintainConfig(delete_ratio=0.01, min_small_files=2))
+    table = catalog.load_table(("ns", "orders"))
+    assert _rows(table) == _model(batches)
+    after = live_files(table.metadata, table.io)
+    assert not any(t.delete_files for t in after)
+    assert len(after) == len({str(t.file.partition) for t in after})  # one file per partition
+
+
+def test_partition_evolution_keeps_every_row_and_new_files_take_the_new_spec(tmp_path):
+    catalog = _catalog(tmp_path)
+    batches = _batches(9, 50, seed=11)
+    indexes: dict[str, KeyIndex] = {}
+    table = _merge_all(catalog, batches[:3], indexes)
+    assert table.spec().is_unpartitioned()
+    assert evolve_layout(table, ["day(placed)"], None, "ns.orders") == ["partition spec now day(placed)"]
+    assert evolve_layout(table, ["day(placed)"], None, "ns.orders") == []  # already so
+    table = _merge_all(catalog, batches[3:6], indexes, offset=3000)
+    assert _rows(table) == _model(batches[:6])
+    assert table.spec().spec_id in {t.file.spec_id for t in live_files(table.metadata, table.io)}
+    evolve_layout(table, [], None, "ns.orders")  # back to unpartitioned
+    table = _merge_all(catalog, batches[6:], indexes, offset=6000)
+    assert _rows(table) == _model(batches)
+    assert _entries(indexes["orders"]) == _entries(KeyIndex.build(table, ["id"], POSITION_FIELD))
+
+
+def test_a_sorted_table_lets_a_key_lookup_open_one_file_in_eight_after_maintain(tmp_path):
+    """Merges write their files sorted by the key (the default sort order); maintain rewrites
+    them into files of disjoint key ranges, which a reader's filter on one key prunes."""
+    catalog = _catalog(tmp_path)
+    rng = random.Random(5)
+    wide = [
+        ("c", {"id": key, "region": "a", "placed": START, "note": rng.randbytes(1200).hex()})
+        for key in rng.sample(range(6000), 6000)
+    ]
+    table = _merge_all(catalog, [wide[i : i + 250] for i in range(0, 6000, 250)], {})
+    assert [f.source_id for f in table.sort_order().fields] == [table.schema().find_field("id").field_id]
+    for task in live_files(table.metadata, table.io):  # each merge's file is in key order
+        with table.io.new_input(task.file.file_path).open() as handle:
+            ids = pq.read_table(handle, columns=["id"])["id"].to_pylist()
+        assert ids == sorted(ids)
+    maintain_table(table, "orders", MaintainConfig(target_file_size_mb=1, min_small_files=2))
+    table = catalog.load_table(("ns", "orders"))
+    files = live_files(table.metadata, table.io)
+    assert len(files) >= 8
+    for key in (0, 2999, 5999):
+        opened = list(table.scan(row_filter=EqualTo("id", key)).plan_files())
+        assert 8 * len(opened) <= len(files)
+        assert table.scan(row_filter=EqualTo("id", key)).to_arrow()["id"].to_pylist() == [key]
+
+
+def test_a_partition_field_the_configuration_cannot_mean_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match=r"'bucket\(id\)' is not a partition field; write a column"):
+        parse_partition_field("bucket(id)")
+    assert parse_partition_field(" bucket( 16 , id ) ").width == 16
+    assert parse_partition_field("Day(placed)").transform == "day"
+    catalog = _catalog(tmp_path)
+    batch = make_batch("orders", ["id"], ORDERS, [("c", {"id": 1})])
+    with pytest.raises(
+        LayoutError, match="partition_by names column 'created', which the table does not have"
+    ):
+        create_table(catalog, "ns", batch, partition_by=["day(created)"])
+    with pytest.raises(LayoutError, match="cannot apply day to column 'region' of type string"):
+        create_table(catalog, "ns", batch, partition_by=["day(region)"])
+    assert not catalog.table_exists(("ns", "orders"))  # nothing half-made
