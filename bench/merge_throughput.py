@@ -1,16 +1,20 @@
 """Merge throughput: Floe's merge against pyiceberg's ``Table.upsert``, side by side in one run.
 
 For each storage (a local folder behind a SQLite catalog, and S3 behind an Iceberg REST catalog,
-SeaweedFS started for the run) and each table size, both engines load the same table (10 files of
-consecutive ids) and apply the same batches of random keys (50% updates, 10% deletes, 40%
-inserts), one engine after the other, each in a process of its own (`bench/merge_worker.py`)
-so that its peak memory is its own. Both tables must end with the same rows.
+SeaweedFS started for the run), each table size and each layout (unpartitioned, ``bucket(16,
+id)``, ``day(placed)``), Floe loads a table (10 files of consecutive ids) and applies batches of
+random keys (50% updates, 10% deletes, 40% inserts); on the unpartitioned table pyiceberg's
+upsert applies the same batches, one engine after the other, each in a process of its own
+(`bench/merge_worker.py`) so that its peak memory is its own. Both tables must end with the same
+rows. Afterwards ``floe maintain`` rewrites Floe's table into its sort order (the key), and
+pyiceberg scans filtered on one key count the share of data files a reader opens.
 
     .venv/bin/python -m bench.merge_throughput [--sizes 1000000 10000000] [--with-100m]
-        [--storage local s3] [--batch 100000] [--batches 3]
+        [--storage local s3] [--layouts plain bucket day] [--batch 100000] [--batches 3]
+        [--upsert-timeout 1800] [--name merge_throughput]
 
-Prints a table and writes ``bench/results/merge_throughput.json`` and a chart of throughput
-against table size, ``bench/results/merge_throughput.png``. Compare ratios, not absolute
+Prints a table and writes ``bench/results/<name>.json`` and a chart of throughput against table
+size, ``bench/results/<name>.png``. Compare ratios, not absolute
 times: a ratio holds on a noisy machine.
 """
 
@@ -34,6 +38,9 @@ from floe_cdc.lake.schema import POSITION_FIELD
 
 RESULTS = Path(__file__).parent / "results"
 ENGINES = ("floe", "pyiceberg_upsert")
+# The table layouts measured: unpartitioned, 16 buckets of the key, and the day of a timestamp
+# whose changes spread over 30 days (an update moves its row to another day).
+LAYOUTS: dict[str, list[str] | None] = {"plain": None, "bucket": ["bucket(16, id)"], "day": ["day(placed)"]}
 # Ports of the object store the benchmark starts (apart from the local stack's and the tests').
 BENCH_PORTS = {"s3_port": 36333, "iceberg_port": 36181, "object_store_port_base": 36900}
 
@@ -63,17 +70,23 @@ def storage(kind: str) -> Iterator[dict[str, str]]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _worker(arguments: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.merge_worker", json.dumps(arguments)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).parent.parent,
-    )
+def _worker(arguments: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """One engine's run in a process of its own; ``{"finished": False}`` when it outlasts
+    *timeout* seconds (the process is killed)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.merge_worker", json.dumps(arguments)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).parent.parent,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"finished": False, "timeout_seconds": timeout}
     if done.returncode != 0:
         raise RuntimeError(f"{arguments['engine']} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return {"finished": True, **json.loads(done.stdout.splitlines()[-1])}
 
 
 def _same_rows(catalog_properties: dict[str, str], first: str, second: str) -> bool:
@@ -86,8 +99,18 @@ def _same_rows(catalog_properties: dict[str, str], first: str, second: str) -> b
     )
 
 
-def measure(kind: str, rows: int, batch: int, batches: int, files: int, seed: int) -> dict[str, Any]:
-    """Both engines on one storage and one table size."""
+def measure(
+    kind: str,
+    rows: int,
+    batch: int,
+    batches: int,
+    files: int,
+    seed: int,
+    layout: str = "plain",
+    upsert_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Floe on one storage, table size and layout, and pyiceberg's upsert beside it on the
+    unpartitioned table (given *upsert_timeout* seconds, None for no limit)."""
     with storage(kind) as catalog:
         common = {
             "rows": rows,
@@ -99,42 +122,52 @@ def measure(kind: str, rows: int, batch: int, batches: int, files: int, seed: in
         }
         tables = {engine: f"{engine}_{rows}" for engine in ENGINES}
         engines = {
-            engine: _worker({**common, "engine": engine, "table": tables[engine]}) for engine in ENGINES
+            "floe": _worker(
+                {**common, "engine": "floe", "table": tables["floe"], "partition_by": LAYOUTS[layout]}
+            )
         }
-        same = _same_rows(catalog, tables["floe"], tables["pyiceberg_upsert"])
-    floe, upsert = engines["floe"], engines["pyiceberg_upsert"]
+        if layout == "plain":
+            upsert = {**common, "engine": "pyiceberg_upsert", "table": tables["pyiceberg_upsert"]}
+            engines["pyiceberg_upsert"] = _worker(upsert, upsert_timeout)
+        finished = "pyiceberg_upsert" in engines and engines["pyiceberg_upsert"]["finished"]
+        same = _same_rows(catalog, tables["floe"], tables["pyiceberg_upsert"]) if finished else None
+    floe, upsert = engines["floe"], engines.get("pyiceberg_upsert")
     return {
         "storage": kind,
         "rows": rows,
+        "layout": layout,
+        "partition_by": LAYOUTS[layout],
         "files": files,
         "same_result": same,
         "engines": engines,
-        "events_per_second": {engine: engines[engine]["events_per_second"] for engine in ENGINES},
-        "speedup": round(floe["events_per_second"] / upsert["events_per_second"], 1),
+        "events_per_second": {engine: run.get("events_per_second") for engine, run in engines.items()},
+        "speedup": round(floe["events_per_second"] / upsert["events_per_second"], 1) if finished else None,
     }
 
 
 def _goals(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's goals, as measured by this run (None where the run did not measure it)."""
-    local = {r["rows"]: r for r in runs if r["storage"] == "local"}
-    floe = {rows: r["engines"]["floe"] for rows, r in local.items()}
-    time_of = {rows: sum(f["seconds_per_batch"]) for rows, f in floe.items()}
-    ten_m = floe.get(10_000_000)
+    """The goals of the merge, as measured by this run (None where the run did not measure them)."""
+    floe = {(r["storage"], r["layout"], r["rows"]): r["engines"]["floe"] for r in runs}
+    per_batch = {key: sum(f["seconds_per_batch"]) / len(f["seconds_per_batch"]) for key, f in floe.items()}
+
+    def ratio(over: tuple, under: tuple) -> float | None:
+        return round(per_batch[over] / per_batch[under], 2) if {over, under} <= set(per_batch) else None
+
+    hundred = floe.get(("local", "plain", 100_000_000))
+    upserts = [r["speedup"] for r in runs if r["speedup"] is not None]
     return {
-        "events_per_second_at_10m_at_least_100k": ten_m and ten_m["events_per_second"] >= 100_000,
-        "peak_rss_at_10m_under_1500_mb": ten_m and ten_m["peak_rss_mb"] < 1500,
-        "time_10m_over_1m_at_most_2": (
-            round(time_of[10_000_000] / time_of[1_000_000], 2)
-            if {1_000_000, 10_000_000} <= set(time_of)
-            else None
-        ),
-        "time_100m_over_1m_at_most_4": (
-            round(time_of[100_000_000] / time_of[1_000_000], 2)
-            if {1_000_000, 100_000_000} <= set(time_of)
-            else None
-        ),
-        "write_amplification_at_most_3": max(r["engines"]["floe"]["write_amplification"] for r in runs),
-        "speedup_at_least_25": min(r["speedup"] for r in runs),
+        "events_per_second_at_100m_at_least_150k": hundred and hundred["events_per_second"] >= 150_000,
+        "time_100m_over_1m_at_most_4": ratio(("local", "plain", 100_000_000), ("local", "plain", 1_000_000)),
+        "peak_rss_at_100m_at_most_3000_mb": hundred and hundred["peak_rss_mb"] <= 3000,
+        "index_bytes_per_live_row_at_most_24": max(f["index_bytes_per_live_row"] for f in floe.values()),
+        "partitioned_over_plain_at_10m_at_most_1_5": {
+            layout: ratio(("local", layout, 10_000_000), ("local", "plain", 10_000_000))
+            for layout in LAYOUTS
+            if layout != "plain"
+        },
+        "lookup_files_share_at_most_0_125": max(f["lookup_files_share"] for f in floe.values()),
+        "write_amplification": max(f["write_amplification"] for f in floe.values()),
+        "speedup_over_upsert_min": min(upserts) if upserts else None,
     }
 
 
@@ -145,24 +178,42 @@ def _chart(runs: list[dict[str, Any]], path: Path) -> None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
-    for kind in sorted({r["storage"] for r in runs}):
-        mine = sorted((r for r in runs if r["storage"] == kind), key=lambda r: r["rows"])
-        for engine, style in zip(ENGINES, ("o-", "s--"), strict=True):
-            axes.plot(
-                [r["rows"] for r in mine],
-                [r["events_per_second"][engine] for r in mine],
-                style,
-                label=f"{engine} ({kind})",
-            )
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for r in runs:
+        for engine, rate in r["events_per_second"].items():
+            if rate:
+                label = f"{engine} ({r['storage']}{'' if r['layout'] == 'plain' else ', ' + r['layout']})"
+                lines.setdefault(label, []).append((r["rows"], rate))
+    for label, points in sorted(lines.items()):
+        points.sort()
+        style = "s--" if label.startswith("pyiceberg") else "o-"
+        axes.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("table rows")
     axes.set_ylabel("change events merged per second")
     axes.set_title("Merging batches of 100k changes (2 cores)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def _print(run: dict[str, Any]) -> None:
+    for engine, e in run["engines"].items():
+        where = f"{run['storage']:<7} {run['rows']:>12,} {run['layout']:<7} {engine:<17}"
+        if not e["finished"]:
+            print(f"{where} did not finish within {e['timeout_seconds']:.0f} s")
+            continue
+        per_batch = sum(e["seconds_per_batch"]) / len(e["seconds_per_batch"])
+        lookup = e.get("lookup_files_share")
+        print(
+            f"{where} {e['events_per_second']:>9,} {per_batch:>8.2f} {e['peak_rss_mb']:>7} "
+            f"{e['write_amplification']:>6} {e['index_build_seconds']:>8} "
+            f"{e['index_bytes_per_live_row'] or '':>8} {'' if lookup is None else lookup:>7}"
+        )
+    if run["speedup"] is not None:
+        print(f"{'':<20} speed-up {run['speedup']}x, same rows in both tables: {run['same_result']}")
 
 
 def main() -> None:
@@ -170,32 +221,31 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--with-100m", action="store_true", help="also a 100M-row table (local only)")
     parser.add_argument("--storage", nargs="+", choices=["local", "s3"], default=["local", "s3"])
+    parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--upsert-timeout", type=float, default=1800, help="seconds pyiceberg's upsert gets per table"
+    )
+    parser.add_argument("--name", default="merge_throughput", help="results file name, without extension")
     args = parser.parse_args()
-    plan = [(kind, rows) for kind in args.storage for rows in args.sizes]
+    plan = [(kind, rows, layout) for kind in args.storage for rows in args.sizes for layout in args.layouts]
     if args.with_100m:
-        plan.append(("local", 100_000_000))
+        plan.append(("local", 100_000_000, "plain"))
     print(f"batches of {args.batch:,} changes (50% updates, 10% deletes, 40% inserts, random keys)")
     print(
-        f"{'storage':<7} {'rows':>12} {'engine':<17} {'events/s':>9} {'s/batch':>8} {'RSS MB':>7} "
-        f"{'MB written':>10} {'WA':>6} {'index s':>8} {'index B/row':>11}"
+        f"{'storage':<7} {'rows':>12} {'layout':<7} {'engine':<17} {'events/s':>9} {'s/batch':>8} "
+        f"{'RSS MB':>7} {'WA':>6} {'index s':>8} {'B/row':>8} {'lookup':>7}"
     )
     runs = []
-    for kind, rows in plan:
-        run = measure(kind, rows, args.batch, args.batches, args.files, args.seed)
+    for kind, rows, layout in plan:
+        run = measure(
+            kind, rows, args.batch, args.batches, args.files, args.seed, layout, args.upsert_timeout
+        )
         runs.append(run)
-        for engine in ENGINES:
-            e = run["engines"][engine]
-            per_batch = sum(e["seconds_per_batch"]) / len(e["seconds_per_batch"])
-            print(
-                f"{kind:<7} {rows:>12,} {engine:<17} {e['events_per_second']:>9,} {per_batch:>8.2f} "
-                f"{e['peak_rss_mb']:>7} {e['bytes_written'] / 1e6:>10.1f} {e['write_amplification']:>6} "
-                f"{e['index_build_seconds']:>8} {e['index_bytes_per_live_row'] or '':>11}"
-            )
-        print(f"{'':<20} speed-up {run['speedup']}x, same rows in both tables: {run['same_result']}")
+        _print(run)
     headline = max((r for r in runs if r["storage"] == "local"), key=lambda r: r["rows"], default=runs[0])
     result = {
         "batch": args.batch,
@@ -204,15 +254,15 @@ def main() -> None:
         # The largest local table's figures, under the keys earlier results used.
         "rows": headline["rows"],
         "events_per_second": headline["events_per_second"],
-        "same_result": all(r["same_result"] for r in runs),
+        "same_result": all(r["same_result"] is not False for r in runs),
         "goals": _goals(runs),
         "runs": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "merge_throughput.json").write_text(json.dumps(result, indent=2))
-    _chart(runs, RESULTS / "merge_throughput.png")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+    _chart(runs, RESULTS / f"{args.name}.png")
     print(json.dumps(result["goals"], indent=2))
-    print(f"written {RESULTS / 'merge_throughput.json'} and merge_throughput.png")
+    print(f"written {RESULTS / args.name}.json and .png")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.expressions import In
+from pyiceberg.expressions import EqualTo, In
 from pyiceberg.table import Table
 
 from bench.workload import DATA_SCHEMA, Changes, change_batches, initial_batch, initial_files
 from floe_cdc.core.changes import ChangeBatch
-from floe_cdc.core.config import ReplicateConfig
+from floe_cdc.core.config import MaintainConfig, ReplicateConfig
 from floe_cdc.lake.checkpoint import read_checkpoint
 from floe_cdc.lake.key_index import KeyIndex
+from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import Compaction, merge_batch
+from floe_cdc.lake.pyiceberg_adapter import live_files
 from floe_cdc.lake.schema import POSITION_FIELD, create_table
 
 NAMESPACE = "bench"
@@ -50,9 +53,11 @@ class FloeEngine:
     """Floe's merge as replicate runs it: a key index kept between batches, and worn files
     rewritten in passing with the default settings."""
 
-    def __init__(self, catalog: Catalog, name: str, format_version: int = 2) -> None:
+    def __init__(
+        self, catalog: Catalog, name: str, format_version: int = 2, partition_by: list[str] | None = None
+    ) -> None:
         self.catalog, self.name, self.table, self.indexes = catalog, name, None, {}
-        self.offset, self.format_version = 0, format_version
+        self.offset, self.format_version, self.partition_by = 0, format_version, partition_by
 
     def load(self, changes: Changes) -> None:
         self.apply(self.receive(changes))
@@ -72,7 +77,9 @@ class FloeEngine:
 
     def apply(self, batch: ChangeBatch) -> None:
         if self.table is None:
-            self.table = create_table(self.catalog, NAMESPACE, batch, self.format_version)
+            self.table = create_table(
+                self.catalog, NAMESPACE, batch, self.format_version, partition_by=self.partition_by
+            )
         # Compaction in passing as replicate does it by default.
         merge_batch(
             self.table, batch, read_checkpoint(self.table), self.indexes, Compaction.of(ReplicateConfig())
@@ -104,7 +111,10 @@ class _Upsert:
 def run(arguments: dict[str, Any]) -> dict[str, Any]:
     catalog = load_catalog("bench", **arguments["catalog"])
     catalog.create_namespace_if_not_exists(NAMESPACE)
-    engine = (FloeEngine if arguments["engine"] == "floe" else _Upsert)(catalog, arguments["table"])
+    if arguments["engine"] == "floe":
+        engine = FloeEngine(catalog, arguments["table"], partition_by=arguments.get("partition_by"))
+    else:
+        engine = _Upsert(catalog, arguments["table"])
     rows, size = arguments["rows"], arguments["batch"]
     began = time.perf_counter()
     for ids in initial_files(rows, arguments["files"]):
@@ -126,16 +136,40 @@ def run(arguments: dict[str, Any]) -> dict[str, Any]:
         if (s.sequence_number or 0) > loaded
     )
     index = getattr(engine, "indexes", {}).get(arguments["table"])
-    return {
+    measured = {
         "index_bytes_per_live_row": round(index.nbytes / len(index), 1) if index else None,
         "load_seconds": round(load_seconds, 2),
         "index_build_seconds": round(prepare_seconds, 3),
         "seconds_per_batch": [round(s, 3) for s in seconds],
         "events_per_second": round(size * len(seconds) / sum(seconds)),
-        "peak_rss_mb": round(_peak_rss_mb()),
+        "peak_rss_mb": round(_peak_rss_mb()),  # before the lookups: maintain's memory is not the merge's
         "bytes_written": written,
         "changed_bytes": changed_bytes,
         "write_amplification": round(written / changed_bytes, 2),
+    }
+    if index is not None:
+        measured.update(_lookups(catalog, arguments["table"], rows, arguments["seed"]))
+    return measured
+
+
+def _lookups(catalog: Catalog, name: str, rows: int, seed: int, count: int = 20) -> dict[str, Any]:
+    """What a reader looking up one key opens, once ``floe maintain`` has rewritten the merges'
+    files into the table's sort order: the share of the data files a pyiceberg scan filtered on
+    one key plans, averaged over *count* keys of the initial rows."""
+    table = catalog.load_table((NAMESPACE, name))
+    began = time.perf_counter()
+    maintain_table(table, name, MaintainConfig(min_small_files=2))
+    maintain_seconds = time.perf_counter() - began
+    table = catalog.load_table((NAMESPACE, name))
+    files = len(live_files(table.metadata, table.io))
+    shares = []
+    for key in np.random.default_rng(seed).integers(0, rows, count).tolist():
+        opened = len(list(table.scan(row_filter=EqualTo("id", key)).plan_files()))
+        shares.append(opened / files)
+    return {
+        "maintain_seconds": round(maintain_seconds, 2),
+        "data_files_after_maintain": files,
+        "lookup_files_share": round(sum(shares) / len(shares), 3),
     }
 
 

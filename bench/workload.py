@@ -1,8 +1,10 @@
 """The benchmarks' table and change batches, the same for every engine given the same seed.
 
-A table ``(id bigint, name text, amount numeric(12,2))`` loaded in ``files`` files of
-consecutive ids (as replication leaves a snapshot), then batches of random keys: 50% updates of
-existing rows, 10% deletes, 40% inserts of new ids, no key twice in a batch.
+A table ``(id bigint, name text, amount numeric(12,2), placed timestamptz)`` loaded in
+``files`` files of consecutive ids (as replication leaves a snapshot), then batches of random
+keys: 50% updates of existing rows, 10% deletes, 40% inserts of new ids, no key twice in a
+batch. ``placed`` spreads rows over 30 days, and an update moves its row to another day (what a
+table partitioned by ``day(placed)`` must follow).
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ COLUMNS = [
     Column("id", pa.int64(), False, "INT8"),
     Column("name", pa.string()),
     Column("amount", pa.decimal128(12, 2)),
+    Column("placed", pa.timestamp("us", tz="UTC")),
 ]
+_DAYS = 30
+_START_US = 1_793_491_200_000_000  # 2026-11-01T00:00:00Z
 DATA_SCHEMA = pa.schema([pa.field(c.name, c.type, c.nullable) for c in COLUMNS])
 MIX = {"u": 0.5, "d": 0.1, "c": 0.4}
 
 
-def rows(ids: np.ndarray, tag: str) -> pa.Table:
+def rows(ids: np.ndarray, tag: str, step: int = 0) -> pa.Table:
+    """Rows of *ids*, their text tagged *tag*; *step* moves each row to another hour of the 30 days."""
     id_array = pa.array(ids, pa.int64())
+    hours = (ids * 7919 + step) % (_DAYS * 24)
     return pa.Table.from_arrays(
         [
             id_array,
             pc.binary_join_element_wise(tag, pc.cast(id_array, pa.string()), "-"),
             pc.cast(pa.array(ids % 100_000, pa.int32()), pa.decimal128(12, 2)),
+            pa.array(_START_US + hours * 3_600_000_000, pa.timestamp("us", tz="UTC")),
         ],
         schema=DATA_SCHEMA,
     )
@@ -110,4 +118,4 @@ def change_batches(total: int, size: int, count: int, seed: int) -> Iterator[Cha
         ops = ["u"] * updates + ["c"] * inserts + ["d"] * deletes
         alive = np.concatenate([np.setdiff1d(alive, picked[updates:], assume_unique=True), new_ids])
         first = total + size * number + 1
-        yield Changes(ops, rows(ids[: updates + inserts], f"v{first}"), picked[updates:], first)
+        yield Changes(ops, rows(ids[: updates + inserts], f"v{first}", first), picked[updates:], first)

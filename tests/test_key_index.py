@@ -10,6 +10,7 @@ from pyiceberg.manifest import DataFile, FileFormat
 from pyiceberg.schema import Schema
 from pyiceberg.types import DecimalType, LongType, NestedField, StringType
 
+from floe_cdc.lake import key_index
 from floe_cdc.lake.key_index import KeyIndex
 
 POSITION = pa.decimal128(38, 0)
@@ -124,3 +125,26 @@ def test_removed_entries_and_gone_files_are_dropped_once_they_outnumber_the_live
     assert "s3://bucket/r0.parquet" not in index.files and len(index.files) < 70
     untouched = index.locate(pa.table({"region": ["us"], "id": pa.array([1], pa.int64())}))
     assert len(untouched.entry) == 1 and untouched.file[0] in index.data_files
+
+
+def test_a_spilled_index_finds_the_same_rows_from_memory_mapped_runs(tmp_path, monkeypatch):
+    """An index bigger than its memory budget keeps its long runs on disk, memory-mapped: the
+    same lookups and commits, less memory, and no file left by name."""
+    monkeypatch.setattr(key_index, "_SPILL_ENTRIES", 2)
+    index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
+    probe = pa.table({"region": ["eu"] * 5 + ["us"], "id": pa.array([1, 2, 120, 299, 999, 3], pa.int64())})
+    before = index.locate(probe)
+    moved = index.spill(tmp_path / "mapped")
+    assert moved > 0 and index.memory_bytes == index.nbytes - moved
+    assert list((tmp_path / "mapped").iterdir()) == []
+    after = index.locate(probe)
+    assert (after.incoming.tolist(), after.file, after.pos.tolist()) == (
+        before.incoming.tolist(),
+        before.file,
+        before.pos.tolist(),
+    )
+    replaced = after.entry[after.incoming < 2]  # eu/1 and eu/2
+    index.advance(replaced, [(_data_file("s3://bucket/new.parquet"), _rows(range(1, 3)))], 7)
+    again = index.locate(probe)
+    moved_to = {int(i): path for i, path in zip(again.incoming, again.file, strict=True)}
+    assert moved_to[0] == moved_to[1] == "s3://bucket/new.parquet" and len(index) == 310

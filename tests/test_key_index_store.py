@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from floe_cdc.core.config import load_config
+from floe_cdc.lake import key_index
 from floe_cdc.lake.key_index import KeyIndex, applied_deletes
 from floe_cdc.lake.key_index_store import index_path, read_index, write_index
 from floe_cdc.lake.maintenance import maintain_table
@@ -129,3 +130,29 @@ def test_a_replicator_saves_its_indexes_when_it_stops_and_the_next_one_reads_on_
             {"id": 1, "code": 10},
             {"id": 2, "code": 20},
         ]
+
+
+def test_a_replicator_over_its_index_budget_lets_go_of_older_indexes_and_maps_its_own(
+    shop_config, tmp_path, caplog, monkeypatch
+):
+    """``replicate.index_memory_mb``: the index of the table merged longest ago is saved and let
+    go first; the table being merged keeps its index, its long runs memory-mapped."""
+    config = load_config(shop_config("fail"))
+    settings = config.replicate.model_copy(
+        update={"index_dir": str(tmp_path / "indexes"), "index_save_rows": 1, "index_memory_mb": 1e-6}
+    )
+    config = config.model_copy(update={"replicate": settings})
+    monkeypatch.setattr(replication, "_KEY_INDEXES", {})
+    monkeypatch.setattr(key_index, "_SPILL_ENTRIES", 1)
+    with Replicator(config, column_lookup=columns) as replicator:
+        _merge(replicator, _insert(0, 0, 0), _insert(1, 1, 10))
+        table = replicator.catalog.load_table("ns.items")  # as of now: another table, merged before
+        replicator.indexes["older"] = KeyIndex.build(table, ["id"], POSITION_FIELD)
+        replicator._tables["older"] = table
+        with caplog.at_level(logging.INFO, logger="floe.replication"):
+            _merge(replicator, _insert(2, 2, 20))
+        assert "older" not in replicator.indexes and index_path(tmp_path / "indexes", table).exists()
+        index = replicator.indexes["items"]
+        assert index.memory_bytes < index.nbytes
+        assert _entries(index) == _entries(KeyIndex.build(replicator.load("items"), ["id"], POSITION_FIELD))
+    assert "key index of older let go" in caplog.text and "memory-mapped from" in caplog.text

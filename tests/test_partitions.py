@@ -192,3 +192,51 @@ def test_a_partition_field_the_configuration_cannot_mean_is_refused_with_the_fix
     with pytest.raises(LayoutError, match="cannot apply day to column 'region' of type string"):
         create_table(catalog, "ns", batch, partition_by=["day(region)"])
     assert not catalog.table_exists(("ns", "orders"))  # nothing half-made
+
+
+def test_a_column_added_a_truncate_and_a_resnapshot_on_a_partitioned_table(tmp_path):
+    """The copy-on-write paths (a truncate, a completed re-snapshot) and schema evolution write
+    partitioned files too, and the key index catches up after them."""
+    catalog = _catalog(tmp_path)
+    batches = _batches(3, 40, seed=21)
+    indexes: dict[str, KeyIndex] = {}
+    _merge_all(catalog, batches, indexes, partition_by=["day(placed)"])
+    model = _model(batches)
+    # A column added at the source: later rows carry it.
+    wider = [*ORDERS, Column("channel", pa.string())]
+    added = [("u", {**model[key], "channel": "web"}) for key in sorted(model)[:5]]
+    table = catalog.load_table(("ns", "orders"))
+    batch = make_batch("orders", ["id"], wider, added, offset=5000)
+    merge_batch(table, batch, read_checkpoint(table), indexes, None)
+    expected = {key: {**row, "channel": None} for key, row in model.items()}
+    expected.update({row["id"]: row for _, row in added})
+    assert _rows(catalog.load_table(("ns", "orders"))) == expected
+    # A truncate, then rows again: only those after it remain.
+    after = [("c", {"id": 1000 + n, "region": "a", "placed": START + timedelta(days=n)}) for n in range(5)]
+    table = catalog.load_table(("ns", "orders"))
+    batch = make_batch("orders", ["id"], wider, [("t", {}), *after], offset=6000)
+    merge_batch(table, batch, read_checkpoint(table), indexes, None)
+    table = catalog.load_table(("ns", "orders"))
+    assert sorted(_rows(table)) == [1000 + n for n in range(5)]
+    # A completed re-snapshot without row 1002: it goes, the others stay, in their partitions.
+    reread = [("r", {"id": 1000 + n, "region": "b", "placed": START}, 7000) for n in (0, 1, 3, 4)]
+    batch = make_batch("orders", ["id"], wider, reread, offset=7000, snapshot_completed=7000)
+    merge_batch(table, batch, read_checkpoint(table), indexes, None)
+    table = catalog.load_table(("ns", "orders"))
+    assert {key: row["region"] for key, row in _rows(table).items()} == {
+        1000: "b",
+        1001: "b",
+        1003: "b",
+        1004: "b",
+    }
+    assert all(t.file.partition is not None for t in live_files(table.metadata, table.io))
+    merge_batch(
+        table,
+        make_batch("orders", ["id"], wider, [("d", {"id": 1000})], offset=8000),
+        read_checkpoint(table),
+        indexes,
+        None,
+    )
+    table = catalog.load_table(("ns", "orders"))
+    assert sorted(_rows(table)) == [1001, 1003, 1004]
+    assert _entries(indexes["orders"]) == _entries(KeyIndex.build(table, ["id"], POSITION_FIELD))

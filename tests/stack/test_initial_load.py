@@ -58,6 +58,7 @@ ITEMS = [
     "changed_at timestamptz DEFAULT now(), note varchar(40))",
     "INSERT INTO items (id, name, price, qty, note) "
     f"SELECT g, 'item ' || g, g * 1.25, g % 97, 'n' || (g % 13) FROM generate_series(1, {ROWS}) g",
+    "UPDATE items SET changed_at = now() - (id % 30) * interval '1 day'",  # over 30 days
 ]
 # Every type the direct load reads, with edge values; the same rows go through Debezium's snapshot.
 TYPES = [
@@ -103,7 +104,7 @@ def _nan_free(value: object) -> object:
 
 
 def _direct_config(
-    stack: LocalStack, directory: Path, database: str, tables: list[str], chunk_rows: int
+    stack: LocalStack, directory: Path, database: str, tables: list[str | dict], chunk_rows: int
 ) -> Path:
     path = write_config(stack, directory, database.removeprefix("floe_"), database, tables)
     document = yaml.safe_load(path.read_text())
@@ -139,7 +140,9 @@ def _live_writes(stack: LocalStack, database: str) -> Iterator[None]:
                 stack,
                 database,
                 [
-                    f"UPDATE items SET qty = qty + 1, name = 'live {step}' WHERE id % 50 = {step % 50}",
+                    # A new day: on a table partitioned by day(changed_at), the row moves partition.
+                    f"UPDATE items SET qty = qty + 1, name = 'live {step}', "
+                    f"changed_at = now() - {step % 30} * interval '1 day' WHERE id % 50 = {step % 50}",
                     f"DELETE FROM items WHERE id = {(step * 37) % ROWS + 1}",
                     f"INSERT INTO items (id, name) VALUES ({ROWS + step}, 'new {step}')",
                 ],
@@ -156,9 +159,11 @@ def _live_writes(stack: LocalStack, database: str) -> Iterator[None]:
 
 
 def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_path: Path, pipelines):
+    """On a partitioned table, whose live updates move rows from one day's partition to another."""
     stack.postgres.ensure_database("floe_direct")
     run_sql(stack, "floe_direct", ITEMS)
-    path = _direct_config(stack, tmp_path, "floe_direct", ["public.items"], chunk_rows=2_000)
+    partitioned = {"name": "public.items", "partition_by": ["day(changed_at)", "bucket(4, id)"]}
+    path = _direct_config(stack, tmp_path, "floe_direct", [partitioned], chunk_rows=2_000)
     pipelines.append(path)
     with _live_writes(stack, "floe_direct"):
         output = _apply(path)
@@ -169,7 +174,11 @@ def test_a_direct_load_under_live_writes_ends_identical(stack: LocalStack, tmp_p
     # makes the counts agree only once every change before it is in Iceberg too.
     run_sql(stack, "floe_direct", [f"INSERT INTO items (id, name) VALUES ({10 * ROWS}, 'written last')"])
     catch_up(path)
-    assert_tables_equal(stack, load_config(path), "floe_direct")
+    config = load_config(path)
+    assert_tables_equal(stack, config, "floe_direct")
+    table = open_catalog(config.iceberg).load_table((config.iceberg.namespace, "items"))
+    assert [field.name for field in table.spec().fields] == ["changed_at_day", "id_bucket"]
+    assert len({str(task.file.partition) for task in table.scan().plan_files()}) > 30
 
 
 def test_a_load_killed_in_the_middle_resumes_without_loading_a_chunk_twice(

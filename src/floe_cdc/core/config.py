@@ -549,6 +549,14 @@ class ReplicateConfig(_Model):
         description="Key indexes of at least this many rows are kept between runs (smaller ones are "
         "built from the table as fast as they load)",
     )
+    index_memory_mb: float = Field(
+        default=4096,
+        gt=0,
+        description="The memory a replicator's key indexes may take together. Beyond it, the indexes of "
+        "the tables merged longest ago are saved to index_dir and let go (their table's next merge loads "
+        "them again), and a table whose index alone is bigger keeps its long sorted runs memory-mapped "
+        "from files in index_dir (16 bytes a row for an integer key)",
+    )
     index_save_seconds: float = Field(
         default=300.0,
         gt=0,

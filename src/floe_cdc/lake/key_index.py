@@ -25,9 +25,11 @@ A removed entry is marked (file ordinal -1) and dropped when its run is merged o
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -49,6 +51,7 @@ _SHARDS = 1 << _SHARD_BITS
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential integer keys
 _GROWTH = 4  # a run is merged into the one before it once it reaches a quarter of its size
 _BUILD_ENTRIES = 4_000_000  # entries gathered from whole files before they join the shards
+_SPILL_ENTRIES = 1 << 18  # runs at least this long are the ones memory-mapped from disk
 _GONE = -1  # the file ordinal of a removed entry
 # An entry's handle, valid until the next change to the index: shard, run and offset.
 _RUN_SHIFT, _SHARD_SHIFT = 40, 56
@@ -315,9 +318,31 @@ class KeyIndex:
 
     @property
     def nbytes(self) -> int:
-        """The memory the index holds: its runs and, for hashed codes, the key columns."""
+        """The bytes the index holds: its runs and, for hashed codes, the key columns."""
         runs = sum(run.nbytes for _, _, run in self._runs())
         return runs + sum(keys.keys.nbytes + keys.pos.nbytes for keys in self._file_keys if keys is not None)
+
+    @property
+    def memory_bytes(self) -> int:
+        """The bytes the index holds in memory: those of its runs memory-mapped from disk are
+        the page cache's, which the kernel reclaims when memory runs short."""
+        mapped = sum(a.nbytes for _, _, run in self._runs() for a in (run.codes, run.pos) if _is_mapped(a))
+        return self.nbytes - mapped
+
+    def spill(self, directory: Path) -> int:
+        """Move the codes and row positions of the long runs to files in *directory* and
+        memory-map them: for an index bigger than the memory it may take. Lookups then read
+        those pages from the page cache (from disk once evicted). The files have no name (they
+        go when the index lets go of them, or with the process); the file ordinals, written in
+        place, stay in memory. Runs merged later are in memory again until the next spill.
+        Returns the bytes moved."""
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        moved = 0
+        for _, _, run in self._runs():
+            if len(run) >= _SPILL_ENTRIES and not _is_mapped(run.codes):
+                run.codes, run.pos = _mapped(directory, run.codes), _mapped(directory, run.pos)
+                moved += run.codes.nbytes + run.pos.nbytes
+        return moved
 
     def state(self) -> IndexState:
         """The index as it is now, unchanged by later commits: what saving it needs, taken between
@@ -553,6 +578,18 @@ class KeyIndex:
         self._file_keys = [self._file_keys[code] for code in kept]
         self._live = [self._live[code] for code in kept]
         self.data_files = {path: self.data_files[path] for path in self.files if path in self.data_files}
+
+
+def _is_mapped(array: np.ndarray) -> bool:
+    return isinstance(array, np.memmap) or isinstance(array.base, np.memmap)
+
+
+def _mapped(directory: Path, array: np.ndarray) -> np.ndarray:
+    """*array* written to a file without a name in *directory*, memory-mapped read-only."""
+    with tempfile.TemporaryFile(dir=directory) as handle:
+        array.tofile(handle)
+        handle.flush()
+        return np.memmap(handle, array.dtype, "r", shape=array.shape)
 
 
 def _tidy(runs: list[_Run]) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 from pyarrow.fs import FileSelector, FileType
+from pyiceberg.conversions import from_bytes
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
@@ -105,11 +106,12 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
     ]
     # Small files join any rewrite that happens anyway; alone, only once there are enough.
     chosen = dirty + (small if dirty or len(small) >= settings.min_small_files else [])
-    # Groups of about the target size within one partition: a rewrite never mixes partitions,
-    # so each partition's files are rewritten (and their rows sorted) on their own.
+    # Groups of at most the group size within one partition, in order of the files' first sort
+    # column: a rewrite never mixes partitions, and its sorted output covers a range of keys.
     groups: list[_Group] = []
     size, partition = 0.0, None
-    for task in sorted(chosen, key=lambda t: (_partition_key(t.file), t.file.file_size_in_bytes)):
+    start = _sort_start(table)
+    for task in sorted(chosen, key=lambda t: (_partition_key(t.file), start(t.file))):
         live_share = max(0.0, 1 - deleted[task.file.file_path] / max(task.file.record_count, 1))
         live = task.file.file_size_in_bytes * live_share
         if not groups or size + live > group_size or _partition_key(task.file) != partition:
@@ -135,6 +137,22 @@ def plan_rewrite(table: Table, settings: MaintainConfig) -> list[_Group]:
         elif len(owners) == 1 and None not in owners:
             groups[owners.pop()].retired.append(delete_file)
     return groups
+
+
+def _sort_start(table: Table) -> Callable[[DataFile], tuple]:
+    """A data file's lowest value of the table's first sort column, from its statistics (files
+    without one first): the order in which rewrites group files."""
+    fields = table.sort_order().fields
+    if not fields:
+        return lambda data_file: ()
+    field_id = fields[0].source_id
+    field_type = table.schema().find_type(field_id)
+
+    def start(data_file: DataFile) -> tuple:
+        lower = (data_file.lower_bounds or {}).get(field_id)
+        return (0,) if lower is None else (1, from_bytes(field_type, lower))
+
+    return start
 
 
 def _partition_key(data_file: DataFile) -> tuple[int, str]:

@@ -58,6 +58,7 @@ from floe_cdc.lake.pyiceberg_adapter import (
     RowDelta,
     check_schema_compatible,
     live_files,
+    side_by_side,
     transaction,
     write_position_deletes,
     write_rows,
@@ -417,7 +418,7 @@ class _Merge:
             existing = conform(
                 ArrowScan(metadata, self.table.io, metadata.schema(), AlwaysTrue()).to_table([task]), target
             )
-            drop = pa.array([False] * existing.num_rows)
+            drop = pa.array(np.zeros(existing.num_rows, bool))  # typed: a file may have no live row
             if self.floor is not None:
                 below = pc.less(
                     pc.fill_null(existing[POSITION_FIELD], position_scalar(0)), position_scalar(self.floor)
@@ -506,8 +507,9 @@ class _Merge:
             data_file = self.index.data_files[path]
             group = path if by_data_file else (data_file.spec_id, str(data_file.partition))
             groups.setdefault(group, {})[data_file] = positions
-        for group in groups.values():
-            delta.add_position_deletes(write_position_deletes(tx, group), list(group))
+        written = side_by_side(lambda group: write_position_deletes(tx, group), list(groups.values()))
+        for group, delete_file in zip(groups.values(), written, strict=True):
+            delta.add_position_deletes(delete_file, list(group))
         return len(groups)
 
     def _add_vectors(self, delta: RowDelta, metadata: Any, by_file: dict[str, list[int]]) -> int:

@@ -4,7 +4,9 @@ pyiceberg cannot write), so that an upgrade has two modules to check.
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
 - ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files),
-  ``_determine_partitions`` (splitting rows by partition, as it does before writing) and
+  ``_determine_partitions``, ``pyarrow_to_schema`` and ``write_file`` with
+  ``pyiceberg.table.WriteTask`` (writing a partitioned table's rows a file per partition, as
+  ``_dataframe_to_data_files`` does) and
   ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
   uses them; ``_read_deletes`` (reading a position delete file, as scans do);
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
@@ -48,6 +50,8 @@ import bisect
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +68,9 @@ from pyiceberg.io.pyarrow import (
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
+    pyarrow_to_schema,
     schema_to_pyarrow,
+    write_file,
 )
 from pyiceberg.manifest import (
     DataFile,
@@ -80,7 +86,7 @@ from pyiceberg.manifest import (
 )
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import FileScanTask, Table, Transaction
+from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, FileScanTask, Table, Transaction, WriteTask
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
@@ -103,6 +109,7 @@ from pyiceberg.table.update.validate import _validate_data_files_exist
 from pyiceberg.typedef import Record
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.utils.concurrent import ExecutorFactory
+from pyiceberg.utils.config import Config
 
 from floe_cdc.lake.deletion_vectors import is_vector, read_vector, write_vectors
 from floe_cdc.lake.pyiceberg_v3 import (
@@ -180,26 +187,61 @@ def write_data_files(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> lis
     return [data_file for data_file, _ in write_rows(metadata, io, rows)]
 
 
+_WRITERS = 4
+
+
+def side_by_side(function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """*function* of each of *items*, on a few threads: what writes files of several partitions
+    at once (Parquet encoding and uploads release the GIL). Not pyiceberg's shared executor,
+    which the writes themselves use: waiting on it from its own threads could deadlock."""
+    if len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(_WRITERS, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
 def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tuple[DataFile, pa.Table | None]]:
-    """*rows* written as data files of the table described by *metadata*, one partition at a
-    time (in the order of *rows* within each), each file with the rows it holds in file order:
-    what a key index adds. None in place of the rows where pyiceberg split one partition's rows
-    over several files (beyond the target file size), whose order it chooses."""
+    """*rows* written as data files of the table described by *metadata*, each file with the
+    rows it holds in file order (what a key index adds); None in place of the rows where pyiceberg
+    split an unpartitioned table's rows over several files, in an order of its own.
+
+    A partitioned table's rows are split by partition once (``_determine_partitions``, keeping
+    their order) and each partition written as one file, all by pyiceberg's writer pool at once
+    (``write_file``, as ``_dataframe_to_data_files`` does, without its bin packing: a merge's
+    partition never nears the target file size)."""
     if not rows.num_rows:
         return []
     spec = metadata.spec()
-    parts = (
-        [rows]
-        if spec.is_unpartitioned()
-        else [p.arrow_table_partition for p in _determine_partitions(spec, metadata.schema(), rows)]
-    )
-    written: list[tuple[DataFile, pa.Table | None]] = []
-    for part in parts:
-        added = list(_dataframe_to_data_files(table_metadata=metadata, df=part, io=io))
-        for data_file in added:
-            # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
-            data_file.spec_id = metadata.default_spec_id
-            written.append((data_file, part if len(added) == 1 else None))
+    if spec.is_unpartitioned():
+        added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
+        written = [(data_file, rows if len(added) == 1 else None) for data_file in added]
+    else:
+        parts = list(_determine_partitions(spec, metadata.schema(), rows))
+        task_schema = pyarrow_to_schema(
+            rows.schema,
+            name_mapping=metadata.schema().name_mapping,
+            downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False,
+            format_version=metadata.format_version,
+        )
+        write_uuid = uuid.uuid4()
+        tasks = [
+            WriteTask(
+                write_uuid,
+                number,
+                task_schema,
+                part.arrow_table_partition.to_batches(),
+                None,
+                part.partition_key,
+            )
+            for number, part in enumerate(parts)
+        ]
+        files = list(write_file(io, metadata, iter(tasks)))  # in the order of the tasks
+        written = [
+            (data_file, part.arrow_table_partition) for data_file, part in zip(files, parts, strict=True)
+        ]
+    for data_file, _ in written:
+        # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
+        data_file.spec_id = metadata.default_spec_id
     return written
 
 

@@ -10,6 +10,7 @@ idempotent).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,6 +110,7 @@ class Replicator:
             *sorted(f"{k}={v}" for k, v in config.iceberg.catalog_properties().items()),
         )
         self.indexes = _KEY_INDEXES.setdefault(where, {})
+        self._merged_at: dict[str, float] = {}  # each table's last merge, for the index budget
         self.index_store = IndexStore(config.replicate.index_dir, config.replicate.index_save_rows)
         self.compaction = Compaction.of(config.replicate)
 
@@ -320,7 +322,34 @@ class Replicator:
                 raise away_error(name, exc) from exc
             raise
 
+    def _bound_index_memory(self, current: str) -> None:
+        """Keep the key indexes within ``replicate.index_memory_mb``: let go of the indexes of the
+        tables merged longest ago (saved first, so that loading them again costs a read and a
+        catch-up, not a build), then, if *current*'s alone is too big, memory-map its long runs."""
+        budget = self.config.replicate.index_memory_mb * 2**20
+        used = sum(index.memory_bytes for index in self.indexes.values())
+        for name in sorted(self.indexes, key=lambda n: self._merged_at.get(n, 0.0)):
+            if used <= budget:
+                return
+            if name == current or name not in self._tables:
+                continue
+            self.index_store.save({name: self.indexes[name]}, {name: self._tables[name]}, wait=True)
+            used -= self.indexes.pop(name).memory_bytes
+            log.info("key index of %s let go: the key indexes take more than replicate.index_memory_mb", name)
+        index = self.indexes.get(current)
+        if used > budget and index is not None:
+            moved = index.spill(self.index_store.directory / "mapped")
+            if moved:
+                log.info(
+                    "key index of %s: %.1f MB of sorted runs memory-mapped from %s "
+                    "(replicate.index_memory_mb)",
+                    current,
+                    moved / 2**20,
+                    self.index_store.directory,
+                )
+
     def _merge(self, changes: TableChanges, checkpoint: Checkpoint, table: Table | None) -> MergeResult:
+        self._merged_at[changes.table] = time.monotonic()
         batch, table = self.prepare(changes, table)
         self.set_aside(batch.quarantined)
         if batch.table not in self.indexes and table.current_snapshot() is not None:
@@ -335,6 +364,7 @@ class Replicator:
             self.set_aside([quarantine_record(batch.table, r, str(exc)) for r in changes.records])
             result = merge_batch(table, batch.without_rows(), checkpoint, self.indexes, self.compaction)
             result.quarantined = len(changes.records)
+        self._bound_index_memory(batch.table)
         self._supersede(batch, changes.records)
         log.info(
             "merged %s: %d events -> +%d ~%d -%d rows, %d replayed, %d quarantined%s (snapshot %s)",
