@@ -130,7 +130,7 @@ def test_removed_entries_and_gone_files_are_dropped_once_they_outnumber_the_live
 def test_a_spilled_index_finds_the_same_rows_from_memory_mapped_runs(tmp_path, monkeypatch):
     """An index bigger than its memory budget keeps its long runs on disk, memory-mapped: the
     same lookups and commits, less memory, and no file left by name."""
-    monkeypatch.setattr(key_index, "_SPILL_ENTRIES", 2)
+    monkeypatch.setattr(key_index, "SPILL_ENTRIES", 2)
     index = KeyIndex.build(_table(tmp_path), ["region", "id"], "_floe_position")
     probe = pa.table({"region": ["eu"] * 5 + ["us"], "id": pa.array([1, 2, 120, 299, 999, 3], pa.int64())})
     before = index.locate(probe)

@@ -143,7 +143,7 @@ def test_a_replicator_over_its_index_budget_lets_go_of_older_indexes_and_maps_it
     )
     config = config.model_copy(update={"replicate": settings})
     monkeypatch.setattr(replication, "_KEY_INDEXES", {})
-    monkeypatch.setattr(key_index, "_SPILL_ENTRIES", 1)
+    monkeypatch.setattr(key_index, "SPILL_ENTRIES", 1)
     with Replicator(config, column_lookup=columns) as replicator:
         _merge(replicator, _insert(0, 0, 0), _insert(1, 1, 10))
         table = replicator.catalog.load_table("ns.items")  # as of now: another table, merged before

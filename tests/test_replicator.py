@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+import yaml
 
 from floe_cdc.core.config import MaintainConfig, load_config
 from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.layout import LayoutError
 from floe_cdc.lake.merge import ConcurrentWriteError
 from floe_cdc.pipeline.replication import Replicator, TableChanges
 from tests.debezium_events import event, field
@@ -76,3 +78,28 @@ def test_a_replicator_expires_the_snapshots_of_the_tables_it_commits_to(shop_con
         assert [s.snapshot_id for s in table.metadata.snapshots] == [table.current_snapshot().snapshot_id]
         assert replicator.checkpoints()["items"].offsets == {TOPIC: {0: 4}}
         assert [row["id"] for row in rows(replicator)] == [0, 1, 2, 3]
+
+
+def test_a_partition_field_on_a_column_the_table_lacks_stops_before_anything_is_created(shop_config):
+    path = shop_config("fail")
+    document = yaml.safe_load(path.read_text())
+    document["sources"][0]["tables"][0]["partition_by"] = ["day(created)"]
+    path.write_text(yaml.safe_dump(document))
+    with Replicator(load_config(path), column_lookup=columns) as replicator:
+        with pytest.raises(LayoutError, match=r"table items: partition_by names column 'created', which the"):
+            _merge(replicator, _insert(0, 1, 7))
+        assert replicator.table("items") is None
+
+
+def test_a_changed_partition_by_evolves_the_table_at_the_next_run(shop_config):
+    path = shop_config("fail")
+    with Replicator(load_config(path), column_lookup=columns) as replicator:
+        _merge(replicator, _insert(0, 1, 7))
+    document = yaml.safe_load(path.read_text())
+    document["sources"][0]["tables"][0]["partition_by"] = ["bucket(4, id)"]
+    path.write_text(yaml.safe_dump(document))
+    with Replicator(load_config(path), column_lookup=columns) as replicator:
+        _merge(replicator, _insert(1, 2, 8))
+        table = replicator.load("items")
+        assert [field.name for field in table.spec().fields] == ["id_bucket"]
+        assert rows(replicator) == [{"id": 1, "code": 7}, {"id": 2, "code": 8}]

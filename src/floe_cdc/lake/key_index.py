@@ -6,26 +6,19 @@ entry per live row, built from the key columns of the table's live data files (t
 deletes applied), stamped with the snapshot it describes, and kept current from what each
 commit deletes and adds.
 
-Its memory is 16 bytes per live row (plus the key columns for keys that are not one integer):
-- an entry is a 64-bit key code (the key itself for one integer key; otherwise DuckDB's
-  ``hash`` of the key columns, each hit then confirmed on the key columns, so a hash collision
-  never matches the wrong row), a 32-bit file ordinal and a 32-bit row position, in packed
-  numpy arrays sorted by code;
+Its memory is 16 bytes per live row for one integer key (packed entries in sharded sorted runs,
+``index_runs``), plus the key columns for other keys:
+- an entry's code is the key itself for one integer key; otherwise DuckDB's ``hash`` of the key
+  columns, each hit then confirmed on the key columns (kept per data file), so a hash collision
+  never matches the wrong row;
 - no source position per row: a merge needs the stored row's only to refuse a change older than
   it, and each file's highest one (kept per file) says which rows cannot be newer than their
-  change; the rare others are read from their file (``Located.newest``);
-- entries are split by a hash of the code into shards, each a few sorted runs merged when a run
-  reaches a quarter of the one before it (a log-structured merge). A commit adds one small run
-  per shard, a lookup binary-searches each run, and no merge copies more than one shard: the
-  index of a 100M-row table never needs a second copy of itself.
-
-A removed entry is marked (file ordinal -1) and dropped when its run is merged or half dead.
+  change; the rare others are read from their file (``Located.newest``).
 """
 
 from __future__ import annotations
 
 import itertools
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,17 +37,26 @@ from pyiceberg.table import FileScanTask, Table
 
 from floe_cdc.lake.changeset import keys_only
 from floe_cdc.lake.deletion_vectors import covers, is_vector, is_vector_id, read_vector, vector_id
+from floe_cdc.lake.index_runs import (
+    GONE,
+    RUN_SHIFT,
+    SHARD_SHIFT,
+    SHARDS,
+    SPILL_ENTRIES,
+    Run,
+    by_shard,
+    entry_handles,
+    is_mapped,
+    mapped,
+    merged,
+    pair_codes,
+    shards_of,
+    sorted_run,
+    tidy,
+)
 from floe_cdc.lake.pyiceberg_adapter import live_files, read_position_deletes
 
-_SHARD_BITS = 6  # 64 shards: a shard of a 1B-row table is 16M entries, 256 MB to merge
-_SHARDS = 1 << _SHARD_BITS
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential integer keys
-_GROWTH = 4  # a run is merged into the one before it once it reaches a quarter of its size
 _BUILD_ENTRIES = 4_000_000  # entries gathered from whole files before they join the shards
-_SPILL_ENTRIES = 1 << 18  # runs at least this long are the ones memory-mapped from disk
-_GONE = -1  # the file ordinal of a removed entry
-# An entry's handle, valid until the next change to the index: shard, run and offset.
-_RUN_SHIFT, _SHARD_SHIFT = 40, 56
 
 
 @dataclass
@@ -68,67 +70,6 @@ class Located:
     file: list[str]
     pos: np.ndarray
     newest: pa.Array
-
-
-@dataclass
-class _Run:
-    """Entries sorted by code. ``file`` is written in place when an entry is removed, so a
-    snapshot of the index (:meth:`KeyIndex.state`) copies it; ``codes`` and ``pos`` never are."""
-
-    codes: np.ndarray  # int64, sorted
-    file: np.ndarray  # int32 file ordinal, _GONE once removed
-    pos: np.ndarray  # uint32 row position in the file
-    removed: int = 0
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    @property
-    def nbytes(self) -> int:
-        return self.codes.nbytes + self.file.nbytes + self.pos.nbytes
-
-    def live(self) -> _Run:
-        if not self.removed:
-            return self
-        kept = self.file != _GONE
-        return _Run(self.codes[kept], self.file[kept], self.pos[kept])
-
-
-def _merged(older: _Run, newer: _Run) -> _Run:
-    """Two runs as one, removed entries left out: a linear merge by binary search, not a sort."""
-    older, newer = older.live(), newer.live()
-    at = np.searchsorted(older.codes, newer.codes, "right") + np.arange(len(newer))
-    theirs = np.zeros(len(older) + len(newer), bool)
-    theirs[at] = True
-    parts = []
-    for name in ("codes", "file", "pos"):
-        out = np.empty(len(theirs), getattr(older, name).dtype)
-        out[at] = getattr(newer, name)
-        out[~theirs] = getattr(older, name)
-        parts.append(out)
-    return _Run(*parts)
-
-
-def _sorted_run(codes: np.ndarray, file: np.ndarray, pos: np.ndarray) -> _Run:
-    order = np.argsort(codes, kind="stable")
-    return _Run(codes[order], file[order], pos[order])
-
-
-def _shards(codes: np.ndarray) -> np.ndarray:
-    """Each code's shard: the top bits of a multiplicative hash, so that runs of consecutive
-    integer keys spread over every shard."""
-    return ((codes.view(np.uint64) * _GOLDEN) >> np.uint64(64 - _SHARD_BITS)).astype(np.intp)
-
-
-def _by_shard(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An order grouping *codes* by shard, and where each shard's group starts and ends."""
-    shards = _shards(codes)
-    order = np.argsort(shards, kind="stable")
-    return order, np.searchsorted(shards[order], np.arange(_SHARDS + 1))
-
-
-def _handles(shard: int, run: int, offsets: np.ndarray) -> np.ndarray:
-    return (np.int64(shard) << _SHARD_SHIFT) | (np.int64(run) << _RUN_SHIFT) | offsets.astype(np.int64)
 
 
 @dataclass
@@ -152,7 +93,7 @@ class IndexState:
     snapshot_id: int | None
     files: list[str]
     newest: list[Decimal | None]  # by file ordinal
-    shards: list[list[_Run]]
+    shards: list[list[Run]]
     file_keys: list[_FileKeys | None]  # by file ordinal; None for one integer key
 
     @classmethod
@@ -168,9 +109,9 @@ class IndexState:
         """The state of the live *entries* (codes, file ordinals, row positions) as
         :meth:`live` gives them: one run per shard."""
         codes, file, pos = entries
-        bounds = np.searchsorted(_shards(codes), np.arange(_SHARDS + 1))
+        bounds = np.searchsorted(shards_of(codes), np.arange(SHARDS + 1))
         shards = [
-            [_Run(codes[start:end], file[start:end].astype(np.int32), pos[start:end].astype(np.uint32))]
+            [Run(codes[start:end], file[start:end].astype(np.int32), pos[start:end].astype(np.uint32))]
             if end > start
             else []
             for start, end in itertools.pairwise(bounds)
@@ -182,11 +123,11 @@ class IndexState:
         order within each: a restore splits them by shard without sorting."""
         runs = []
         for shard in self.shards:
-            merged = shard[0].live() if shard else None
+            whole = shard[0].live() if shard else None
             for run in shard[1:]:
-                merged = _merged(merged, run)
-            if merged is not None:
-                runs.append(merged)
+                whole = merged(whole, run)
+            if whole is not None:
+                runs.append(whole)
         if not runs:
             return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint32)
         return tuple(
@@ -206,7 +147,7 @@ class KeyIndex:
     _newest: list[Decimal | None] = field(default_factory=list)  # highest source position, by file
     _file_keys: list[_FileKeys | None] = field(default_factory=list)  # by file, for hashed codes
     _live: list[int] = field(default_factory=list)  # live entries, by file ordinal
-    _shards: list[list[_Run]] = field(default_factory=lambda: [[] for _ in range(_SHARDS)])
+    _shards: list[list[Run]] = field(default_factory=lambda: [[] for _ in range(SHARDS)])
     _pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @classmethod
@@ -257,7 +198,7 @@ class KeyIndex:
         self._renumber_files()
         return len(whole), len(deletes)
 
-    def _runs(self) -> Iterable[tuple[int, int, _Run]]:
+    def _runs(self) -> Iterable[tuple[int, int, Run]]:
         for shard, runs in enumerate(self._shards):
             for number, run in enumerate(runs):
                 yield shard, number, run
@@ -270,10 +211,10 @@ class KeyIndex:
         if not len(wanted):
             return np.zeros(0, np.int64)
         for shard, number, run in self._runs():
-            stored = _pair_codes(run.file, run.pos) if pairs else run.file.astype(np.int64)
+            stored = pair_codes(run.file, run.pos) if pairs else run.file.astype(np.int64)
             at = np.minimum(np.searchsorted(wanted, stored), len(wanted) - 1)
-            hit = np.nonzero((wanted[at] == stored) & (run.file != _GONE))[0]
-            found.append(_handles(shard, number, hit))
+            hit = np.nonzero((wanted[at] == stored) & (run.file != GONE))[0]
+            found.append(entry_handles(shard, number, hit))
         return np.concatenate(found) if found else np.zeros(0, np.int64)
 
     def _deleted_entries(
@@ -286,7 +227,7 @@ class KeyIndex:
             for delete_file in delete_files:
                 positions = _deleted_positions(io, delete_file, deletes).get(self.files[code])
                 if positions is not None:
-                    wanted.append(_pair_codes(np.int64(code), positions.to_numpy()))
+                    wanted.append(pair_codes(np.int64(code), positions.to_numpy()))
         if not wanted:
             return np.zeros(0, np.int64)
         return self._find(np.unique(np.concatenate(wanted)), pairs=True)
@@ -298,17 +239,17 @@ class KeyIndex:
             gone = np.nonzero(stale)[0]
             handles = np.concatenate([handles, self._find(gone.astype(np.int64), pairs=False)])
         handles = np.unique(handles)
-        places = handles >> _RUN_SHIFT
+        places = handles >> RUN_SHIFT
         bounds = np.append(np.nonzero(np.diff(places, prepend=-1))[0], len(handles))
         counts = np.zeros(len(self.files), np.int64)
         for start, end in itertools.pairwise(bounds):
             place = int(places[start])
-            run = self._shards[place >> (_SHARD_SHIFT - _RUN_SHIFT)][place & 0xFFFF]
-            offsets = handles[start:end] & ((1 << _RUN_SHIFT) - 1)
+            run = self._shards[place >> (SHARD_SHIFT - RUN_SHIFT)][place & 0xFFFF]
+            offsets = handles[start:end] & ((1 << RUN_SHIFT) - 1)
             files = run.file[offsets]
-            live = files != _GONE
+            live = files != GONE
             counts += np.bincount(files[live], minlength=len(self.files))
-            run.file[offsets[live]] = _GONE
+            run.file[offsets[live]] = GONE
             run.removed += int(live.sum())
         for code in np.nonzero(counts)[0]:
             self._live[code] -= int(counts[code])
@@ -326,8 +267,8 @@ class KeyIndex:
     def memory_bytes(self) -> int:
         """The bytes the index holds in memory: those of its runs memory-mapped from disk are
         the page cache's, which the kernel reclaims when memory runs short."""
-        mapped = sum(a.nbytes for _, _, run in self._runs() for a in (run.codes, run.pos) if _is_mapped(a))
-        return self.nbytes - mapped
+        on_disk = sum(a.nbytes for _, _, run in self._runs() for a in (run.codes, run.pos) if is_mapped(a))
+        return self.nbytes - on_disk
 
     def spill(self, directory: Path) -> int:
         """Move the codes and row positions of the long runs to files in *directory* and
@@ -339,8 +280,8 @@ class KeyIndex:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         moved = 0
         for _, _, run in self._runs():
-            if len(run) >= _SPILL_ENTRIES and not _is_mapped(run.codes):
-                run.codes, run.pos = _mapped(directory, run.codes), _mapped(directory, run.pos)
+            if len(run) >= SPILL_ENTRIES and not is_mapped(run.codes):
+                run.codes, run.pos = mapped(directory, run.codes), mapped(directory, run.pos)
                 moved += run.codes.nbytes + run.pos.nbytes
         return moved
 
@@ -349,7 +290,7 @@ class KeyIndex:
         two commits in a copy of the file ordinals (the one array written in place), while the
         costly part (:meth:`IndexState.live`) can run on another thread."""
         shards = [
-            [_Run(run.codes, run.file.copy(), run.pos, run.removed) for run in runs] for runs in self._shards
+            [Run(run.codes, run.file.copy(), run.pos, run.removed) for run in runs] for runs in self._shards
         ]
         return IndexState(
             self.key,
@@ -428,19 +369,19 @@ class KeyIndex:
             return
         codes, files, pos = (np.concatenate(part) for part in zip(*self._pending, strict=True))
         self._pending = []
-        order, bounds = _by_shard(codes)
+        order, bounds = by_shard(codes)
         codes, files, pos = codes[order], files[order], pos[order]
         for shard, runs in enumerate(self._shards):
             mine = slice(bounds[shard], bounds[shard + 1])
             if bounds[shard + 1] > bounds[shard]:
-                runs.append(_sorted_run(codes[mine], files[mine], pos[mine]))
-            _tidy(runs)
+                runs.append(sorted_run(codes[mine], files[mine], pos[mine]))
+            tidy(runs)
 
     def locate(self, incoming: pa.Table) -> Located:
         """The stored row of each incoming key the table holds."""
         self._settle()
         codes = self._codes(keys_only(incoming, self.key))
-        order, bounds = _by_shard(codes)
+        order, bounds = by_shard(codes)
         found_rows, found_handles, found_file, found_pos = [], [], [], []
         for shard, runs in enumerate(self._shards):
             rows = order[bounds[shard] : bounds[shard + 1]]
@@ -458,10 +399,10 @@ class KeyIndex:
                 repeat = width[hit]
                 within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
                 offsets = np.repeat(left[hit], repeat) + within
-                live = run.file[offsets] != _GONE
+                live = run.file[offsets] != GONE
                 offsets = offsets[live]
                 found_rows.append(np.repeat(rows[hit], repeat)[live])
-                found_handles.append(_handles(shard, number, offsets))
+                found_handles.append(entry_handles(shard, number, offsets))
                 found_file.append(run.file[offsets])
                 found_pos.append(run.pos[offsets])
         rows, handles, files, pos = (
@@ -526,11 +467,11 @@ class KeyIndex:
 
     def _at(self, handles: np.ndarray, name: str) -> np.ndarray:
         out = np.zeros(len(handles), np.int64)
-        places = handles >> _RUN_SHIFT
+        places = handles >> RUN_SHIFT
         for place in np.unique(places):
             mine = places == place
-            run = self._shards[int(place) >> (_SHARD_SHIFT - _RUN_SHIFT)][int(place) & 0xFFFF]
-            out[mine] = getattr(run, name)[handles[mine] & ((1 << _RUN_SHIFT) - 1)]
+            run = self._shards[int(place) >> (SHARD_SHIFT - RUN_SHIFT)][int(place) & 0xFFFF]
+            out[mine] = getattr(run, name)[handles[mine] & ((1 << RUN_SHIFT) - 1)]
         return out
 
     def _files_of(self, handles: np.ndarray) -> np.ndarray:
@@ -567,42 +508,17 @@ class KeyIndex:
         kept = [code for code, live in enumerate(self._live) if live]
         if 2 * len(kept) > len(self.files) or len(self.files) < 64:
             return
-        mapping = np.full(len(self.files) + 1, _GONE, np.int32)  # the last slot maps _GONE
+        mapping = np.full(len(self.files) + 1, GONE, np.int32)  # the last slot maps GONE
         mapping[kept] = np.arange(len(kept), dtype=np.int32)
         for runs in self._shards:
             for number, run in enumerate(runs):
                 # A new array, never written in place: a state taken before may still hold it.
-                runs[number] = _Run(run.codes, mapping[run.file], run.pos, run.removed)
+                runs[number] = Run(run.codes, mapping[run.file], run.pos, run.removed)
         self.files = [self.files[code] for code in kept]
         self._newest = [self._newest[code] for code in kept]
         self._file_keys = [self._file_keys[code] for code in kept]
         self._live = [self._live[code] for code in kept]
         self.data_files = {path: self.data_files[path] for path in self.files if path in self.data_files}
-
-
-def _is_mapped(array: np.ndarray) -> bool:
-    return isinstance(array, np.memmap) or isinstance(array.base, np.memmap)
-
-
-def _mapped(directory: Path, array: np.ndarray) -> np.ndarray:
-    """*array* written to a file without a name in *directory*, memory-mapped read-only."""
-    with tempfile.TemporaryFile(dir=directory) as handle:
-        array.tofile(handle)
-        handle.flush()
-        return np.memmap(handle, array.dtype, "r", shape=array.shape)
-
-
-def _tidy(runs: list[_Run]) -> None:
-    """Merge the newest run into the one before it while that is under ``_GROWTH`` times its
-    size, and compact runs that are mostly removed entries: a shard holds a few runs of
-    geometrically growing size, and removed entries never outnumber its live ones for long."""
-    for number, run in enumerate(runs):
-        if 2 * run.removed > len(run):
-            runs[number] = run.live()
-    while len(runs) > 1 and len(runs[-2]) < _GROWTH * len(runs[-1]):
-        newer = runs.pop()
-        runs[-1] = _merged(runs[-1], newer)
-    runs[:] = [run for run in runs if len(run)]
 
 
 def stored_key_columns(file_keys: list[_FileKeys | None], files: np.ndarray, pos: np.ndarray) -> pa.Table:
@@ -615,11 +531,6 @@ def stored_key_columns(file_keys: list[_FileKeys | None], files: np.ndarray, pos
         for code, start, end in zip(codes, bounds[:-1], bounds[1:], strict=True)
     ]
     return pa.concat_tables(parts).take(pa.array(np.argsort(order, kind="stable"), pa.int64()))
-
-
-def _pair_codes(file_codes: np.ndarray | np.int64, positions: np.ndarray) -> np.ndarray:
-    """One 64-bit code per (file ordinal, row position)."""
-    return (np.asarray(file_codes, np.int64) << 32) | positions.astype(np.int64)
 
 
 def _delete_id(delete_file: DataFile) -> str:
