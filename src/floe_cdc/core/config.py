@@ -580,10 +580,11 @@ class MaintainConfig(_Model):
 
     target_file_size_mb: int = Field(default=128, gt=0, description="Size of the data files a rewrite writes")
     rewrite_group_mb: int = Field(
-        default=1024,
+        default=256,
         gt=0,
-        description="The most live data one rewrite reads and sorts together (in one partition): "
-        "the files it writes hold disjoint ranges of the sort columns, which readers skip by",
+        description="The most live data (as stored, compressed) one rewrite reads and sorts together, in "
+        "one partition: the files it writes hold disjoint ranges of the sort columns, which readers "
+        "skip by. It bounds maintain's memory: rows take several times their stored size in memory",
     )
     delete_ratio: float = Field(
         default=0.1, gt=0, le=1, description="Rewrite a data file once this share of its rows is deleted"
