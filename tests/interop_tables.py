@@ -199,13 +199,16 @@ def write_tables(root: Path, format_version: int) -> list[Step]:
 def read_elsewhere(python: Path, engines: list[str], steps: list[Step], out: Path) -> None:
     """Every step read by *engines*, in the virtual environment of *python*, into *out*."""
     tables = [{"name": step.name, "metadata": step.metadata} for step in steps]
-    subprocess.run(
+    done = subprocess.run(
         [str(python), str(READ_TABLES), str(out), *engines],
         input=json.dumps(tables),
         text=True,
-        check=True,
+        capture_output=True,
+        check=False,
         timeout=1200,
     )
+    # What the readers' process said when it died (it once did, rarely, under a loaded suite).
+    assert done.returncode == 0, f"the readers exited with {done.returncode}:\n{done.stderr[-4000:]}"
 
 
 def differences(engine: str, steps: list[Step], out: Path) -> list[str]:

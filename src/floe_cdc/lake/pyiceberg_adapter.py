@@ -272,7 +272,7 @@ def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) 
     path = provider.new_data_location(f"{uuid.uuid4()}-deletes.parquet")
     output = io.new_output(path)
     with (
-        output.create(overwrite=False) as stream,
+        output.create(overwrite=True) as stream,  # a new uuid path: no existence check (a round trip)
         pq.ParquetWriter(
             stream, schema=rows.schema, **_get_parquet_writer_kwargs(metadata.properties)
         ) as writer,
