@@ -11,6 +11,7 @@ dropped when its run is merged or half dead. Long runs can be memory-mapped from
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,21 @@ def by_shard(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def entry_handles(shard: int, run: int, offsets: np.ndarray) -> np.ndarray:
     return (np.int64(shard) << SHARD_SHIFT) | (np.int64(run) << RUN_SHIFT) | offsets.astype(np.int64)
+
+
+def by_run(handles: np.ndarray) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """*handles* grouped by their run: its shard and number, which of *handles* are its, and
+    their offsets in it."""
+    places = handles >> RUN_SHIFT
+    order = np.argsort(places, kind="stable")  # one pass, however many runs
+    bounds = np.append(np.nonzero(np.diff(places[order], prepend=-1))[0], len(order))
+    groups = []
+    for start, end in itertools.pairwise(bounds):
+        mine = order[start:end]
+        place = int(places[mine[0]])
+        shard, run = place >> (SHARD_SHIFT - RUN_SHIFT), place & ((1 << (SHARD_SHIFT - RUN_SHIFT)) - 1)
+        groups.append((shard, run, mine, handles[mine] & ((1 << RUN_SHIFT) - 1)))
+    return groups
 
 
 def is_mapped(array: np.ndarray) -> bool:

@@ -39,11 +39,10 @@ from floe_cdc.lake.changeset import keys_only
 from floe_cdc.lake.deletion_vectors import covers, is_vector, is_vector_id, read_vector, vector_id
 from floe_cdc.lake.index_runs import (
     GONE,
-    RUN_SHIFT,
-    SHARD_SHIFT,
     SHARDS,
     SPILL_ENTRIES,
     Run,
+    by_run,
     by_shard,
     entry_handles,
     is_mapped,
@@ -238,14 +237,9 @@ class KeyIndex:
         if stale is not None and stale.any():
             gone = np.nonzero(stale)[0]
             handles = np.concatenate([handles, self._find(gone.astype(np.int64), pairs=False)])
-        handles = np.unique(handles)
-        places = handles >> RUN_SHIFT
-        bounds = np.append(np.nonzero(np.diff(places, prepend=-1))[0], len(handles))
         counts = np.zeros(len(self.files), np.int64)
-        for start, end in itertools.pairwise(bounds):
-            place = int(places[start])
-            run = self._shards[place >> (SHARD_SHIFT - RUN_SHIFT)][place & 0xFFFF]
-            offsets = handles[start:end] & ((1 << RUN_SHIFT) - 1)
+        for shard, number, _, offsets in by_run(np.unique(handles)):
+            run = self._shards[shard][number]
             files = run.file[offsets]
             live = files != GONE
             counts += np.bincount(files[live], minlength=len(self.files))
@@ -441,7 +435,7 @@ class KeyIndex:
         entries and their row positions. A file with no live row left costs nothing and is
         always among them."""
         removed = np.unique(removed)
-        removed_files = self._files_of(removed)
+        removed_files = self._at(removed, "file")
         live = np.array(self._live, np.int64) - np.bincount(removed_files, minlength=len(self.files))
         worn = []
         latest = {path: code for code, path in enumerate(self.files)}  # a file read again: its last
@@ -460,25 +454,17 @@ class KeyIndex:
             return []
         handles = self._find(np.array(sorted(chosen), np.int64), pairs=False)
         handles = handles[~np.isin(handles, removed)]
-        files, pos = self._files_of(handles), self._positions_of(handles)
+        files, pos = self._at(handles, "file"), self._at(handles, "pos")
         return [
             (self.files[code], handles[files == code], pos[files == code].astype(np.int64)) for code in chosen
         ]
 
     def _at(self, handles: np.ndarray, name: str) -> np.ndarray:
+        """The ``file`` or ``pos`` of each entry of *handles*."""
         out = np.zeros(len(handles), np.int64)
-        places = handles >> RUN_SHIFT
-        for place in np.unique(places):
-            mine = places == place
-            run = self._shards[int(place) >> (SHARD_SHIFT - RUN_SHIFT)][int(place) & 0xFFFF]
-            out[mine] = getattr(run, name)[handles[mine] & ((1 << RUN_SHIFT) - 1)]
+        for shard, number, mine, offsets in by_run(handles):
+            out[mine] = getattr(self._shards[shard][number], name)[offsets]
         return out
-
-    def _files_of(self, handles: np.ndarray) -> np.ndarray:
-        return self._at(handles, "file")
-
-    def _positions_of(self, handles: np.ndarray) -> np.ndarray:
-        return self._at(handles, "pos")
 
     def advance(
         self,

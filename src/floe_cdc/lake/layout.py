@@ -137,8 +137,7 @@ def evolve_layout(
 
 def sort_rows(rows: pa.Table, order: SortOrder, schema: Schema) -> pa.Table:
     """*rows* in the table's sort order (a no-op for an unsorted table)."""
-    columns = [schema.find_column_name(f.source_id) for f in order.fields]
-    columns = [c for c in columns if c in rows.column_names]
+    columns = [c for c in _sort_fields(order, schema) if c in rows.column_names]
     if not columns or rows.num_rows < 2:
         return rows
     # On the columns' storage: Arrow sorts no extension type (UUIDs).
