@@ -27,6 +27,7 @@ from bench.workload import DATA_SCHEMA, Changes, change_batches, initial_batch, 
 from floe_cdc.core.changes import ChangeBatch
 from floe_cdc.core.config import MaintainConfig, ReplicateConfig
 from floe_cdc.lake.checkpoint import read_checkpoint
+from floe_cdc.lake.file_io import FILE_IO
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import Compaction, merge_batch
@@ -119,7 +120,10 @@ class _Upsert:
 
 
 def run(arguments: dict[str, Any]) -> dict[str, Any]:
-    catalog = load_catalog("bench", **arguments["catalog"])
+    properties = arguments["catalog"]
+    if arguments["engine"] == "floe":  # the catalog as Floe opens it (pyiceberg's upsert: as pyiceberg does)
+        properties = {**FILE_IO, **properties}
+    catalog = load_catalog("bench", **properties)
     catalog.create_namespace_if_not_exists(NAMESPACE)
     if arguments["engine"] == "floe":
         engine = FloeEngine(catalog, arguments["table"], partition_by=arguments.get("partition_by"))

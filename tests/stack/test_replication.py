@@ -34,6 +34,7 @@ from floe_cdc.core.errors import ReconciliationFailed
 from floe_cdc.flows.reconcile import reconcile
 from floe_cdc.flows.replicate import replicate
 from floe_cdc.lake.catalog import open_catalog
+from tests.lineage_events import valid
 from tests.stack.conftest import DATABASE
 from tests.stack.pipeline import assert_tables_equal, catch_up, run_sql
 
@@ -251,6 +252,8 @@ def test_a_following_run_checks_counts_at_a_source_position_while_the_source_wri
     compares them at one source position, beside the stream, and passes."""
     document = yaml.safe_load(config_path.read_text())
     document["replicate"].update({"report_seconds": 2, "reconcile_seconds": 1})
+    lineage = tmp_path / "lineage.jsonl"
+    document["lineage"] = {"file": str(lineage)}
     checking = tmp_path / "floe.yaml"
     checking.write_text(yaml.safe_dump(document))
     writing = threading.Event()
@@ -271,3 +274,15 @@ def test_a_following_run_checks_counts_at_a_source_position_while_the_source_wri
         writer.join()
     assert code == 0, output[-3000:]
     assert re.search(r"(?m)^customers .* pass ", output), output[-3000:]
+    # One valid lineage event per commit the run made, in order; the count check's outcome rides
+    # on the events after it.
+    events = [valid(json.loads(line)) for line in lineage.read_text().splitlines()]
+    customers = [e for e in events if e["job"]["name"] == "replicate.customers"]
+    assert {e["inputs"][0]["name"] for e in customers} == {f"{DATABASE}.public.customers"}
+    facets = [e["run"]["facets"] for e in customers]
+    table = open_catalog(config.iceberg).load_table(f"{config.iceberg.namespace}.customers")
+    first = table.snapshot_by_id(facets[0]["floe_commit"]["snapshotId"])
+    committed = [s.snapshot_id for s in table.snapshots() if s.sequence_number >= first.sequence_number]
+    assert [f["floe_commit"]["snapshotId"] for f in facets] == committed
+    outcomes = [f["floe_reconciliation"]["outcome"] for f in facets]
+    assert outcomes[0] == "unknown" and set(outcomes) <= {"unknown", "not checked", "pass"}, outcomes

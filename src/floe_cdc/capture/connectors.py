@@ -95,8 +95,30 @@ def render_postgres(source: PostgresSource, kafka: KafkaConfig) -> dict[str, str
         # the source.
         "read.only": "true",
     }
+    config.update(_column_options(source))
     config.update(source.connector_overrides)
     return config
+
+
+def _column_options(source: PostgresSource) -> dict[str, str]:
+    """Columns left out or hashed at capture, so that their values never reach Kafka. Debezium
+    names a column ``schema.table.column``; ``v2`` hashes the value's own bytes (UTF-8), which the
+    direct load and the reconciliation reproduce (``v1`` hashes Java's serialized object).
+
+    Debezium applies one column mapper per column, the first that matches, and the source type's
+    propagation comes before hashing: a hashed column is left out of the propagation, or it would
+    never be hashed (its source type is then not in its events' schema, so the column is text)."""
+    excluded = [exact(f"{t.qualified}.{c}") for t in source.tables for c in t.exclude]
+    hashed = [exact(f"{t.qualified}.{c}") for t in source.tables for c in t.hash]
+    options = {}
+    if excluded:
+        options["column.exclude.list"] = ",".join(excluded)
+    if hashed and source.hash_salt is not None:
+        options[f"column.mask.hash.v2.SHA-256.with.salt.{source.hash_salt.get_secret_value()}"] = ",".join(
+            hashed
+        )
+        options["column.propagate.source.type"] = f"(?!(?:{'|'.join(hashed)})$).*"
+    return options
 
 
 def render_mongodb(source: MongoSource, kafka: KafkaConfig) -> dict[str, str]:
@@ -118,6 +140,8 @@ def render_mongodb(source: MongoSource, kafka: KafkaConfig) -> dict[str, str]:
         "capture.mode": source.capture_mode,
         "snapshot.mode": source.snapshot_mode,
     }
+    if excluded := [f"{source.database}.{c.name}.{f}" for c in source.collections for f in c.exclude]:
+        config["field.exclude.list"] = ",".join(excluded)  # names, not patterns
     config.update(source.connector_overrides)
     return config
 

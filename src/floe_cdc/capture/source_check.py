@@ -4,11 +4,15 @@
 configured table that does not exist would fail them with a cut-off message, and a table without
 a primary key would be added to the publication, after which PostgreSQL rejects every UPDATE and
 DELETE on it ("does not have a replica identity and publishes updates"). Both are refused here,
-with the table and the fix, so that ``floe connectors apply`` leaves the source untouched.
+with the table and the fix, so that ``floe connectors apply`` leaves the source untouched; so is
+a column to leave out or hash that the table lacks, that is part of its key, or (hashed) is not
+text.
 """
 
 from __future__ import annotations
 
+from floe_cdc.capture.masking import masking_problems
+from floe_cdc.capture.source_columns import declared_columns
 from floe_cdc.core.config import PostgresSource
 from floe_cdc.core.errors import ConfigError
 from floe_cdc.core.postgres_client import connect
@@ -54,6 +58,9 @@ def check_postgres_source(source: PostgresSource, index: int) -> None:
                         "cannot be matched to rows (and publishing it would make PostgreSQL refuse "
                         f"them); add a primary key to it, or remove {setting}"
                     )
+                elif table.exclude or table.hash:
+                    columns = declared_columns(cur, table.schema_name, table.table_name)
+                    problems += masking_problems(table, setting, columns)
     finally:
         conn.close()
     if problems:

@@ -153,6 +153,13 @@ def _converter(column: Column) -> Callable[[pa.ChunkedArray], pa.ChunkedArray | 
     return _cast(column.type)
 
 
+def declared_columns(cur: psycopg2.extensions.cursor, schema: str, table: str) -> dict[str, tuple[str, bool]]:
+    """Each column of *schema*.*table*: its declared type's name (upper case) and whether it is
+    part of the primary key."""
+    cur.execute(_CATALOG, (schema, table))
+    return {name: (type_name, key) for name, type_name, *_, key in cur.fetchall()}
+
+
 def source_columns(cur: psycopg2.extensions.cursor, schema: str, table: str) -> list[SourceColumn]:
     """The columns of *schema*.*table* in source order; DirectLoadUnsupported names a column of a
     type the direct load does not reproduce exactly."""

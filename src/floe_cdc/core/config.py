@@ -127,6 +127,11 @@ class _TargetRef(_Model):
         description="Columns the data files Floe writes are sorted by, so that readers skip files "
         "by their column ranges; [] for none. Unset: iceberg/table-defaults.yaml's (the key)",
     )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns (MongoDB: top-level fields) that never leave the source: Debezium drops "
+        "them from its events, and the direct load does not read them",
+    )
 
     @field_validator("partition_by")
     @classmethod
@@ -172,6 +177,18 @@ class TableRef(_TargetRef):
     """A source table and the Iceberg table it replicates into."""
 
     name: str = Field(description='Source table as schema.table, e.g. public.orders or "sales.eu".orders')
+    hash: list[str] = Field(
+        default_factory=list,
+        description="Text columns replaced by the hex SHA-256 of the source's hash_salt and their value "
+        "(cut to the column's declared length), at capture by Debezium and by the direct load alike",
+    )
+
+    @model_validator(mode="after")
+    def _hash_or_exclude(self) -> TableRef:
+        both = sorted(set(self.hash) & set(self.exclude))
+        if both:
+            raise ValueError(f"table {self.name}: {both} both hashed and excluded; keep each in one list")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -256,7 +273,31 @@ class PostgresSource(_SourceBase):
         "Iceberg in chunks by primary key (floe connectors apply loads them, then streams)",
     )
 
+    hash_salt: SecretStr | None = Field(
+        default=None,
+        description="The salt of the tables' hash columns (at least 16 letters, digits, _ or -); "
+        "give it from the environment, ${FLOE_HASH_SALT}",
+    )
+
     _tables_shorthand = field_validator("tables", mode="before")(_names_shorthand)
+
+    @field_validator("hash_salt")
+    @classmethod
+    def _salt(cls, value: SecretStr | None) -> SecretStr | None:
+        # Debezium takes the salt from a property's name: only what a name holds safely.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value.get_secret_value()):
+            raise ValueError("must be at least 16 letters, digits, _ or - (the value is not shown)")
+        return value
+
+    @model_validator(mode="after")
+    def _salted(self) -> PostgresSource:
+        hashed = [t.name for t in self.tables if t.hash]
+        if hashed and self.hash_salt is None:
+            raise ValueError(
+                f"source {self.name}: tables {hashed} hash columns; set hash_salt (from a secret, "
+                "e.g. hash_salt: ${FLOE_HASH_SALT})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _direct_load_streams_only(self) -> PostgresSource:
@@ -282,7 +323,8 @@ class PostgresSource(_SourceBase):
 
     @property
     def secrets(self) -> list[str]:
-        return [self.password.get_secret_value()]
+        salt = [self.hash_salt.get_secret_value()] if self.hash_salt else []
+        return [self.password.get_secret_value(), *salt]
 
     def connection_args(self, application: str) -> dict[str, Any]:
         """psycopg2 connection arguments for Floe's own queries. Hold the password: never log them."""
@@ -634,6 +676,33 @@ class AlertsConfig(_Model):
     )
 
 
+class LineageConfig(_Model):
+    """Where Floe sends an OpenLineage event for each Iceberg commit (off unless configured)."""
+
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="An OpenLineage HTTP endpoint's base URL (Marquez: http://marquez:5000)",
+    )
+    endpoint: str = Field(default="api/v1/lineage", description="The path the events are posted to")
+    api_key: SecretStr | None = Field(default=None, description="Sent as a Bearer token")
+    file: str | None = Field(
+        default=None, description="A file the events are appended to, one JSON line each"
+    )
+    namespace: str = Field(default="floe", min_length=1, description="The namespace of Floe's jobs")
+    timeout_seconds: float = Field(default=5.0, gt=0, description="How long one event may take to send")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> LineageConfig:
+        if (self.url is None) == (self.file is None):
+            raise ValueError("set exactly one of url (an OpenLineage HTTP endpoint) and file")
+        return self
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.api_key.get_secret_value()] if self.api_key else []
+
+
 class PipelineConfig(_Model):
     sources: list[Source] = Field(min_length=1)
     kafka: KafkaConfig
@@ -643,6 +712,7 @@ class PipelineConfig(_Model):
     load: LoadConfig = LoadConfig()
     maintain: MaintainConfig = MaintainConfig()
     alerts: AlertsConfig = AlertsConfig()
+    lineage: LineageConfig | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:
@@ -768,7 +838,9 @@ def _format_validation_error(origin: str, error: ValidationError) -> str:
         if loc[:1] == ("sources",) and len(loc) > 2 and loc[2] in _SOURCE_KINDS:
             loc = loc[:2] + loc[3:]  # the union's tag: sources[0].mongodb.database -> sources[0].database
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        secret = any(word in key for word in ("password", "uri", "connection_string", "catalog"))
+        secret = any(
+            word in key for word in ("password", "uri", "connection_string", "catalog", "salt", "api_key")
+        )
         shown = "" if secret else f" (got {item.get('input')!r})"
         if item["type"] in ("missing", "extra_forbidden") or isinstance(item.get("input"), dict):
             shown = ""
@@ -800,7 +872,12 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(str(file), exc)) from None
-    for secret in [*(s for source in config.sources for s in source.secrets), *config.iceberg.secrets]:
+    lineage = config.lineage.secrets if config.lineage else []
+    for secret in [
+        *(s for source in config.sources for s in source.secrets),
+        *config.iceberg.secrets,
+        *lineage,
+    ]:
         register_secret(secret)
     return config
 

@@ -203,6 +203,8 @@ def _follow(report: Report, stream: ReplicationStream, reconcile_after: bool) ->
         try:
             step = stream.step(settings.report_seconds, STOP.requested)
             checks = (check.take() if check else None) or []
+            if stream.replicator.lineage is not None:  # the outcome the next commits' events carry
+                stream.replicator.lineage.reconciled(checks)
             due = reconcile_after and time.monotonic() - last_check >= settings.reconcile_seconds
             if due and (check is None or not check.running):
                 last_check = time.monotonic()

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from floe_cdc.core.config import IcebergConfig
 from floe_cdc.core.errors import FloeError, Terminal, Transient
 from floe_cdc.core.secrets import masked_line
+from floe_cdc.lake.file_io import FILE_IO
 
 
 class CatalogUnavailable(FloeError, Transient):
@@ -76,8 +77,9 @@ def reading(table: str) -> Iterator[None]:
 
 
 def open_catalog(config: IcebergConfig) -> Catalog:
-    """The configured catalog. Nothing is created in it until a table is (see ``new_table``)."""
-    properties = config.catalog_properties()
+    """The configured catalog, its tables written through Floe's FileIO unless the configuration
+    names one. Nothing is created in it until a table is (see ``new_table``)."""
+    properties = {**FILE_IO, **config.catalog_properties()}
     if properties.get("type") == "sql":
         properties.setdefault("init_catalog_tables", "true")
     try:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -496,11 +497,11 @@ class _Merge:
             )
         return incoming
 
-    def _add_delete_files(
-        self, delta: RowDelta, metadata: Any, tx: Any, by_file: dict[str, list[int]]
-    ) -> int:
+    def _write_delete_files(
+        self, metadata: Any, tx: Any, by_file: dict[str, list[int]]
+    ) -> list[tuple[DataFile, list[DataFile]]]:
         """Position delete files for the rows *by_file* removes, one per partition or, by the
-        table's ``write.delete.granularity``, per data file; how many."""
+        table's ``write.delete.granularity``, per data file; each with the data files it covers."""
         groups: dict[Any, dict[DataFile, list[int]]] = {}
         by_data_file = metadata.properties.get(DELETE_GRANULARITY) == "file"
         for path, positions in by_file.items():
@@ -508,9 +509,9 @@ class _Merge:
             group = path if by_data_file else (data_file.spec_id, str(data_file.partition))
             groups.setdefault(group, {})[data_file] = positions
         written = side_by_side(lambda group: write_position_deletes(tx, group), list(groups.values()))
-        for group, delete_file in zip(groups.values(), written, strict=True):
-            delta.add_position_deletes(delete_file, list(group))
-        return len(groups)
+        return [
+            (delete_file, list(group)) for group, delete_file in zip(groups.values(), written, strict=True)
+        ]
 
     def _add_vectors(self, delta: RowDelta, metadata: Any, by_file: dict[str, list[int]]) -> int:
         """A v3 table's deletion vectors for the rows *by_file* removes, in one Puffin file: a
@@ -549,15 +550,23 @@ class _Merge:
         )
         properties = {**checkpoint.properties(), **batch.summary}
         properties["floe.events"] = str(batch.size)
-        written = write_rows(metadata, self.table.io, new_rows)
+        v2 = deletes if deletes is not None and metadata.format_version < V3 else None
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            # A v2 table's delete files are written while its data files are: on an object store
+            # each file is a request, and a partitioned merge writes two files per partition.
+            pending = beside.submit(self._write_delete_files, metadata, tx, v2.by_file) if v2 else None
+            written = write_rows(metadata, self.table.io, new_rows)
         added = [data_file for data_file, _ in written]
         delta = RowDelta(tx, properties)  # a fast append when it removes nothing
         for data_file in removed:
             delta.delete_data_file(data_file)
-        if deletes is not None and metadata.format_version >= V3:
-            self.result.delete_files_added = self._add_vectors(delta, metadata, deletes.by_file)
+        if pending is not None:
+            delete_files = pending.result()
+            for delete_file, covered in delete_files:
+                delta.add_position_deletes(delete_file, covered)
+            self.result.delete_files_added = len(delete_files)
         elif deletes is not None:
-            self.result.delete_files_added = self._add_delete_files(delta, metadata, tx, deletes.by_file)
+            self.result.delete_files_added = self._add_vectors(delta, metadata, deletes.by_file)
         for data_file in added:
             delta.append_data_file(data_file)
         delta.commit()

@@ -44,6 +44,7 @@ from floe_cdc.pipeline.initial_load import (
     load_slot,
     load_state,
 )
+from floe_cdc.pipeline.lineage import Lineage
 
 log = logging.getLogger("floe.resnapshot")
 
@@ -115,6 +116,7 @@ def resnapshot_table(
                     progress,
                     branch=BRANCH,
                     summary={BASE_KEY: str(base)},
+                    lineage=Lineage.of(config),
                 )
         try:
             switch_to_branch(table, base)

@@ -144,7 +144,8 @@ class _Exact:
         schema = table.schema()
         key = key_names(schema)
         columns = [f.name for f in schema.fields if f.name != POSITION_FIELD]
-        plan = layout(reader.column_types(ref), columns, key)
+        salt = self.source.hash_salt.get_secret_value() if self.source.hash_salt else None
+        plan = layout(reader.column_types(ref), columns, key, ref.hash, salt)
         snapshot_id = table.current_snapshot().snapshot_id
 
         def iceberg_rows(columns: list[str]) -> pa.RecordBatchReader:

@@ -40,6 +40,7 @@ from pyiceberg.table.snapshots import Operation
 
 from floe_cdc.capture.connect_client import ConnectClient
 from floe_cdc.capture.direct_snapshot import ChunkReader, KeyScan, exported_snapshot
+from floe_cdc.capture.masking import declared_length, hash_values, masking_problems
 from floe_cdc.capture.replication_objects import ensure_publication, existing, remove_new
 from floe_cdc.capture.source_catalog import column_ids
 from floe_cdc.capture.source_check import check_postgres_source
@@ -57,6 +58,7 @@ from floe_cdc.lake.append import append_rows
 from floe_cdc.lake.catalog import load_table, open_catalog
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.schema import create_table
+from floe_cdc.pipeline.lineage import Lineage
 
 log = logging.getLogger("floe.load")
 
@@ -136,12 +138,29 @@ class TableReading:
     ref: TableRef
     columns: list[SourceColumn]
     history: dict[int, list[str]]
+    hashed: dict[str, int | None]  # the hashed columns, by their declared length
 
     @classmethod
     def of(cls, source: PostgresSource, ref: TableRef) -> TableReading:
-        columns = _columns(source, ref)
+        """The table as capture sees it: its excluded columns left out (``masking``)."""
+        read = _columns(source, ref)
+        declared = {c.column.name: (c.column.source_type.split("(")[0], c.key) for c in read}
+        problems = masking_problems(ref, f"source {source.name}, table {ref.name}", declared)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        lengths = {
+            c.column.name: declared_length(c.column.source_type) for c in read if c.column.name in ref.hash
+        }
+        # A hashed column's events carry no source type (``capture.connectors``): plain text here too.
+        columns = [
+            dataclasses.replace(c, column=dataclasses.replace(c.column, source_type=""))
+            if c.column.name in lengths
+            else c
+            for c in read
+            if c.column.name not in ref.exclude
+        ]
         names = [c.column.name for c in columns]
-        return cls(source, ref, columns, with_current_names({}, column_ids(source, ref), names))
+        return cls(source, ref, columns, with_current_names({}, column_ids(source, ref), names), lengths)
 
     def scan(self, chunk_rows: int) -> KeyScan:
         """The table read in chunks of *chunk_rows* rows by its key."""
@@ -149,14 +168,19 @@ class TableReading:
         return KeyScan(self.ref.schema_name, self.ref.table_name, columns, self.key, chunk_rows)
 
     def _convert(self, column: SourceColumn, data: pa.Table) -> pa.ChunkedArray | pa.Array:
+        """A column's values as Debezium sends them: hashed when the table hashes it."""
+        name = column.column.name
         try:
-            return column.convert(data.column(column.column.name))
+            values = column.convert(data.column(name))
         except pa.ArrowInvalid as exc:
             raise ConfigError(
-                f"source {self.source.name}, table {self.ref.name}, column {column.column.name}: {exc} (an "
+                f"source {self.source.name}, table {self.ref.name}, column {name}: {exc} (an "
                 f"Iceberg {column.column.type} cannot hold it); set initial_load: debezium for this source, "
                 "whose snapshot sets such rows aside in the quarantine table"
             ) from None
+        if name in self.hashed and self.source.hash_salt is not None:
+            return hash_values(values, self.source.hash_salt.get_secret_value(), self.hashed[name])
+        return values
 
     @property
     def key(self) -> list[str]:
@@ -210,10 +234,11 @@ def copy_chunks(
     progress: Progress,
     branch: str = MAIN_BRANCH,
     summary: dict[str, str] | None = None,
+    lineage: Lineage | None = None,
 ) -> None:
     """Read the table's chunks from the key after *after* on and append each to *branch* of
     *table* in a commit of its own, which carries *checkpoint*, how far the copy got and
-    *summary*."""
+    *summary* (and of which *lineage*, when configured, sends an event)."""
     first = True
     scan = reading.scan(chunk_rows)
     result.estimate = reader.estimate(scan)
@@ -224,6 +249,8 @@ def copy_chunks(
             batch = reading.batch(chunk.data, state, summary)
             append_rows(table, batch, checkpoint, branch, evolve_schema=first)
             first = False
+            if lineage is not None:
+                lineage.loaded(table, branch, batch)
             result.rows += chunk.data.num_rows
             result.chunks += 1
             result.done = chunk.last
@@ -237,6 +264,7 @@ def _load_table(
     ref: TableRef,
     reader: ChunkReader,
     progress: Progress,
+    lineage: Lineage | None,
 ) -> TableLoad:
     namespace = config.iceberg.namespace
     table = load_table(catalog, namespace, ref.target_name)
@@ -255,7 +283,8 @@ def _load_table(
     if table is None:
         table = create_table(catalog, namespace, reading.empty(), **config.table_options(ref.target_name))
     after = state.get("after") if state else None
-    copy_chunks(table, reading, reader, after, config.load.chunk_rows, checkpoint, result, progress)
+    chunk_rows = config.load.chunk_rows
+    copy_chunks(table, reading, reader, after, chunk_rows, checkpoint, result, progress, lineage=lineage)
     return result
 
 
@@ -283,6 +312,7 @@ def load_source(
     before = existing(source)
     namespaces = set(catalog.list_namespaces())
     ensure_publication(source)
+    lineage = Lineage.of(config)
     result = SourceLoad(source.name)
     resuming = before.slot
     slot = load_slot(source) if resuming else source.slot
@@ -298,7 +328,7 @@ def load_source(
                 " (resumed)" if resuming else "",
             )
             for ref in source.tables:
-                result.tables.append(_load_table(config, catalog, source, ref, reader, progress))
+                result.tables.append(_load_table(config, catalog, source, ref, reader, progress, lineage))
     except Exception:
         # A load that committed nothing (the object store did not answer its first chunk, say)
         # is undone; one that committed chunks keeps its slot, and the next apply resumes it.

@@ -37,6 +37,7 @@ from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
 from floe_cdc.lake.schema import POSITION_FIELD, column_history, create_table, key_names
+from floe_cdc.pipeline.lineage import Lineage
 from floe_cdc.pipeline.snapshot_completion import Completion
 
 log = logging.getLogger("floe.replication")
@@ -113,6 +114,7 @@ class Replicator:
         self._merged_at: dict[str, float] = {}  # each table's last merge, for the index budget
         self.index_store = IndexStore(config.replicate.index_dir, config.replicate.index_save_rows)
         self.compaction = Compaction.of(config.replicate)
+        self.lineage = Lineage.of(config)
 
     def _decoder(self, target: Target) -> TopicDecoder | DocumentDecoder:
         source = target.source
@@ -380,6 +382,8 @@ class Replicator:
         )
         for change in result.schema_changes:
             log.info("schema of %s: %s", batch.table, change)
+        if self.lineage is not None:
+            self.lineage.merged(table, batch, result)
         return result
 
     def set_aside(self, items: list[Quarantined]) -> None:

@@ -12,7 +12,7 @@ times with a zone) are left out of the row hash and named in the result; keys ar
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -45,21 +45,42 @@ def comparable_kind(pg_type: str) -> str | None:
 
 @dataclass(frozen=True)
 class Layout:
-    """The columns a comparison hashes: the key first, then the compared others, each with its kind."""
+    """The columns a comparison hashes: the key first, then the compared others, each with its
+    kind; *salt*: the source's salt, when some columns are hashed at capture (kind ``hashed``,
+    or ``hashed:<n>`` for a column of declared length n)."""
 
     key: list[tuple[str, str]]
     columns: list[tuple[str, str]]
     left_out: list[str]
+    salt: str | None = None
 
 
-def _pg_text(name: str, kind: str) -> sql.Composable:
+_HASHED_LENGTH = re.compile(r"^character(?: varying)?\((\d+)\)$")
+
+
+def _pg_hashed(column: sql.Composable, kind: str, salt: str) -> sql.Composable:
+    """The source's value as capture hashes it (``capture.masking``): hex SHA-256 of the salt and
+    the value's text (a char(n)'s padding kept), cut to the declared length; null stays null."""
+    # concat() takes the value's output text, a char(n)'s padding kept (a cast to text drops it).
+    digest = sql.SQL("encode(sha256(convert_to({} || concat({}), 'UTF8')), 'hex')").format(
+        sql.Literal(salt), column
+    )
+    if ":" in kind:
+        digest = sql.SQL("left({}, {})").format(digest, sql.Literal(int(kind.split(":")[1])))
+    return sql.SQL("CASE WHEN {} IS NOT NULL THEN {} END").format(column, digest)
+
+
+def _pg_text(name: str, kind: str, salt: str | None = None) -> sql.Composable:
     column = sql.Identifier(name)
-    text = {
-        "text": sql.SQL("{}::text"),
-        "epoch": sql.SQL("(extract(epoch from {}) * 1000000)::bigint::text"),
-        "uuid": sql.SQL("replace({}::text, '-', '')"),
-        "hex": sql.SQL("encode({}, 'hex')"),
-    }[kind].format(column)
+    if kind.startswith("hashed") and salt is not None:
+        text = _pg_hashed(column, kind, salt)
+    else:
+        text = {
+            "text": sql.SQL("{}::text"),
+            "epoch": sql.SQL("(extract(epoch from {}) * 1000000)::bigint::text"),
+            "uuid": sql.SQL("replace({}::text, '-', '')"),
+            "hex": sql.SQL("encode({}, 'hex')"),
+        }[kind].format(column)
     return sql.SQL("coalesce({}, {})").format(text, sql.Literal(_NULL))
 
 
@@ -69,6 +90,8 @@ def _duck_identifier(name: str) -> str:
 
 def _duck_text(name: str, kind: str) -> str:
     column = _duck_identifier(name)
+    if kind.startswith("hashed"):  # stored as the hash's text
+        kind = "text"
     text = {
         "text": f"CAST({column} AS VARCHAR)",
         "epoch": f"CAST(epoch_us({column}) AS VARCHAR)",
@@ -89,7 +112,7 @@ def _duck_join(parts: list[str]) -> str:
 def pg_hashes(layout: Layout, schema: str, table: str) -> sql.Composable:
     """A subquery of (bucket, key text, row hash) per row of the source table."""
     key = _pg_join([_pg_text(n, k) for n, k in layout.key])
-    row = _pg_join([key, *(_pg_text(n, k) for n, k in layout.columns)])
+    row = _pg_join([key, *(_pg_text(n, k, layout.salt) for n, k in layout.columns)])
     return sql.SQL(
         "SELECT substr(md5(k), 1, {digits}) AS bucket, k AS key, md5(r) AS hash"
         " FROM (SELECT {key} AS k, {row} AS r FROM {schema}.{table}) rows"
@@ -118,19 +141,30 @@ _DUCK_ROWS = "SELECT key, hash FROM ({}) h WHERE list_contains(?, bucket)"
 _RELATION = "floe_iceberg_rows"
 
 
-def layout(source_types: dict[str, str], iceberg_columns: list[str], key: list[str]) -> Layout:
-    """What to compare: the key, and the other columns both sides have and can render alike."""
+def layout(
+    source_types: dict[str, str],
+    iceberg_columns: list[str],
+    key: list[str],
+    hashed: Sequence[str] = (),
+    salt: str | None = None,
+) -> Layout:
+    """What to compare: the key, and the other columns both sides have and can render alike;
+    the *hashed* columns (hashed at capture with *salt*) as the source's values hashed alike."""
     compared, left_out = [], []
     for name in iceberg_columns:
         kind = comparable_kind(source_types.get(name, ""))
         if name in key:
+            continue
+        if name in hashed and salt is not None and name in source_types:
+            length = _HASHED_LENGTH.match(source_types[name])
+            compared.append((name, f"hashed:{length.group(1)}" if length else "hashed"))
             continue
         if kind is None or name not in source_types:
             left_out.append(name)
         else:
             compared.append((name, kind))
     key_kinds = [(name, comparable_kind(source_types.get(name, "")) or "text") for name in key]
-    return Layout(key_kinds, compared, left_out)
+    return Layout(key_kinds, compared, left_out, salt if hashed else None)
 
 
 def compare_rows(

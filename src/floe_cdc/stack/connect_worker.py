@@ -176,6 +176,9 @@ class LocalConnectWorker:
             "-Xmx1g",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
+            # Debezium hashes a column's text by Java's default charset (hash columns): UTF-8, as
+            # the direct load and the reconciliation hash it, whatever the machine's locale.
+            "-Dfile.encoding=UTF-8",
             f"-Dlog4j2.configurationFile={self.conf_dir / 'log4j2.properties'}",
             "-cp",
             ":".join(str(j) for j in jars),
