@@ -18,10 +18,17 @@ import pytest
 import yaml
 from prefect import get_client
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter, EventResourceFilter
-from prefect.states import Cancelling
+from prefect.states import Cancelled, Cancelling
 from pyiceberg.expressions import EqualTo
 
 from floe_cdc.capture.deploy import apply_connectors, resume_source
@@ -36,6 +43,7 @@ from tests.stack.pipeline import ITEMS, assert_tables_equal, run_sql, write_conf
 pytestmark = pytest.mark.stack
 
 BLOCK = "floe-test-alerts"
+_NOT_FINAL = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED)
 AUTOMATIONS = {
     "floe: reconciliation failed",
     "floe: replication lag",
@@ -47,11 +55,23 @@ AUTOMATIONS = {
 
 
 async def _pause_schedules() -> list[str]:
-    """Keep the interval schedules from firing inside the test stack: runs are started by hand."""
+    """Keep the interval schedules from firing inside the test stack: runs are started by hand.
+    The scheduler may already have made a run between the deploy and the pause (a replicate run
+    follows forever, holding its tables' locks against the session's other tests): those runs
+    are cancelled too."""
     async with get_client() as client:
         deployments = await client.read_deployments()
         for deployment in deployments:
             await client.pause_deployment(deployment.id)
+        scheduled = FlowRunFilter(
+            tags=FlowRunFilterTags(all_=["auto-scheduled"]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(_NOT_FINAL))),
+        )
+        for _ in range(2):  # again after the scheduler's next pass, which may have been under way
+            for run in await client.read_flow_runs(flow_run_filter=scheduled):
+                ended = Cancelling() if run.state_type == StateType.RUNNING else Cancelled()
+                await client.set_flow_run_state(run.id, ended, force=True)
+            await asyncio.sleep(3)
         return sorted(d.name for d in deployments)
 
 

@@ -25,6 +25,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterDeploymentId,
 )
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from pyiceberg.expressions import EqualTo
 from typer.testing import CliRunner
 
@@ -93,6 +94,50 @@ def test_reconciliation_fails_with_both_counts_after_a_row_vanishes(config_path,
     failed = results["products"]
     assert failed["passed"] is False
     assert failed["source_count"] == failed["iceberg_count"] + 1
+
+
+def test_a_failing_user_sodacl_check_fails_the_reconciliation_and_raises_its_alert(config_path, tmp_path):
+    """The user's own checks (checks.path) run with the reconciliation against the Iceberg table;
+    one fails: the run fails, its rows and summary show each check, and the alert event that the
+    reconciliation automation notifies of names the check (tests/stack/test_deployments.py shows
+    that event reaching people)."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "customers.yml").write_text(
+        "checks for customers:\n"
+        "  - row_count > 0\n"
+        "  - row_count < 1:\n"
+        "      name: the table is empty\n"
+        "  - missing_count(email) = 0\n"
+    )
+    document = yaml.safe_load(config_path.read_text())
+    document["checks"] = {"path": str(checks)}
+    path = tmp_path / "floe.yaml"
+    path.write_text(yaml.safe_dump(document))
+    state = reconcile(config_path=str(path), tables=["customers"], return_state=True)
+    assert state.is_failed(), state
+    with pytest.raises(ReconciliationFailed, match="failing: customers") as failure:
+        state.result()
+    [row] = failure.value.rows
+    assert row["passed"] is True, row  # the counts agree: what failed is the user's check
+    outcomes = {check["name"]: check["outcome"] for check in row["checks"]}
+    assert outcomes == {
+        "row_count > 0": "pass",
+        "the table is empty": "fail",
+        "missing_count(email) = 0": "pass",
+    }
+    run = state.state_details.flow_run_id
+    query = EventFilter(
+        event=EventNameFilter(name=["floe.reconciliation.failed"]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{run}"]),
+    )
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while not (events := client.read_events(query, limit=10).events) and time.monotonic() < deadline:
+            time.sleep(1)
+    [event] = events
+    assert event.resource.name == "e2e.customers"
+    assert "failed 1 of its SodaCL checks: 'the table is empty' fail (measured" in event.payload["message"]
 
 
 def test_cycle_publishes_a_table_artifact(config_path):

@@ -703,6 +703,15 @@ class LineageConfig(_Model):
         return [self.api_key.get_secret_value()] if self.api_key else []
 
 
+class ChecksConfig(_Model):
+    """The user's own SodaCL checks of the Iceberg tables, run with every reconciliation."""
+
+    path: str = Field(
+        description="A SodaCL file or a folder of them (*.yml, *.yaml), relative to the pipeline "
+        "configuration's folder; 'checks for <table>' names a table by its Iceberg name"
+    )
+
+
 class PipelineConfig(_Model):
     sources: list[Source] = Field(min_length=1)
     kafka: KafkaConfig
@@ -713,6 +722,7 @@ class PipelineConfig(_Model):
     maintain: MaintainConfig = MaintainConfig()
     alerts: AlertsConfig = AlertsConfig()
     lineage: LineageConfig | None = None
+    checks: ChecksConfig | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:
@@ -868,6 +878,11 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         secrets_file = data["connect"].get("secrets_file", ConnectConfig.model_fields["secrets_file"].default)
         if isinstance(secrets_file, str):
             data["connect"]["secrets_file"] = str((file.parent / secrets_file).resolve())
+    if isinstance(data.get("checks"), dict) and isinstance(data["checks"].get("path"), str):
+        checks = file.parent / data["checks"]["path"]
+        if not checks.exists():
+            raise ConfigError(f"{file}: checks.path {checks} does not exist; point it at your SodaCL files")
+        data["checks"]["path"] = str(checks.resolve())
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:

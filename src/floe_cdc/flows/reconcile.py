@@ -34,7 +34,7 @@ def reconcile(
     config = load_config(config_path)
     results = run_reconcile(config, tables or None, mode=mode, wait_seconds=wait_seconds, key_limit=key_limit)
     rows = [r.as_dict() for r in results]
-    failed = [r.table for r in results if not r.passed]
+    failed = [r.table for r in results if not r.passed or r.failed_checks]
     summary = f"Reconciliation ({mode}): {len(results) - len(failed)}/{len(results)} tables pass"
     if failed:
         summary += f"; failing: {', '.join(failed)}"

@@ -20,6 +20,8 @@ def _outcome(check: ReconcileResult | None, lag: TableHealth | None = None) -> s
     agree (nothing waiting, or the exact modes, which compare at one source position)."""
     if check is None:
         return "not run"
+    if check.failed_checks:
+        return f"FAIL (checks: {', '.join(check.failed_checks)})"
     if check.passed is None:
         return f"error: {check.error}"
     if check.differing_keys:
@@ -148,6 +150,9 @@ def reconciliation_markdown(results: list[ReconcileResult], mode: str) -> str:
             lines += [f"- `{key}`" for key in r.differing_keys]
         if r.note:
             lines += ["", f"*{r.table}: {r.note}*"]
+    for r in (r for r in results if r.checks):
+        lines += ["", f"## {r.table}: SodaCL checks", "", "| check | outcome | value |", "|---|---|---|"]
+        lines += [f"| {_cell(c['name'])} | {c['outcome']} | {_cell(c.get('value'))} |" for c in r.checks]
     return "\n".join(lines)
 
 

@@ -140,8 +140,9 @@ def slot_alerts(config: PipelineConfig) -> list[Alert]:
 
 
 def reconciliation_alerts(config: PipelineConfig, results: list[ReconcileResult]) -> list[Alert]:
-    """Tables whose reconciliation failed (not those that could not be checked: their run says why)."""
-    alerts = []
+    """Tables whose reconciliation failed (not those that could not be checked: their run says
+    why), and tables that failed one of the user's SodaCL checks."""
+    alerts = [_checks_alert(config, r) for r in results if r.failed_checks]
     for r in results:
         if r.passed is not False:
             continue
@@ -160,3 +161,22 @@ def reconciliation_alerts(config: PipelineConfig, results: list[ReconcileResult]
             )
         )
     return alerts
+
+
+def _checks_alert(config: PipelineConfig, result: ReconcileResult) -> Alert:
+    """The alert of a table that failed some of the user's SodaCL checks: the reconciliation's
+    event, so that the automation that notifies of a failed reconciliation notifies of it too."""
+    name = f"{config.iceberg.namespace}.{result.table}"
+    failed = [c for c in result.checks if c["name"] in result.failed_checks]
+    told = "; ".join(
+        f"'{c['name']}' {'could not run: ' + c['reason'] if c.get('reason') else c['outcome']}"
+        + ("" if c.get("value") is None else f" (measured {c['value']})")
+        for c in failed
+    )
+    path = config.checks.path if config.checks else "checks.path"
+    return Alert(
+        RECONCILIATION_FAILED,
+        name,
+        f"table {name} failed {len(failed)} of its SodaCL checks: {told}; the checks are in {path}",
+        {"table": name, "checks": failed},
+    )

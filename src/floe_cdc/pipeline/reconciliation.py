@@ -9,11 +9,14 @@ applied beyond them (``pipeline.exact_reconciliation``): a mismatch is lost or d
 
 from __future__ import annotations
 
+from pyiceberg.catalog import Catalog
+
 from floe_cdc.core.config import MongoSource, PipelineConfig
 from floe_cdc.core.errors import ConfigError
 from floe_cdc.lake import quarantine
 from floe_cdc.lake.catalog import load_table, open_catalog, reading
 from floe_cdc.lake.lookup import key_columns
+from floe_cdc.lake.schema import POSITION_FIELD
 from floe_cdc.pipeline.exact_reconciliation import Compared, reconcile_exactly
 from floe_cdc.reconcile.mongo_counts import count_documents
 from floe_cdc.reconcile.reconcile import (
@@ -24,6 +27,7 @@ from floe_cdc.reconcile.reconcile import (
     check_counts,
     count_source,
 )
+from floe_cdc.reconcile.user_checks import checked_tables, run_user_checks, sodacl_files
 
 MODES = ("count", "exact", "keys")
 DEFAULT_WAIT_SECONDS = 300.0
@@ -80,4 +84,25 @@ def reconcile(
             result.note = f"row values compared without {', '.join(compared.left_out)}"
         if result.differing_keys and result.passed:
             result.passed = False
+    if config.checks is not None:
+        _user_checks(config, catalog, results)
     return results
+
+
+def _user_checks(config: PipelineConfig, catalog: Catalog, results: list[ReconcileResult]) -> None:
+    """The user's SodaCL checks (``checks.path``) of the reconciled tables, onto their results."""
+    files = sodacl_files(config.checks.path) if config.checks else []
+    by_table = {result.table: result for result in results}
+    namespace = config.iceberg.namespace
+    readers = {}
+    for name in sorted(checked_tables(files) & by_table.keys()):
+        with reading(f"{namespace}.{name}"):
+            table = load_table(catalog, namespace, name)
+        if table is not None:
+            # Floe's own column left out: the checks see the table's data columns, as readers do.
+            readers[name] = lambda table=table: table.scan().to_arrow().drop_columns([POSITION_FIELD])
+    if readers:
+        with reading(", ".join(f"{namespace}.{name}" for name in readers)):
+            outcomes = run_user_checks(files, readers)
+        for name, checks in outcomes.items():
+            by_table[name].checks = checks

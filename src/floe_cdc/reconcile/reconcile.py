@@ -50,12 +50,18 @@ class ReconcileResult:
     source_position: str | None = None
     differing_keys: list[str] = field(default_factory=list)  # keys mode: the first keys that differ
     note: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)  # the user's SodaCL checks (user_checks)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """The user's checks that failed or could not run (a warning is not a failure)."""
+        return [c["name"] for c in self.checks if c["outcome"] in ("fail", "error")]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _scan_class() -> type:
+def soda_scan_class() -> type:
     config = Path(tempfile.gettempdir()) / "floe-soda-config.yml"
     if not config.exists():
         config.write_text(
@@ -129,7 +135,7 @@ def check_counts(
     *waiting* the number of its quarantined events, *counted* its source count (or why there is
     none), taken in *mode*.
     """
-    scan_class = _scan_class()
+    scan_class = soda_scan_class()
     results: list[ReconcileResult] = []
     for source in {id(s): s for s, _ in chosen}.values():
         connection = duckdb.connect()
@@ -185,7 +191,7 @@ def _reconcile_source(
         for alias, _, _ in compared
     ]
     variables = {_count_variable(alias): str(taken.expected) for alias, _, taken in compared}
-    outcome = _run_scan(scan_class, source.name, connection, "\n".join(checks), variables)
+    outcome = run_scan(scan_class, source.name, connection, "\n".join(checks), variables)
     by_name = {check["name"]: check for check in outcome.get("checks", [])}
     errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
     for alias, table, taken in compared:
@@ -210,19 +216,22 @@ def _reconcile_source(
     return results
 
 
-def _run_scan(
+def run_scan(
     scan_class: type,
     source_name: str,
     connection: duckdb.DuckDBPyConnection,
-    sodacl: str,
+    sodacl: str | list[str],
     variables: dict[str, str],
 ) -> dict[str, Any]:
+    """One Soda scan of the tables registered in *connection*, of the checks in *sodacl* (one
+    SodaCL document, or several)."""
     scan = scan_class()
     scan.set_scan_definition_name(f"floe_reconcile_{source_name}")
     scan.set_data_source_name(ICEBERG_DATA_SOURCE)
     scan.add_duckdb_connection(connection, data_source_name=ICEBERG_DATA_SOURCE)
     scan.add_variables(variables)
-    scan.add_sodacl_yaml_str(sodacl)
+    for document in [sodacl] if isinstance(sodacl, str) else sodacl:
+        scan.add_sodacl_yaml_str(document)
     try:
         scan.execute()
     finally:

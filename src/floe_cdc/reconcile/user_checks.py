@@ -1,0 +1,97 @@
+"""The user's own SodaCL checks (``checks.path`` in ``floe.yaml``), run against the Iceberg tables.
+
+Soda users keep checks for their tables in SodaCL files: missing values, valid ranges, duplicates,
+freshness, referential checks. Floe runs them with each reconciliation, on the cadence of a
+following run and ad hoc (``floe reconcile``), against the Iceberg tables as DuckDB sees them:
+each table a ``checks for <table>`` block names is registered in an in-memory DuckDB under its
+Iceberg name, so that a check reads exactly as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from floe_cdc.core.errors import ConfigError
+from floe_cdc.reconcile.reconcile import run_scan, soda_scan_class
+
+_CHECKS_FOR = re.compile(r"^checks for ([^\s\[]+)")
+
+
+def sodacl_files(path: str) -> list[Path]:
+    """The SodaCL files at *path*: the file, or a folder's ``*.yml`` and ``*.yaml``, in name order."""
+    where = Path(path)
+    if where.is_file():
+        return [where]
+    return sorted(p for p in where.iterdir() if p.suffix in (".yml", ".yaml"))
+
+
+def checked_tables(files: list[Path]) -> set[str]:
+    """The tables the files' ``checks for <table>`` blocks name."""
+    names = set()
+    for file in files:
+        try:
+            document = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"checks.path: {file} is not valid YAML ({exc}); correct it") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"checks.path: {file} must hold SodaCL 'checks for <table>:' blocks")
+        for key in document:
+            match = _CHECKS_FOR.match(str(key))
+            if match:
+                names.add(match.group(1))
+    return names
+
+
+def _for_tables(file: Path, tables: set[str]) -> str:
+    """*file*'s SodaCL without the ``checks for`` blocks of tables not checked now (a reconcile of
+    some tables only): Soda would fail those for a table it cannot find."""
+    document = yaml.safe_load(file.read_text()) or {}
+    kept = {
+        key: value
+        for key, value in document.items()
+        if (match := _CHECKS_FOR.match(str(key))) is None or match.group(1) in tables
+    }
+    return yaml.safe_dump(kept, sort_keys=False, allow_unicode=True)
+
+
+def run_user_checks(
+    files: list[Path], tables: dict[str, Callable[[], pa.Table]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each of *tables* (name -> its rows, read when the scan starts) with the outcome of every check
+    the files hold for it: name, outcome (``pass``, ``warn``, ``fail``, or ``error`` for a check
+    that could not run, with Soda's reason) and the measured value."""
+    connection = duckdb.connect()
+    try:
+        for name, rows in tables.items():
+            connection.register(name, rows())
+        documents = [_for_tables(file, set(tables)) for file in files]
+        outcome = run_scan(soda_scan_class(), "user_checks", connection, documents, {})
+    finally:
+        connection.close()
+    errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+    for check in outcome.get("checks", []):
+        table = check.get("table")
+        if table not in found:
+            continue
+        result = check.get("outcome") or "error"
+        entry = {
+            "name": check.get("name"),
+            "outcome": result,
+            "value": check.get("diagnostics", {}).get("value"),
+        }
+        if result == "error" and errors:
+            entry["reason"] = errors[0]
+        found[table].append(entry)
+    if errors:  # Soda reports no check of a scan whose query failed: the failure is the outcome
+        for checks in found.values():
+            if not checks:
+                checks.append({"name": "SodaCL scan", "outcome": "error", "value": None, "reason": errors[0]})
+    return found
