@@ -127,6 +127,11 @@ class _TargetRef(_Model):
         description="Columns the data files Floe writes are sorted by, so that readers skip files "
         "by their column ranges; [] for none. Unset: iceberg/table-defaults.yaml's (the key)",
     )
+    deletes: Literal["hard", "soft"] = Field(
+        default="hard",
+        description="A row deleted at the source: removed from Iceberg (hard), or kept with "
+        "_floe_deleted true and _floe_deleted_at (soft)",
+    )
     exclude: list[str] = Field(
         default_factory=list,
         description="Columns (MongoDB: top-level fields) that never leave the source: Debezium drops "

@@ -9,6 +9,7 @@ from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
 from floe_cdc.lake.schema import key_names
+from floe_cdc.lake.soft_deletes import live_rows
 
 
 def stored_rows(table: Table, key_column: str, keys: list[str]) -> list[dict[str, Any]]:
@@ -37,5 +38,7 @@ class StoredTable:
 
 
 def key_columns(table: Table) -> pa.Table:
-    """The table's identifier (key) columns, all rows: enough to count them."""
-    return table.scan(selected_fields=tuple(key_names(table.schema()))).to_arrow()
+    """The table's identifier (key) columns, of the rows a source reader would see (a soft-deleted
+    row is not one): enough to count them."""
+    schema = table.schema()
+    return table.scan(row_filter=live_rows(schema), selected_fields=tuple(key_names(schema))).to_arrow()

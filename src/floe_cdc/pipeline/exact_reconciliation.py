@@ -30,6 +30,7 @@ from floe_cdc.lake.catalog import load_table
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.lookup import key_columns
 from floe_cdc.lake.schema import POSITION_FIELD, key_names
+from floe_cdc.lake.soft_deletes import OWN_COLUMNS, live_rows
 from floe_cdc.reconcile.mongo_counts import SourceCountError
 from floe_cdc.reconcile.postgres_counts import SourceReader
 from floe_cdc.reconcile.reconcile import Counted, SourceCount
@@ -143,13 +144,15 @@ class _Exact:
     ) -> None:
         schema = table.schema()
         key = key_names(schema)
-        columns = [f.name for f in schema.fields if f.name != POSITION_FIELD]
+        columns = [f.name for f in schema.fields if f.name not in (POSITION_FIELD, *OWN_COLUMNS)]
         salt = self.source.hash_salt.get_secret_value() if self.source.hash_salt else None
         plan = layout(reader.column_types(ref), columns, key, ref.hash, salt)
         snapshot_id = table.current_snapshot().snapshot_id
 
         def iceberg_rows(columns: list[str]) -> pa.RecordBatchReader:
-            return table.scan(selected_fields=tuple(columns), snapshot_id=snapshot_id).to_arrow_batch_reader()
+            return table.scan(
+                row_filter=live_rows(schema), selected_fields=tuple(columns), snapshot_id=snapshot_id
+            ).to_arrow_batch_reader()
 
         excused = {_key_of(raw, key) for raw in window.touched}
         differing = compare_rows(reader, ref, plan, iceberg_rows, excused, self.key_limit or 0)

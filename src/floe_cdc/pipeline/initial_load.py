@@ -58,6 +58,7 @@ from floe_cdc.lake.append import append_rows
 from floe_cdc.lake.catalog import load_table, open_catalog
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
 from floe_cdc.lake.schema import create_table
+from floe_cdc.lake.soft_deletes import soften
 from floe_cdc.pipeline.lineage import Lineage
 
 log = logging.getLogger("floe.load")
@@ -202,7 +203,7 @@ class TableReading:
         values = [self._convert(c, data) for c in self.columns]
         fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in self.columns]
         arrays = pa.Table.from_arrays(values + meta, schema=pa.schema(fields + list(META_FIELDS)))
-        return ChangeBatch(
+        batch = ChangeBatch(
             self.ref.target_name,
             self.source.name,
             self.source.source_table(self.ref),
@@ -212,6 +213,7 @@ class TableReading:
             column_history=self.history,
             summary={**(summary or {}), LOAD_KEY: orjson.dumps(state).decode()},
         )
+        return soften(batch) if self.ref.deletes == "soft" else batch  # its rows live: flag false
 
     def empty(self) -> ChangeBatch:
         """No rows, the table's columns: what creating its Iceberg table needs."""

@@ -37,6 +37,7 @@ from floe_cdc.lake.lookup import StoredTable
 from floe_cdc.lake.maintenance import expire_snapshots
 from floe_cdc.lake.merge import Compaction, ConcurrentWriteError, MergeResult, merge_batch
 from floe_cdc.lake.schema import POSITION_FIELD, column_history, create_table, key_names
+from floe_cdc.lake.soft_deletes import soften
 from floe_cdc.pipeline.lineage import Lineage
 from floe_cdc.pipeline.snapshot_completion import Completion
 
@@ -278,6 +279,8 @@ class Replicator:
         created the first time). The first step of merging, for a stream and for a replay alike."""
         table = table or self.load(changes.table)
         batch = self.identify_columns(changes.batch, table, changes.records)
+        if self.targets[batch.table].table.deletes == "soft":
+            batch = soften(batch)
         if table is None:
             options = self.config.table_options(batch.table)
             table = create_table(self.catalog, self.config.iceberg.namespace, batch, **options)
