@@ -74,6 +74,8 @@ class Changes:
             pa.array([make_position(self.first_position + i) for i in range(count)], META_FIELDS[2].type),
             pa.array([0] * count, pa.int32()),
             pa.nulls(count, META_FIELDS[4].type),
+            pa.array(range(offset, offset + count), pa.int64()),
+            pa.nulls(count, META_FIELDS[6].type),
         ]
         return ChangeBatch(
             table,

@@ -30,7 +30,9 @@ def make_batch(
         step = event[2] if len(event) > 2 else offset + index + 1
         unavailable = event[3] if len(event) > 3 else None
         rows.append(row)
-        for name, value in zip(meta, (op, index, make_position(step), 0, unavailable), strict=True):
+        for name, value in zip(
+            meta, (op, index, make_position(step), 0, unavailable, index, None), strict=True
+        ):
             meta[name].append(value)
     arrays = [pa.array([row.get(c.name) for row in rows], type=c.type) for c in columns]
     arrays += [pa.array(meta[f.name], type=f.type) for f in META_FIELDS]

@@ -2,7 +2,8 @@
 
 Usage: python -m tests.stack.crash_runner CONFIG STAGE, with STAGE one of
 ``after-consume`` (events read, nothing written), ``during-write`` (a data file written, no
-commit), ``after-commit`` (the first table's commit landed, the other table's not),
+commit), ``after-history`` (ledger's history table committed, ledger not), ``after-commit``
+(the first table's commit landed, the other table's not),
 ``second-commit`` (commits of 50 changes, 100 read ahead: the second landed, read changes wait) or
 ``none``.
 The kill is a real SIGKILL: no cleanup, no finally blocks, exactly like a crashed worker. A
@@ -51,6 +52,8 @@ def _arm(stage: str) -> None:
                 _die()
 
         pyiceberg_adapter._dataframe_to_data_files = write_one_then_die
+    elif stage == "after-history":  # ledger's history committed, ledger's own commit not
+        Replicator._record_history = _after(Replicator._record_history)
     elif stage == "after-commit":
         merge._Merge.run = _after(merge._Merge.run)
     elif stage == "second-commit":  # small commits: the stream holds read changes when it dies

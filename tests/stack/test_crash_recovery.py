@@ -27,6 +27,16 @@ SCHEMA = [
     "CREATE TABLE ledger (id bigint PRIMARY KEY, account integer, amount numeric(12,2), note text)",
     "INSERT INTO accounts SELECT g, 100, 'owner ' || g FROM generate_series(1, 500) g",
     "INSERT INTO ledger SELECT g, 1 + g % 500, 1, 'seed' FROM generate_series(1, 2000) g",
+    # Every change of ledger after the seed, in order: what its history table must hold.
+    "DROP TABLE IF EXISTS ledger_audit",
+    "CREATE TABLE ledger_audit (n bigserial PRIMARY KEY, op text, id bigint, account integer, "
+    "amount numeric(12,2), note text)",
+    "CREATE OR REPLACE FUNCTION audit_ledger() RETURNS trigger AS $$ BEGIN "
+    "IF TG_OP = 'DELETE' THEN INSERT INTO ledger_audit (op, id) VALUES ('delete', OLD.id); "
+    "ELSE INSERT INTO ledger_audit (op, id, account, amount, note) VALUES (lower(TG_OP), NEW.id, "
+    "NEW.account, NEW.amount, NEW.note); END IF; RETURN NULL; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER ledger_audit AFTER INSERT OR UPDATE OR DELETE ON ledger "
+    "FOR EACH ROW EXECUTE FUNCTION audit_ledger()",
 ]
 
 
@@ -50,7 +60,7 @@ def config_path(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
         tmp_path_factory.mktemp("crash"),
         "crash",
         DATABASE,
-        ["public.accounts", "public.ledger"],
+        ["public.accounts", {"name": "public.ledger", "history": True}],
         idle_seconds=3,
     )
     start_capture(path)
@@ -73,7 +83,28 @@ def run_cycle(config_path: Path, stage: str) -> subprocess.CompletedProcess:
     )
 
 
-STAGES = ["after-consume", "during-write", "after-commit", "second-commit"]
+STAGES = ["after-consume", "during-write", "after-history", "after-commit", "second-commit"]
+
+
+def assert_history_exact(stack: LocalStack, config: PipelineConfig) -> None:
+    """ledger_history holds every change of ledger since the seed once, in the source's order
+    (a delete as its key: the event carries no more of the row)."""
+    conn = stack.postgres.connect(DATABASE)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT op, id, account, amount, note FROM ledger_audit ORDER BY n")
+            audited = [(op, i, a, None if m is None else str(m), t) for op, i, a, m, t in cur.fetchall()]
+    finally:
+        conn.close()
+    history = open_catalog(config.iceberg).load_table(("crash", "ledger_history"))
+    stored = history.scan().to_arrow().sort_by("_floe_source_position").to_pylist()
+    recorded = [
+        (r["_floe_op"], r["id"], r["account"], None if r["amount"] is None else str(r["amount"]), r["note"])
+        for r in stored
+        if r["_floe_op"] != "snapshot"
+    ]
+    assert recorded == audited
+    assert sum(r["_floe_op"] == "snapshot" for r in stored) == 2000
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -84,6 +115,7 @@ def test_killed_run_recovers_exactly(stack, config_path, config, stage):
     assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
     catch_up(config_path, timeout=CATCH_UP)
     assert_tables_equal(stack, config, DATABASE)
+    assert_history_exact(stack, config)
 
 
 def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path, config):
@@ -102,6 +134,7 @@ def test_two_runs_at_once_do_not_both_commit_the_same_changes(stack, config_path
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     catch_up(config_path, timeout=CATCH_UP)
     assert_tables_equal(stack, config, DATABASE)
+    assert_history_exact(stack, config)
     # No two commits continued from the same offsets: every commit moved the table forward.
     catalog = open_catalog(config.iceberg)
     for name in ("accounts", "ledger"):

@@ -145,13 +145,13 @@ class _Rows:
         row: dict,
         position: int,
         unavailable: list[str] | None,
+        source_ts: int | None = None,
     ) -> None:
         self.schemas.append(compiled.converters)
         for name, column_values in self.values.items():
             column_values.append(row.get(name))
-        for name, value in zip(
-            self.meta, (op, len(self.records), position, record.partition, unavailable), strict=True
-        ):
+        meta = (op, len(self.records), position, record.partition, unavailable, record.offset, source_ts)
+        for name, value in zip(self.meta, meta, strict=True):
             self.meta[name].append(value)
         self.records.append(record)
 
@@ -297,7 +297,7 @@ class TopicDecoder:
             unavailable = [name for name in compiled.toastable if row.get(name) in _UNAVAILABLE_FORMS]
             if unavailable:
                 row = {**row, **dict.fromkeys(unavailable)}
-            rows.append(record, compiled, op, row, event_position, unavailable or None)
+            rows.append(record, compiled, op, row, event_position, unavailable or None, source.get("ts_ms"))
             position = {k: source.get(k) for k in ("lsn", "txId", "ts_ms", "snapshot") if k in source}
             if is_snapshot(source) and source.get("snapshot") in SNAPSHOT_LAST:
                 snapshot_completed = event_position

@@ -7,7 +7,9 @@ them to Iceberg types. Each row also carries:
   Debezium's ``sequence``; for MongoDB from ``ts_ms`` and the cluster time's ``ord``). Replays and
   re-snapshots are made harmless by comparing positions, never by trusting delivery,
 - the partition it came from, because positions are only ordered within one partition,
-- the names of columns whose value the source did not send (unchanged TOASTed values).
+- the names of columns whose value the source did not send (unchanged TOASTed values),
+- the Kafka offset of its record and the time the source committed it (what a history table
+  records; none for rows a direct load read).
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ SEQ_COLUMN = "__floe_seq"
 POS_COLUMN = "__floe_pos"
 PARTITION_COLUMN = "__floe_partition"
 UNAVAILABLE_COLUMN = "__floe_unavailable"
+OFFSET_COLUMN = "__floe_offset"
+SOURCE_TS_COLUMN = "__floe_source_ts"
 POSITION_TYPE = pa.decimal128(38, 0)
+SOURCE_TS_TYPE = pa.timestamp("ms", tz="UTC")
 META_FIELDS = (
     pa.field(OP_COLUMN, pa.string(), False),
     pa.field(SEQ_COLUMN, pa.int64(), False),
     pa.field(POS_COLUMN, POSITION_TYPE, False),
     pa.field(PARTITION_COLUMN, pa.int32(), False),
     pa.field(UNAVAILABLE_COLUMN, pa.list_(pa.string()), True),
+    pa.field(OFFSET_COLUMN, pa.int64(), True),  # the Kafka offset of the change's record
+    pa.field(SOURCE_TS_COLUMN, SOURCE_TS_TYPE, True),  # when the source committed the change
 )
 
 # Operations, as Debezium names them.

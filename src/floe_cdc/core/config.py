@@ -127,6 +127,11 @@ class _TargetRef(_Model):
         description="Columns the data files Floe writes are sorted by, so that readers skip files "
         "by their column ranges; [] for none. Unset: iceberg/table-defaults.yaml's (the key)",
     )
+    history: bool = Field(
+        default=False,
+        description="Also append every change, in order, to <table>_history: operation, values, "
+        "source position and commit time (see docs/history.md)",
+    )
     deletes: Literal["hard", "soft"] = Field(
         default="hard",
         description="A row deleted at the source: removed from Iceberg (hard), or kept with "

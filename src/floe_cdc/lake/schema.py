@@ -131,9 +131,10 @@ def key_names(schema: Schema) -> list[str]:
     return [schema.find_column_name(i) for i in schema.identifier_field_ids]
 
 
-def build_schema(table: str, columns: list[Column], key: list[str]) -> Schema:
-    """A new table's schema: columns in source order, the primary key as identifier fields."""
-    if not key:
+def build_schema(table: str, columns: list[Column], key: list[str], append_only: bool = False) -> Schema:
+    """A new table's schema: columns in source order, the primary key as identifier fields (none
+    for an *append_only* table, whose rows are never matched: a history table)."""
+    if not key and not append_only:
         raise SchemaMappingError(
             f"table {table} has no primary key, so updates and deletes cannot be matched to rows; "
             "add a primary key to the source table"
@@ -161,11 +162,12 @@ def create_table(
     format_version: int = 2,
     partition_by: list[str] | None = None,
     sort_by: list[str] | None = None,
+    append_only: bool = False,
 ) -> Table:
     """The Iceberg table *batch*'s changes go to, of *format_version* (3: deletion vectors and row
     lineage), partitioned and sorted as configured (else as the table defaults say), with Floe's
-    table defaults."""
-    schema = build_schema(batch.table, batch.columns, batch.key)
+    table defaults; *append_only*: without a key (a history table)."""
+    schema = build_schema(batch.table, batch.columns, batch.key, append_only)
     if sort_by is None:
         sort_by = batch.key if DEFAULT_SORT_BY == "key" else list(DEFAULT_SORT_BY)
     return new_table(

@@ -49,6 +49,7 @@ from floe_cdc.core.changes import (
     META_FIELDS,
     POSITION_TYPE,
     READ,
+    SOURCE_TS_TYPE,
     ChangeBatch,
     with_current_names,
 )
@@ -199,6 +200,8 @@ class TableReading:
             pa.repeat(pa.scalar(0, POSITION_TYPE), rows),
             pa.repeat(pa.scalar(0, pa.int32()), rows),
             pa.nulls(rows, pa.list_(pa.string())),
+            pa.nulls(rows, pa.int64()),  # read directly: no Kafka record, no source commit time
+            pa.nulls(rows, SOURCE_TS_TYPE),
         ]
         values = [self._convert(c, data) for c in self.columns]
         fields = [pa.field(c.column.name, c.column.type, c.column.nullable) for c in self.columns]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from floe_cdc.core.config import PipelineConfig
 from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog
+from floe_cdc.lake.history import history_name
 from floe_cdc.lake.maintenance import MaintainResult, maintain_table
 from floe_cdc.lake.resnapshot_branch import BRANCH as RESNAPSHOT_BRANCH
 
@@ -18,7 +19,8 @@ def maintain(
     """One result per table, chosen by *tables* (every configured table and the quarantine table
     when empty). A table the catalog or object store fails on is reported; the others go on.
     *progress* hears (tables done, tables in all) after each table."""
-    names = [table.target_name for _, table in config.tables(tables)]
+    chosen = [table for _, table in config.tables(tables)]
+    names = [t.target_name for t in chosen] + [history_name(t.target_name) for t in chosen if t.history]
     if not tables:
         names.append(config.iceberg.quarantine_table)
     catalog = open_catalog(config.iceberg)

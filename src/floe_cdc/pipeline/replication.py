@@ -28,8 +28,11 @@ from floe_cdc.core.changes import ChangeBatch, Quarantined, with_current_names
 from floe_cdc.core.config import MongoSource, PipelineConfig, PostgresSource, Source, TableRef, TargetRef
 from floe_cdc.core.errors import SchemaMappingError
 from floe_cdc.lake import quarantine
+from floe_cdc.lake.append import append_rows
 from floe_cdc.lake.catalog import AWAY, away_error, load_table, open_catalog, reading
 from floe_cdc.lake.checkpoint import Checkpoint, read_checkpoint
+from floe_cdc.lake.history import PARTITION_BY as HISTORY_PARTITION_BY
+from floe_cdc.lake.history import SOURCE_POSITION, history_batch, history_name
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.key_index_store import IndexStore
 from floe_cdc.lake.layout import evolve_layout
@@ -261,7 +264,9 @@ class Replicator:
         """Expire and thin the snapshots of a table this replicator commits to, by the ``maintain``
         settings: at a commit a second, its metadata (which every commit writes and parses)
         would otherwise grow by 3,600 snapshots an hour until ``floe maintain`` runs. A race with
-        another writer or a store away only postpones it."""
+        another writer or a store away only postpones it. The table's history table too."""
+        if name in self.targets and self.targets[name].table.history:
+            self.expire_snapshots(history_name(name))
         table = self._tables.get(name)
         if table is None:
             return
@@ -361,6 +366,8 @@ class Replicator:
             index = self.index_store.restore(batch.table, table, batch.key, POSITION_FIELD)
             if index is not None:
                 self.indexes[batch.table] = index
+        if self.targets[batch.table].table.history:
+            self._record_history(batch)  # first: a stop between the two commits loses nothing
         try:
             result = merge_batch(table, batch, checkpoint, self.indexes, self.compaction)
         except SchemaMappingError as exc:
@@ -388,6 +395,30 @@ class Replicator:
         if self.lineage is not None:
             self.lineage.merged(table, batch, result)
         return result
+
+    def _record_history(self, batch: ChangeBatch) -> None:
+        """Append *batch*'s changes that ``<table>_history`` does not hold yet, with its offsets."""
+        name = history_name(batch.table)
+        table = self._tables.get(name) or self.load(name)
+        stored = read_checkpoint(table) if table is not None else Checkpoint()
+        rows = history_batch(batch, stored)
+        if rows is None:
+            return
+        if table is None:
+            options = self.config.table_options(batch.table)
+            table = create_table(
+                self.catalog,
+                self.config.iceberg.namespace,
+                rows,
+                options["format_version"],
+                partition_by=HISTORY_PARTITION_BY,
+                sort_by=[SOURCE_POSITION],
+                append_only=True,
+            )
+            log.info("created Iceberg table %s.%s", self.config.iceberg.namespace, name)
+        append_rows(table, rows, stored.merged_with(rows.offsets, rows.position, {}, rows.stamps))
+        self._tables[name] = table
+        log.info("history of %s: %d changes appended to %s", batch.table, rows.size, name)
 
     def set_aside(self, items: list[Quarantined]) -> None:
         if not items:

@@ -166,6 +166,8 @@ class DocumentDecoder:
             [c.position for c in changes],
             [c.record.partition for c in changes],
             [None] * len(changes),
+            [c.record.offset for c in changes],
+            [c.source.get("ts_ms") for c in changes],
         )
         for meta_field, values in zip(META_FIELDS, meta, strict=True):
             data = data.append_column(meta_field, pa.array(values, meta_field.type))
