@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from floe_cdc.core.config import load_config
+from floe_cdc.core.config import MaintainConfig, load_config
 from floe_cdc.pipeline import replication
+from floe_cdc.pipeline.maintenance import maintain
 from floe_cdc.pipeline.replication import Replicator
 from tests.debezium_events import event, field
 from tests.shop import TOPIC, cycle, rows
@@ -75,3 +76,18 @@ def test_a_soft_deleted_row_is_recorded_as_a_delete(shop_config):
         cycle(replicator, [_change(0, "c", 1, 7)])
         cycle(replicator, [_change(1, "d", 1)])
         assert _history(replicator) == [("insert", 1, 7), ("delete", 1, None)]
+
+
+def test_maintain_covers_the_history_table(shop_config):
+    """Its small files of one commit each are compacted, its old snapshots expired."""
+    config = _config(shop_config)
+    with Replicator(config, column_lookup=columns) as replicator:
+        for offset in range(6):
+            cycle(replicator, [_change(offset, "c", offset, offset)])
+    settings = MaintainConfig(min_small_files=2, snapshot_retention_hours=0, orphan_min_age_hours=0)
+    results = {r.table: r for r in maintain(config.model_copy(update={"maintain": settings}), ["items"])}
+    assert set(results) == {"items", "items_history"}
+    history = results["items_history"]
+    assert history.error is None and history.files_rewritten == 6 and history.snapshots_expired > 0
+    with Replicator(config, column_lookup=columns) as replicator:
+        assert [op for op, _, _ in _history(replicator)] == ["insert"] * 6

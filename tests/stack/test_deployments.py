@@ -67,11 +67,12 @@ async def _pause_schedules() -> list[str]:
             tags=FlowRunFilterTags(all_=["auto-scheduled"]),
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(_NOT_FINAL))),
         )
-        for _ in range(2):  # again after the scheduler's next pass, which may have been under way
+        for attempt in range(2):  # again after the scheduler's pass that may have been under way
+            if attempt:
+                await asyncio.sleep(2)
             for run in await client.read_flow_runs(flow_run_filter=scheduled):
                 ended = Cancelling() if run.state_type == StateType.RUNNING else Cancelled()
                 await client.set_flow_run_state(run.id, ended, force=True)
-            await asyncio.sleep(3)
         return sorted(d.name for d in deployments)
 
 
