@@ -10,7 +10,7 @@ from floe_cdc.core.config import ChecksConfig, IcebergConfig, PipelineConfig, lo
 from floe_cdc.core.errors import ConfigError
 from floe_cdc.pipeline.health import RECONCILIATION_FAILED, reconciliation_alerts
 from floe_cdc.reconcile.reconcile import ReconcileResult
-from floe_cdc.reconcile.user_checks import checked_tables, run_user_checks, sodacl_files
+from floe_cdc.reconcile.user_checks import checked_tables, run_user_checks, sodacl_documents, sodacl_files
 
 ORDERS = pa.table(
     {"id": [1, 2, 3, 4], "email": ["a@x", None, "c@x", "d@x"], "total": [10.0, 20.0, -5.0, 7.5]}
@@ -39,8 +39,9 @@ def _files(tmp_path):
 def test_each_check_gives_its_outcome_and_measured_value(tmp_path):
     files = _files(tmp_path)
     assert [f.name for f in files] == ["customers.yaml", "orders.yml"]
-    assert checked_tables(files) == {"orders", "customers"}
-    found = run_user_checks(files, {"orders": lambda: ORDERS, "customers": lambda: CUSTOMERS})
+    documents = sodacl_documents(files)
+    assert checked_tables(documents) == {"orders", "customers"}
+    found = run_user_checks(documents, {"orders": lambda: ORDERS, "customers": lambda: CUSTOMERS})
     orders = {c["name"]: (c["outcome"], c["value"]) for c in found["orders"]}
     assert orders["every order has an email"] == ("fail", 1)
     assert orders["no negative totals"] == ("fail", -5.0)
@@ -54,13 +55,15 @@ def test_each_check_gives_its_outcome_and_measured_value(tmp_path):
 
 def test_only_the_reconciled_tables_are_checked(tmp_path):
     """A reconcile of some tables: the checks of the others are left out, not failed."""
-    found = run_user_checks(_files(tmp_path), {"customers": lambda: CUSTOMERS})
+    found = run_user_checks(sodacl_documents(_files(tmp_path)), {"customers": lambda: CUSTOMERS})
     assert list(found) == ["customers"] and found["customers"][0]["outcome"] == "pass"
 
 
 def test_a_check_that_cannot_run_is_an_error_with_its_reason(tmp_path):
     (tmp_path / "bad.yml").write_text("checks for customers:\n  - missing_count(no_such_column) = 0\n")
-    [check] = run_user_checks(sodacl_files(str(tmp_path)), {"customers": lambda: CUSTOMERS})["customers"]
+    [check] = run_user_checks(
+        sodacl_documents(sodacl_files(str(tmp_path))), {"customers": lambda: CUSTOMERS}
+    )["customers"]
     assert (check["name"], check["outcome"]) == ("SodaCL scan", "error") and "no_such_column" in check[
         "reason"
     ]
@@ -69,12 +72,12 @@ def test_a_check_that_cannot_run_is_an_error_with_its_reason(tmp_path):
 def test_a_file_that_is_not_sodacl_is_named(tmp_path):
     (tmp_path / "broken.yml").write_text("checks for orders: [\n")
     with pytest.raises(ConfigError, match=r"checks.path: .*broken.yml is not valid YAML"):
-        checked_tables(sodacl_files(str(tmp_path)))
+        sodacl_documents(sodacl_files(str(tmp_path)))
 
 
 def test_a_failed_check_raises_the_reconciliation_alert_naming_it(tmp_path):
     files = _files(tmp_path)
-    checks = run_user_checks(files, {"orders": lambda: ORDERS})["orders"]
+    checks = run_user_checks(sodacl_documents(files), {"orders": lambda: ORDERS})["orders"]
     result = ReconcileResult("orders", "public.orders", 4, 4, True, checks=checks)
     config = PipelineConfig.model_construct(
         iceberg=IcebergConfig(catalog_uri=SecretStr("sqlite://"), warehouse="wh", namespace="shop"),

@@ -78,12 +78,10 @@ def history_batch(
     data = batch.data.filter(_unrecorded(batch.data, stored.offsets.get(topic, {})))
     if data.num_rows == 0:
         return None
-    deleted = data[DELETED_COLUMN].to_pylist() if DELETED_COLUMN in data.column_names else []
+    ops = data[OP_COLUMN].to_pylist()
+    deleted = data[DELETED_COLUMN].to_pylist() if DELETED_COLUMN in data.column_names else [False] * len(ops)
     operations = pa.array(
-        [
-            "delete" if index < len(deleted) and deleted[index] else _OPERATIONS.get(op, op)
-            for index, op in enumerate(data[OP_COLUMN].to_pylist())
-        ],
+        ["delete" if gone else _OPERATIONS.get(op, op) for op, gone in zip(ops, deleted, strict=True)],
         pa.string(),
     )
     when = pa.scalar(committed_at or datetime.now(UTC), _TIME)

@@ -27,7 +27,7 @@ from floe_cdc.reconcile.reconcile import (
     check_counts,
     count_source,
 )
-from floe_cdc.reconcile.user_checks import checked_tables, run_user_checks, sodacl_files
+from floe_cdc.reconcile.user_checks import checked_tables, run_user_checks, sodacl_documents, sodacl_files
 
 MODES = ("count", "exact", "keys")
 DEFAULT_WAIT_SECONDS = 300.0
@@ -85,17 +85,18 @@ def reconcile(
         if result.differing_keys and result.passed:
             result.passed = False
     if config.checks is not None:
-        _user_checks(config, catalog, results)
+        _user_checks(config, catalog, config.checks.path, results)
     return results
 
 
-def _user_checks(config: PipelineConfig, catalog: Catalog, results: list[ReconcileResult]) -> None:
-    """The user's SodaCL checks (``checks.path``) of the reconciled tables, onto their results."""
-    files = sodacl_files(config.checks.path) if config.checks else []
+def _user_checks(config: PipelineConfig, catalog: Catalog, path: str, results: list[ReconcileResult]) -> None:
+    """The user's SodaCL checks at *path* (``checks.path``) of the reconciled tables, onto their
+    results."""
+    documents = sodacl_documents(sodacl_files(path))
     by_table = {result.table: result for result in results}
     namespace = config.iceberg.namespace
     readers = {}
-    for name in sorted(checked_tables(files) & by_table.keys()):
+    for name in sorted(checked_tables(documents) & by_table.keys()):
         with reading(f"{namespace}.{name}"):
             table = load_table(catalog, namespace, name)
         if table is not None:
@@ -103,6 +104,6 @@ def _user_checks(config: PipelineConfig, catalog: Catalog, results: list[Reconci
             readers[name] = lambda table=table: table.scan().to_arrow().drop_columns([POSITION_FIELD])
     if readers:
         with reading(", ".join(f"{namespace}.{name}" for name in readers)):
-            outcomes = run_user_checks(files, readers)
+            outcomes = run_user_checks(documents, readers)
         for name, checks in outcomes.items():
             by_table[name].checks = checks

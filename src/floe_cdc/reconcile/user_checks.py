@@ -32,9 +32,9 @@ def sodacl_files(path: str) -> list[Path]:
     return sorted(p for p in where.iterdir() if p.suffix in (".yml", ".yaml"))
 
 
-def checked_tables(files: list[Path]) -> set[str]:
-    """The tables the files' ``checks for <table>`` blocks name."""
-    names = set()
+def sodacl_documents(files: list[Path]) -> list[dict[str, Any]]:
+    """The SodaCL of *files*, each parsed once for both what it checks and what runs."""
+    documents = []
     for file in files:
         try:
             document = yaml.safe_load(file.read_text()) or {}
@@ -42,37 +42,40 @@ def checked_tables(files: list[Path]) -> set[str]:
             raise ConfigError(f"checks.path: {file} is not valid YAML ({exc}); correct it") from None
         if not isinstance(document, dict):
             raise ConfigError(f"checks.path: {file} must hold SodaCL 'checks for <table>:' blocks")
-        for key in document:
-            match = _CHECKS_FOR.match(str(key))
-            if match:
-                names.add(match.group(1))
-    return names
+        documents.append(document)
+    return documents
 
 
-def _for_tables(file: Path, tables: set[str]) -> str:
-    """*file*'s SodaCL without the ``checks for`` blocks of tables not checked now (a reconcile of
+def _checked(key: object) -> str | None:
+    """The table a top-level SodaCL key's ``checks for <table>`` block names (None: another key)."""
+    match = _CHECKS_FOR.match(str(key))
+    return match.group(1) if match else None
+
+
+def checked_tables(documents: list[dict[str, Any]]) -> set[str]:
+    """The tables the documents' ``checks for <table>`` blocks name."""
+    return {table for document in documents for key in document if (table := _checked(key)) is not None}
+
+
+def _for_tables(document: dict[str, Any], tables: set[str]) -> str:
+    """*document* without the ``checks for`` blocks of tables not checked now (a reconcile of
     some tables only): Soda would fail those for a table it cannot find."""
-    document = yaml.safe_load(file.read_text()) or {}
-    kept = {
-        key: value
-        for key, value in document.items()
-        if (match := _CHECKS_FOR.match(str(key))) is None or match.group(1) in tables
-    }
+    kept = {key: value for key, value in document.items() if _checked(key) in (None, *tables)}
     return yaml.safe_dump(kept, sort_keys=False, allow_unicode=True)
 
 
 def run_user_checks(
-    files: list[Path], tables: dict[str, Callable[[], pa.Table]]
+    documents: list[dict[str, Any]], tables: dict[str, Callable[[], pa.Table]]
 ) -> dict[str, list[dict[str, Any]]]:
     """Each of *tables* (name -> its rows, read when the scan starts) with the outcome of every check
-    the files hold for it: name, outcome (``pass``, ``warn``, ``fail``, or ``error`` for a check
+    the documents hold for it: name, outcome (``pass``, ``warn``, ``fail``, or ``error`` for a check
     that could not run, with Soda's reason) and the measured value."""
     connection = duckdb.connect()
     try:
         for name, rows in tables.items():
             connection.register(name, rows())
-        documents = [_for_tables(file, set(tables)) for file in files]
-        outcome = run_scan(soda_scan_class(), "user_checks", connection, documents, {})
+        sodacl = [_for_tables(document, set(tables)) for document in documents]
+        outcome = run_scan(soda_scan_class(), "user_checks", connection, sodacl, {})
     finally:
         connection.close()
     errors = [entry["message"] for entry in outcome.get("logs", []) if entry.get("level") == "ERROR"]
