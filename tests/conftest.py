@@ -2,8 +2,8 @@
 
 Tests marked ``stack`` run against the real local stack, started once per session on ports of
 its own (so a running demo stack is left alone) and stopped at the end. ``make test`` runs three
-pytest-xdist workers: two run the stack tests, each on a stack of its own (``SECOND_STACK`` says
-which files run on the second), and the third the tests that need no service. Prefect reads its
+pytest-xdist workers, each running one group of the stack tests (``STACK_GROUPS``) on a stack
+of its own, then the modules that need no service as they run out of work. Prefect reads its
 settings at import, so the environment is set when pytest starts, before any test module
 imports a flow, and restored (and the state folder removed) when it ends.
 """
@@ -33,19 +33,31 @@ _STACK_PORTS = {
     "FLOE_STACK_OBJECT_STORE_PORT_BASE": os.environ.get("FLOE_TEST_OBJECT_STORE_PORT_BASE", "26900"),
     "FLOE_STACK_MONGO_PORT": os.environ.get("FLOE_TEST_MONGO_PORT", "27117"),
 }
-# The stack tests' files, in two groups of about equal time (see the durations make test prints);
-# a file not named here runs on the first stack.
-SECOND_STACK = {
-    "test_terraform_local.py",
-    "test_initial_load.py",
-    "test_object_storage.py",
-    "test_crash_recovery.py",
-    "test_resnapshot.py",
-    "test_pause.py",
-    "test_identifiers.py",
-    "test_exact_reconciliation.py",
-    "test_broker_restart.py",
-}
+# The stack tests' files in three groups of about equal time, each run in order by one xdist worker
+# on a stack of its own (see the durations make test prints); a file not named here runs in the
+# first group. The stack tests spend much of their time waiting on services, so three stacks on
+# two cores finish sooner than two.
+STACK_GROUPS = (
+    {
+        "test_terraform_local.py",
+        "test_initial_load.py",
+        "test_crash_recovery.py",
+        "test_soft_deletes.py",
+        "test_mongodb.py",
+    },
+    {
+        "test_replication.py",
+        "test_large_rows_and_failed_tasks.py",
+        "test_object_storage.py",
+        "test_broker_restart.py",
+        "test_exact_reconciliation.py",
+        "test_resnapshot.py",
+        "test_mongodb_live.py",
+        "test_replication_stream.py",
+        "test_identifiers.py",
+        "test_pause.py",
+    },
+)
 _saved_env: dict[str, str | None] = {}
 
 
@@ -96,31 +108,47 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the broker run after the others, and tests that stop the stack last."""
+def _stack_group(nodeid: str) -> int | None:
+    """The stack group (0, 1, 2) of a stack test; None for a test that needs no service."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/stack/"):
+        return None
+    name = Path(path).name
+    return next((n + 1 for n, files in enumerate(STACK_GROUPS) if name in files), 0)
 
-    def rank(item: pytest.Item) -> int:
-        return (
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The stack groups first, in order (the scheduler hands them out first: they take longest),
+    then the tests that need no service; in a group, tests that restart the broker after the
+    others and tests that stop the stack last."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        group = _stack_group(item.nodeid)
+        within = (
             2
             if item.get_closest_marker("stops_stack")
             else 1
             if item.get_closest_marker("restarts_broker")
             else 0
         )
+        return (len(STACK_GROUPS) + 1 if group is None else group, within)
 
     items.sort(key=rank)
 
 
 class StackScheduling(LoadScopeScheduling):
-    """``pytest -n``: the tests of each stack are one unit of work, run in collection order by one
-    worker on its own stack; every other test is a unit of its own. (xdist's ``loadgroup`` would
-    say the same with markers, but under pytest 9 it no longer groups anything.)"""
+    """``pytest -n``: the tests of each stack group are one unit of work, run in collection order
+    by one worker on its own stack; every other test module is a unit of its own, handed to the
+    worker that runs out of work first. (xdist's ``loadgroup`` would say the same with markers,
+    but under pytest 9 it no longer groups anything.)"""
+
+    def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
+        super().__init__(config, log)
+        config.option.loadscopereorder = False  # the units in collection order: stack groups first
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        if not path.startswith("tests/stack/"):
-            return nodeid
-        return "stack-2" if Path(path).name in SECOND_STACK else "stack-1"
+        group = _stack_group(nodeid)
+        return nodeid.split("::", 1)[0] if group is None else f"stack-{group + 1}"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> StackScheduling:
