@@ -93,7 +93,7 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
             ("pause/pause", source),
             ("resume/resume", source),
         ):
-            flow_run = run_deployment(deployment, parameters=parameters, timeout=180)
+            flow_run = run_deployment(deployment, parameters=parameters, timeout=180, poll_interval=1)
             assert flow_run.state is not None and flow_run.state.is_completed(), (deployment, flow_run.state)
             if deployment.startswith(("maintain", "connectors")):
                 with get_client(sync_client=True) as client:
@@ -102,7 +102,7 @@ def test_deployments_register_and_the_worker_runs_them(stack: LocalStack, config
                     )
                 assert [float(a.data) for a in found if a.type == "progress"] == [100.0]
         unknown = run_deployment(
-            "reconcile/reconcile", parameters={**tables, "tables": ["nope"]}, timeout=180
+            "reconcile/reconcile", parameters={**tables, "tables": ["nope"]}, timeout=180, poll_interval=1
         )
         assert unknown.state.is_failed() and "known tables: customers" in unknown.state.message
     finally:
@@ -264,7 +264,7 @@ def test_two_workers_share_the_sources_and_alerts_reach_people(stack: LocalStack
     # event and two notifications (the failed reconciliation, the failed run).
     open_catalog(config.iceberg).load_table(("scale_a", "stock")).delete(EqualTo("id", 3))
     parameters = {"config_path": str(path), "tables": ["stock"], "mode": "exact", "wait_seconds": 60}
-    failed = run_deployment("reconcile/reconcile", parameters=parameters, timeout=240)
+    failed = run_deployment("reconcile/reconcile", parameters=parameters, timeout=240, poll_interval=1)
     assert failed.state.is_failed(), failed.state
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[failed.id])))

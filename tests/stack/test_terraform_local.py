@@ -92,9 +92,13 @@ def _prefect_names(api: str) -> dict[str, list[str]]:
     }
 
 
+PLAN = "floe.tfplan"
+
+
 def _plan(terraform: TerraformRun) -> tuple[int, str]:
-    """``plan -detailed-exitcode``: 0 nothing to do, 2 changes (and the plan's text)."""
-    result = terraform("plan", "-detailed-exitcode", "-input=false", check=False)
+    """``plan -detailed-exitcode``, saved: 0 nothing to do, 2 changes (and the plan's text). Applying
+    the saved plan applies what was shown, as a careful operator does, without planning again."""
+    result = terraform("plan", "-detailed-exitcode", "-input=false", f"-out={PLAN}", check=False)
     assert result.returncode in (0, 2), result.stdout + result.stderr
     return result.returncode, result.stdout
 
@@ -173,7 +177,7 @@ def test_terraform_applies_detects_drift_and_destroys_everything(
         connect.delete(CONNECTOR)
         code, plan = _plan(terraform)
         assert code == 2 and f'floe_connector.floe["{CONNECTOR}"] will be created' in plan, plan
-        terraform("apply", "-auto-approve", "-input=false")
+        terraform("apply", "-input=false", PLAN)
         assert connect.get_config(CONNECTOR) is not None
 
         # A table added to floe.yaml updates the connector and the publication in place (and the
@@ -187,7 +191,7 @@ def test_terraform_applies_detects_drift_and_destroys_everything(
         assert f'floe_connector.floe["{CONNECTOR}"] will be updated in-place' in plan, plan
         assert 'floe_publication.floe["terraform"] will be updated in-place' in plan, plan
         assert "must be replaced" not in plan and "will be destroyed" not in plan, plan
-        terraform("apply", "-auto-approve", "-input=false")
+        terraform("apply", "-input=false", PLAN)
         assert "public\\.orders" in connect.get_config(CONNECTOR)["table.include.list"]
         run_sql(
             stack,
