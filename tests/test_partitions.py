@@ -11,6 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.expressions import EqualTo
+from pyiceberg.io.pyarrow import _determine_partitions
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import BucketTransform, DayTransform, IdentityTransform
+from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 
 from floe_cdc.core.changes import Column
 from floe_cdc.core.config import MaintainConfig, ReplicateConfig, parse_partition_field
@@ -19,7 +24,7 @@ from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.layout import LayoutError, evolve_layout
 from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import Compaction, merge_batch
-from floe_cdc.lake.pyiceberg_adapter import live_files
+from floe_cdc.lake.pyiceberg_adapter import live_files, split_by_partition
 from floe_cdc.lake.schema import POSITION_FIELD, create_table
 from tests.batches import make_batch
 
@@ -240,3 +245,40 @@ def test_a_column_added_a_truncate_and_a_resnapshot_on_a_partitioned_table(tmp_p
     table = catalog.load_table(("ns", "orders"))
     assert sorted(_rows(table)) == [1001, 1003, 1004]
     assert _entries(indexes["orders"]) == _entries(KeyIndex.build(table, ["id"], POSITION_FIELD))
+
+
+def test_rows_split_by_partition_as_pyiceberg_splits_them_each_part_in_its_rows_order():
+    """``split_by_partition`` against pyiceberg's own split: the same partitions with the same
+    rows, nulls in a partition of their own, and each part's rows in the order they came."""
+    rng = random.Random(5)
+    rows = pa.table(
+        {
+            "id": pa.array(range(3000), pa.int64()),
+            "region": pa.array([rng.choice(["eu", "us", None]) for _ in range(3000)]),
+            "placed": pa.array(
+                [
+                    START + timedelta(hours=rng.randrange(24 * 40)) if rng.random() > 0.02 else None
+                    for _ in range(3000)
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "region", StringType(), required=False),
+        NestedField(3, "placed", TimestamptzType(), required=False),
+    )
+    spec = PartitionSpec(
+        PartitionField(3, 1000, DayTransform(), "placed_day"),
+        PartitionField(2, 1001, IdentityTransform(), "region"),
+        PartitionField(1, 1002, BucketTransform(4), "id_bucket"),
+    )
+    ours = {key.partition: part for key, part in split_by_partition(spec, schema, rows)}
+    theirs = {
+        p.partition_key.partition: p.arrow_table_partition for p in _determine_partitions(spec, schema, rows)
+    }
+    assert len(ours) > 100 and ours.keys() == theirs.keys()
+    for partition, part in ours.items():
+        assert part.equals(theirs[partition]), partition
+        assert part["id"].to_pylist() == sorted(part["id"].to_pylist())  # the rows' own order

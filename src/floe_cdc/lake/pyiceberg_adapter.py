@@ -4,9 +4,8 @@ pyiceberg cannot write), so that an upgrade has two modules to check.
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
 - ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files),
-  ``_determine_partitions``, ``pyarrow_to_schema`` and ``write_file`` with
-  ``pyiceberg.table.WriteTask`` (writing a partitioned table's rows a file per partition, as
-  ``_dataframe_to_data_files`` does) and
+  ``pyarrow_to_schema`` and ``write_file`` with ``pyiceberg.table.WriteTask`` (writing a
+  partitioned table's rows a file per partition, as ``_dataframe_to_data_files`` does) and
   ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
   uses them; ``_read_deletes`` (reading a position delete file, as scans do);
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
@@ -55,14 +54,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import (
     _check_pyarrow_schema_compatible,
     _dataframe_to_data_files,
-    _determine_partitions,
     _get_parquet_writer_kwargs,
     _read_deletes,
     compute_statistics_plan,
@@ -84,7 +84,7 @@ from pyiceberg.manifest import (
     ManifestWriterV2,
     write_manifest,
 )
-from pyiceberg.partitioning import PartitionSpec
+from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, FileScanTask, Table, Transaction, WriteTask
 from pyiceberg.table.locations import load_location_provider
@@ -200,12 +200,47 @@ def side_by_side(function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         return list(pool.map(function, items))
 
 
+def split_by_partition(
+    spec: PartitionSpec, schema: Schema, rows: pa.Table
+) -> list[tuple[PartitionKey, pa.Table]]:
+    """*rows* split by the partition of *spec* they belong to, each part in the order of *rows*.
+
+    What pyiceberg's ``_determine_partitions`` does, by one stable sort on the partition values and
+    slices of the sorted rows, instead of a filter of all the rows per partition: a merge into a
+    table partitioned by day over a month spent more time filtering than encoding its files."""
+    values = pa.table(
+        {
+            f"_partition_{number}": partition.transform.pyarrow_transform(
+                schema.find_field(partition.source_id).field_type
+            )(rows[schema.find_column_name(partition.source_id)])
+            for number, partition in enumerate(spec.fields)
+        }
+    )
+    names = values.column_names
+    order = pc.sort_indices(values, sort_keys=[(name, "ascending") for name in names])  # stable
+    ordered = values.take(order).append_column("_row", pa.array(np.arange(len(order), dtype=np.int64)))
+    groups = ordered.group_by(names, use_threads=False).aggregate([("_row", "min"), ("_row", "count")])
+    rows = rows.take(order)
+    parts = []
+    for group in groups.to_pylist():
+        key = PartitionKey(
+            field_values=[
+                PartitionFieldValue(field=partition, value=group[name])
+                for partition, name in zip(spec.fields, names, strict=True)
+            ],
+            partition_spec=spec,
+            schema=schema,
+        )
+        parts.append((key, rows.slice(group["_row_min"], group["_row_count"]).combine_chunks()))
+    return parts
+
+
 def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tuple[DataFile, pa.Table | None]]:
     """*rows* written as data files of the table described by *metadata*, each file with the
     rows it holds in file order (what a key index adds); None in place of the rows where pyiceberg
     split an unpartitioned table's rows over several files, in an order of its own.
 
-    A partitioned table's rows are split by partition once (``_determine_partitions``, keeping
+    A partitioned table's rows are split by partition once (``split_by_partition``, keeping
     their order) and each partition written as one file, all by pyiceberg's writer pool at once
     (``write_file``, as ``_dataframe_to_data_files`` does, without its bin packing: a merge's
     partition never nears the target file size)."""
@@ -216,7 +251,7 @@ def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tupl
         added = list(_dataframe_to_data_files(table_metadata=metadata, df=rows, io=io))
         written = [(data_file, rows if len(added) == 1 else None) for data_file in added]
     else:
-        parts = list(_determine_partitions(spec, metadata.schema(), rows))
+        parts = split_by_partition(spec, metadata.schema(), rows)
         task_schema = pyarrow_to_schema(
             rows.schema,
             name_mapping=metadata.schema().name_mapping,
@@ -225,20 +260,11 @@ def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tupl
         )
         write_uuid = uuid.uuid4()
         tasks = [
-            WriteTask(
-                write_uuid,
-                number,
-                task_schema,
-                part.arrow_table_partition.to_batches(),
-                None,
-                part.partition_key,
-            )
-            for number, part in enumerate(parts)
+            WriteTask(write_uuid, number, task_schema, part.to_batches(), None, key)
+            for number, (key, part) in enumerate(parts)
         ]
         files = list(write_file(io, metadata, iter(tasks)))  # in the order of the tasks
-        written = [
-            (data_file, part.arrow_table_partition) for data_file, part in zip(files, parts, strict=True)
-        ]
+        written = [(data_file, part) for data_file, (_, part) in zip(files, parts, strict=True)]
     for data_file, _ in written:
         # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
         data_file.spec_id = metadata.default_spec_id
