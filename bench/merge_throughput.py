@@ -172,7 +172,8 @@ def _goals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_at_100m_at_most_3000_mb": hundred and hundred["peak_rss_mb"] <= 3000,
         "index_bytes_per_live_row_at_most_24": max(f["index_bytes_per_live_row"] for f in floe.values()),
         "partitioned_over_plain_at_10m_at_most_1_5": {
-            layout: ratio(("local", layout, 10_000_000), ("local", "plain", 10_000_000))
+            f"{kind} {layout}": ratio((kind, layout, 10_000_000), (kind, "plain", 10_000_000))
+            for kind in ("local", "s3")
             for layout in LAYOUTS
             if layout != "plain"
         },

@@ -4,6 +4,7 @@ compared with a model of the source row by row, rows that moved partition includ
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -11,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.expressions import EqualTo
-from pyiceberg.io.pyarrow import _determine_partitions
+from pyiceberg.io.pyarrow import _determine_partitions, pyarrow_to_schema, write_file
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
+from pyiceberg.table import WriteTask
 from pyiceberg.transforms import BucketTransform, DayTransform, IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 
@@ -24,7 +26,7 @@ from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.layout import LayoutError, evolve_layout
 from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import Compaction, merge_batch
-from floe_cdc.lake.pyiceberg_adapter import live_files, split_by_partition
+from floe_cdc.lake.pyiceberg_adapter import live_files, split_by_partition, write_rows
 from floe_cdc.lake.schema import POSITION_FIELD, create_table
 from tests.batches import make_batch
 
@@ -282,3 +284,53 @@ def test_rows_split_by_partition_as_pyiceberg_splits_them_each_part_in_its_rows_
     for partition, part in ours.items():
         assert part.equals(theirs[partition]), partition
         assert part["id"].to_pylist() == sorted(part["id"].to_pylist())  # the rows' own order
+
+
+def test_a_partition_s_data_file_is_the_file_pyiceberg_writes(tmp_path):
+    """Floe writes a partitioned merge's files itself (``write_rows``): each file's metadata (bounds,
+    counts, metrics modes) and Parquet schema (field ids, decimals) equal pyiceberg's for its rows."""
+    rng = random.Random(9)
+    rows = pa.table(
+        {
+            "id": pa.array([rng.randrange(10**6) for _ in range(2000)], pa.int64()),
+            "odd name": pa.array([None if i % 7 == 0 else f"n{i}" for i in range(2000)]),
+            "amount": pa.array([None] * 2000, pa.decimal128(12, 2)),
+            "price": pa.array([rng.random() for _ in range(2000)]),
+            "placed": pa.array(
+                [START + timedelta(hours=rng.randrange(24 * 20)) for _ in range(2000)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    table = _catalog(tmp_path).create_table(
+        ("ns", "t"), schema=rows.schema, properties={"write.metadata.metrics.column.price": "counts"}
+    )
+    with table.update_spec() as update:
+        update.add_field("placed", DayTransform(), "placed_day")
+        update.add_field("id", BucketTransform(2), "id_bucket")
+    metadata = table.refresh().metadata
+    parts = split_by_partition(metadata.spec(), metadata.schema(), rows)
+    ours = [data_file for data_file, _ in write_rows(metadata, table.io, rows)]
+    task_schema = pyarrow_to_schema(
+        rows.schema, name_mapping=metadata.schema().name_mapping, format_version=2
+    )
+    tasks = [
+        WriteTask(uuid.uuid4(), n, task_schema, part.to_batches(), None, key)
+        for n, (key, part) in enumerate(parts)
+    ]
+    theirs = list(write_file(table.io, metadata, iter(tasks)))
+    assert len(ours) == len(parts) > 20
+    for mine, pyiceberg in zip(ours, theirs, strict=True):
+        for name in ("partition", "record_count", "value_counts", "null_value_counts", "nan_value_counts"):
+            assert getattr(mine, name) == getattr(pyiceberg, name), name
+        for name in (
+            "column_sizes",
+            "lower_bounds",
+            "upper_bounds",
+            "split_offsets",
+            "content",
+            "file_format",
+        ):
+            assert getattr(mine, name) == getattr(pyiceberg, name), name
+        schemas = [pq.read_schema(f.file_path.removeprefix("file://")) for f in (mine, pyiceberg)]
+        assert schemas[0].equals(schemas[1], check_metadata=True)

@@ -4,8 +4,8 @@ pyiceberg cannot write), so that an upgrade has two modules to check.
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
 - ``pyiceberg.io.pyarrow``: ``_dataframe_to_data_files`` (writing data files),
-  ``pyarrow_to_schema`` and ``write_file`` with ``pyiceberg.table.WriteTask`` (writing a
-  partitioned table's rows a file per partition, as ``_dataframe_to_data_files`` does) and
+  ``pyarrow_to_schema`` and ``_to_requested_schema`` (writing a partitioned table's rows a file
+  per partition, as ``write_file`` does) and
   ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
   uses them; ``_read_deletes`` (reading a position delete file, as scans do);
   ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
@@ -52,6 +52,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,17 +61,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io import FileIO
+from pyiceberg.io.fileformat import FileFormatFactory
 from pyiceberg.io.pyarrow import (
     _check_pyarrow_schema_compatible,
     _dataframe_to_data_files,
     _get_parquet_writer_kwargs,
     _read_deletes,
+    _to_requested_schema,
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
     pyarrow_to_schema,
     schema_to_pyarrow,
-    write_file,
 )
 from pyiceberg.manifest import (
     DataFile,
@@ -85,8 +87,14 @@ from pyiceberg.manifest import (
     write_manifest,
 )
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey, PartitionSpec
-from pyiceberg.schema import Schema
-from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, FileScanTask, Table, Transaction, WriteTask
+from pyiceberg.schema import Schema, sanitize_column_names
+from pyiceberg.table import (
+    DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE,
+    FileScanTask,
+    Table,
+    TableProperties,
+    Transaction,
+)
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
@@ -110,6 +118,7 @@ from pyiceberg.typedef import Record
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.utils.concurrent import ExecutorFactory
 from pyiceberg.utils.config import Config
+from pyiceberg.utils.properties import property_as_int
 
 from floe_cdc.lake.deletion_vectors import is_vector, read_vector, write_vectors
 from floe_cdc.lake.pyiceberg_v3 import (
@@ -135,9 +144,12 @@ _POSITION_DELETE_ARROW = pa.schema(
         for column in schema_to_pyarrow(POSITION_DELETE_SCHEMA)
     ]
 )
-# The default truncate(16) would cut the file_path bounds, and readers would no longer match a
-# delete file to its data file by path.
-_FULL_METRICS = {"write.metadata.metrics.default": "full"}
+# Full metrics: the default truncate(16) would cut the file_path bounds, and readers would no
+# longer match a delete file to its data file by path.
+_POSITION_DELETE_METRICS = (
+    compute_statistics_plan(POSITION_DELETE_SCHEMA, {"write.metadata.metrics.default": "full"}),
+    parquet_path_to_id_mapping(POSITION_DELETE_SCHEMA),
+)
 
 
 class _Transaction(Transaction):
@@ -235,14 +247,111 @@ def split_by_partition(
     return parts
 
 
+_PARQUET = FileFormatFactory.get(FileFormat.PARQUET)
+
+
+class _PartitionWriter:
+    """Writes one partition's rows as a data file, as pyiceberg's ``write_file`` writes a task.
+
+    Written out here because ``write_file`` works out, for every file, what is the same for all
+    the files of a merge (the file schema with its field ids, the Parquet settings, the statistics
+    plan, the configuration file): a merge into a table partitioned by day over a month writes 30
+    files of a few thousand rows, and that work, holding the GIL, cost as much as encoding them."""
+
+    def __init__(self, metadata: TableMetadata, io: FileIO, arrow_schema: pa.Schema) -> None:
+        table_schema = metadata.schema()
+        self.file_schema = sanitize_column_names(table_schema)
+        self.task_schema = pyarrow_to_schema(
+            arrow_schema,
+            name_mapping=table_schema.name_mapping,
+            downcast_ns_timestamp_to_us=self.downcast,
+            format_version=metadata.format_version,
+        )
+        self.io = io
+        self.locations = load_location_provider(metadata.location, metadata.properties)
+        self.writer_kwargs = _get_parquet_writer_kwargs(metadata.properties)
+        self.row_group_size = property_as_int(
+            metadata.properties,
+            TableProperties.PARQUET_ROW_GROUP_LIMIT,
+            TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT,
+        )
+        self.statistics_plan = compute_statistics_plan(self.file_schema, metadata.properties)
+        self.column_ids = parquet_path_to_id_mapping(self.file_schema)
+        self.write_uuid = uuid.uuid4()
+
+    @cached_property
+    def downcast(self) -> bool:
+        return Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False
+
+    def __call__(self, numbered: tuple[int, tuple[PartitionKey, pa.Table]]) -> DataFile:
+        number, (key, rows) = numbered
+        batches = [
+            _to_requested_schema(
+                requested_schema=self.file_schema,
+                file_schema=self.task_schema,
+                batch=batch,
+                downcast_ns_timestamp_to_us=self.downcast,
+                include_field_ids=True,
+                format_model=_PARQUET,
+            )
+            for batch in rows.to_batches()
+        ]
+        table = pa.Table.from_batches(batches)
+        path = self.locations.new_data_location(
+            data_file_name=f"00000-{number}-{self.write_uuid}.parquet", partition_key=key
+        )
+        return _parquet_file(
+            self.io,
+            path,
+            table,
+            DataFileContent.DATA,
+            key.partition,
+            {**self.writer_kwargs, "store_decimal_as_integer": True},
+            (self.statistics_plan, self.column_ids),
+            self.row_group_size,
+        )
+
+
+def _parquet_file(
+    io: FileIO,
+    path: str,
+    rows: pa.Table,
+    content: DataFileContent,
+    partition: Record,
+    writer_kwargs: dict[str, Any],
+    statistics: tuple[dict[int, Any], dict[str, int]],
+    row_group_size: int | None = None,
+) -> DataFile:
+    """*rows* written as the Parquet file *path* (a new uuid path: no existence check, a round
+    trip), and its manifest entry, with the metrics of *statistics* (plan, column ids)."""
+    output = io.new_output(path)
+    with (
+        output.create(overwrite=True) as stream,
+        pq.ParquetWriter(stream, rows.schema, **writer_kwargs) as writer,
+    ):
+        writer.write(rows, row_group_size=row_group_size)
+    metrics = data_file_statistics_from_parquet_metadata(writer.writer.metadata, *statistics)
+    return DataFile.from_args(
+        content=content,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition=partition,
+        file_size_in_bytes=len(output),
+        sort_order_id=None,
+        equality_ids=None,
+        key_metadata=None,
+        **metrics.to_serialized_dict(),
+    )
+
+
 def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tuple[DataFile, pa.Table | None]]:
     """*rows* written as data files of the table described by *metadata*, each file with the
     rows it holds in file order (what a key index adds); None in place of the rows where pyiceberg
     split an unpartitioned table's rows over several files, in an order of its own.
 
     A partitioned table's rows are split by partition once (``split_by_partition``, keeping
-    their order) and each partition written as one file, all by pyiceberg's writer pool at once
-    (``write_file``, as ``_dataframe_to_data_files`` does, without its bin packing: a merge's
+    their order) and each partition written as one file, a few at once (as pyiceberg's
+    ``write_file`` does, without the bin packing of ``_dataframe_to_data_files``: a merge's
     partition never nears the target file size)."""
     if not rows.num_rows:
         return []
@@ -252,18 +361,7 @@ def write_rows(metadata: TableMetadata, io: FileIO, rows: pa.Table) -> list[tupl
         written = [(data_file, rows if len(added) == 1 else None) for data_file in added]
     else:
         parts = split_by_partition(spec, metadata.schema(), rows)
-        task_schema = pyarrow_to_schema(
-            rows.schema,
-            name_mapping=metadata.schema().name_mapping,
-            downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False,
-            format_version=metadata.format_version,
-        )
-        write_uuid = uuid.uuid4()
-        tasks = [
-            WriteTask(write_uuid, number, task_schema, part.to_batches(), None, key)
-            for number, (key, part) in enumerate(parts)
-        ]
-        files = list(write_file(io, metadata, iter(tasks)))  # in the order of the tasks
+        files = side_by_side(_PartitionWriter(metadata, io, rows.schema), list(enumerate(parts)))
         written = [(data_file, part) for data_file, (_, part) in zip(files, parts, strict=True)]
     for data_file, _ in written:
         # pyiceberg's writer leaves it unset; a later commit that removes the file needs it.
@@ -296,29 +394,14 @@ def write_position_deletes(tx: Transaction, deletes: dict[DataFile, list[int]]) 
     any_file = next(iter(deletes))
     provider = load_location_provider(metadata.location, metadata.properties)
     path = provider.new_data_location(f"{uuid.uuid4()}-deletes.parquet")
-    output = io.new_output(path)
-    with (
-        output.create(overwrite=True) as stream,  # a new uuid path: no existence check (a round trip)
-        pq.ParquetWriter(
-            stream, schema=rows.schema, **_get_parquet_writer_kwargs(metadata.properties)
-        ) as writer,
-    ):
-        writer.write_table(rows)
-    statistics = data_file_statistics_from_parquet_metadata(
-        writer.writer.metadata,
-        compute_statistics_plan(POSITION_DELETE_SCHEMA, _FULL_METRICS),
-        parquet_path_to_id_mapping(POSITION_DELETE_SCHEMA),
-    )
-    delete_file = DataFile.from_args(
-        content=DataFileContent.POSITION_DELETES,
-        file_path=path,
-        file_format=FileFormat.PARQUET,
-        partition=any_file.partition,
-        file_size_in_bytes=len(output),
-        sort_order_id=None,
-        equality_ids=None,
-        key_metadata=None,
-        **statistics.to_serialized_dict(),
+    delete_file = _parquet_file(
+        io,
+        path,
+        rows,
+        DataFileContent.POSITION_DELETES,
+        any_file.partition,
+        _get_parquet_writer_kwargs(metadata.properties),
+        _POSITION_DELETE_METRICS,
     )
     delete_file.spec_id = any_file.spec_id  # from_args drops it
     return delete_file
