@@ -44,6 +44,7 @@ STACK_GROUPS = (
         "test_crash_recovery.py",
         "test_soft_deletes.py",
         "test_mongodb.py",
+        "test_mongodb_live.py",
     },
     {
         "test_replication.py",
@@ -51,8 +52,6 @@ STACK_GROUPS = (
         "test_object_storage.py",
         "test_broker_restart.py",
         "test_exact_reconciliation.py",
-        "test_resnapshot.py",
-        "test_mongodb_live.py",
         "test_replication_stream.py",
         "test_identifiers.py",
         "test_pause.py",
