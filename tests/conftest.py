@@ -111,9 +111,14 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def _module(nodeid: str) -> str:
+    """The path of the test module a test's node id names."""
+    return nodeid.split("::", 1)[0]
+
+
 def _stack_group(nodeid: str) -> int | None:
     """The stack group (0, 1, 2) of a stack test; None for a test that needs no service."""
-    path = nodeid.split("::", 1)[0]
+    path = _module(nodeid)
     if not path.startswith("tests/stack/"):
         return None
     name = Path(path).name
@@ -128,7 +133,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> tuple[int, int]:
         group = _stack_group(item.nodeid)
         if group is None:
-            name = Path(item.nodeid.split("::", 1)[0]).name
+            name = Path(_module(item.nodeid)).name
             slow = SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
             return (len(STACK_GROUPS) + 1, slow)
         if item.get_closest_marker("stops_stack"):
@@ -150,7 +155,7 @@ class StackScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         group = _stack_group(nodeid)
-        return nodeid.split("::", 1)[0] if group is None else f"stack-{group + 1}"
+        return _module(nodeid) if group is None else f"stack-{group + 1}"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> StackScheduling:

@@ -52,7 +52,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -260,6 +259,7 @@ class _PartitionWriter:
 
     def __init__(self, metadata: TableMetadata, io: FileIO, arrow_schema: pa.Schema) -> None:
         table_schema = metadata.schema()
+        self.downcast = Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False
         self.file_schema = sanitize_column_names(table_schema)
         self.task_schema = pyarrow_to_schema(
             arrow_schema,
@@ -270,6 +270,7 @@ class _PartitionWriter:
         self.io = io
         self.locations = load_location_provider(metadata.location, metadata.properties)
         self.writer_kwargs = _get_parquet_writer_kwargs(metadata.properties)
+        self.writer_kwargs["store_decimal_as_integer"] = True  # as pyiceberg's Parquet writer
         self.row_group_size = property_as_int(
             metadata.properties,
             TableProperties.PARQUET_ROW_GROUP_LIMIT,
@@ -278,10 +279,6 @@ class _PartitionWriter:
         self.statistics_plan = compute_statistics_plan(self.file_schema, metadata.properties)
         self.column_ids = parquet_path_to_id_mapping(self.file_schema)
         self.write_uuid = uuid.uuid4()
-
-    @cached_property
-    def downcast(self) -> bool:
-        return Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False
 
     def __call__(self, numbered: tuple[int, tuple[PartitionKey, pa.Table]]) -> DataFile:
         number, (key, rows) = numbered
@@ -306,7 +303,7 @@ class _PartitionWriter:
             table,
             DataFileContent.DATA,
             key.partition,
-            {**self.writer_kwargs, "store_decimal_as_integer": True},
+            self.writer_kwargs,
             (self.statistics_plan, self.column_ids),
             self.row_group_size,
         )
