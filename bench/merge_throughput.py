@@ -7,10 +7,12 @@ random keys (50% updates, 10% deletes, 40% inserts); on the unpartitioned table 
 upsert applies the same batches, one engine after the other, each in a process of its own
 (`bench/merge_worker.py`) so that its peak memory is its own. Both tables must end with the same
 rows. Afterwards ``floe maintain`` rewrites Floe's table into its sort order (the key), and
-pyiceberg scans filtered on one key count the share of data files a reader opens.
+pyiceberg scans filtered on one key count the share of data files a reader opens. Each merge
+process first applies ``--warmup`` batches it does not time (its connections to the object store
+open then, once per process), for every engine and layout alike.
 
     .venv/bin/python -m bench.merge_throughput [--sizes 1000000 10000000] [--with-100m]
-        [--storage local s3] [--layouts plain bucket day] [--batch 100000] [--batches 3]
+        [--storage local s3] [--layouts plain bucket day] [--batch 100000] [--batches 5] [--warmup 1]
         [--upsert-timeout 1800] [--upsert-max-rows N] [--name merge_throughput]
 
 Prints a table and writes ``bench/results/<name>.json`` and a chart of throughput against table
@@ -114,6 +116,7 @@ def measure(
     rows: int,
     batch: int,
     batches: int,
+    warmup: int,
     files: int,
     seed: int,
     layout: str = "plain",
@@ -127,6 +130,7 @@ def measure(
             "rows": rows,
             "batch": batch,
             "batches": batches,
+            "warmup": warmup,
             "files": files,
             "seed": seed,
             "catalog": catalog,
@@ -240,7 +244,8 @@ def main() -> None:
     parser.add_argument("--storage", nargs="+", choices=["local", "s3"], default=["local", "s3"])
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--batch", type=int, default=100_000)
-    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=5, help="timed batches per merge")
+    parser.add_argument("--warmup", type=int, default=1, help="batches applied first, not timed")
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -263,7 +268,16 @@ def main() -> None:
     for kind, rows, layout in plan:
         upsert = args.upsert_max_rows is None or rows <= args.upsert_max_rows
         run = measure(
-            kind, rows, args.batch, args.batches, args.files, args.seed, layout, args.upsert_timeout, upsert
+            kind,
+            rows,
+            args.batch,
+            args.batches,
+            args.warmup,
+            args.files,
+            args.seed,
+            layout,
+            args.upsert_timeout,
+            upsert,
         )
         runs.append(run)
         _print(run)
@@ -271,6 +285,7 @@ def main() -> None:
     result = {
         "batch": args.batch,
         "batches": args.batches,
+        "warmup": args.warmup,
         "mix": "50% updates, 10% deletes, 40% inserts",
         # The largest local table's figures, under the keys earlier results used.
         "rows": headline["rows"],

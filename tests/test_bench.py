@@ -4,11 +4,12 @@ from bench.merge_throughput import measure
 
 
 def test_benchmark_compares_two_correct_results():
-    result = measure("local", rows=2_000, batch=200, batches=2, files=2, seed=1)
+    result = measure("local", rows=2_000, batch=200, batches=2, warmup=1, files=2, seed=1)
     assert result["same_result"] is True
     assert set(result["events_per_second"]) == {"floe", "pyiceberg_upsert"}
     floe = result["engines"]["floe"]
     assert floe["bytes_written"] > 0 and floe["peak_rss_mb"] > 0 and len(floe["seconds_per_batch"]) == 2
+    assert len(floe["warmup_seconds"]) == 1  # applied (both tables have its rows), not timed
     # An index entry holds at least a key code, a file ordinal and a row position (8 + 4 + 4 bytes).
     assert floe["index_bytes_per_live_row"] >= 16
     assert result["engines"]["pyiceberg_upsert"]["index_bytes_per_live_row"] is None
