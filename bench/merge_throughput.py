@@ -1,18 +1,20 @@
 """Merge throughput: Floe's merge against pyiceberg's ``Table.upsert``, side by side in one run.
 
-For each storage (a local folder behind a SQLite catalog, and S3 behind an Iceberg REST catalog,
-SeaweedFS started for the run), each table size and each layout (unpartitioned, ``bucket(16,
-id)``, ``day(placed)``), Floe loads a table (10 files of consecutive ids) and applies batches of
-random keys (50% updates, 10% deletes, 40% inserts); on the unpartitioned table pyiceberg's
-upsert applies the same batches, one engine after the other, each in a process of its own
-(`bench/merge_worker.py`) so that its peak memory is its own. Both tables must end with the same
-rows. Afterwards ``floe maintain`` rewrites Floe's table into its sort order (the key), and
-pyiceberg scans filtered on one key count the share of data files a reader opens. Each merge
-process first applies ``--warmup`` batches it does not time (its connections to the object store
-open then, once per process), for every engine and layout alike.
+For each storage (a local folder behind a SQLite catalog; S3 behind an Iceberg REST catalog,
+SeaweedFS started for the run; and ``s3-sql``, SeaweedFS's S3 behind a SQLite catalog, for v3
+tables: SeaweedFS's table buckets refuse Puffin files), each table size and each layout
+(unpartitioned, ``bucket(16, id)``, ``day(placed)``), Floe loads a table (10 files of consecutive
+ids) and applies batches of random keys (50% updates, 10% deletes, 40% inserts); on the
+unpartitioned table pyiceberg's upsert applies the same batches, one engine after the other, each
+in a process of its own (`bench/merge_worker.py`) so that its peak memory is its own. Both tables
+must end with the same rows. Afterwards ``floe maintain`` rewrites Floe's table into its sort
+order (the key), and pyiceberg scans filtered on one key count the share of data files a reader
+opens. Each merge process first applies ``--warmup`` batches it does not time (its connections to
+the object store open then, once per process), for every engine and layout alike.
 
     .venv/bin/python -m bench.merge_throughput [--sizes 1000000 10000000] [--with-100m]
-        [--storage local s3] [--layouts plain bucket day] [--batch 100000] [--batches 5] [--warmup 1]
+        [--storage local s3 s3-sql] [--format-version 2] [--layouts plain bucket day]
+        [--batch 100000] [--batches 5] [--warmup 1]
         [--upsert-timeout 1800] [--upsert-max-rows N] [--name merge_throughput]
 
 Prints a table and writes ``bench/results/<name>.json`` and a chart of throughput against table
@@ -43,6 +45,7 @@ ENGINES = ("floe", "pyiceberg_upsert")
 # The table layouts measured: unpartitioned, 16 buckets of the key, and the day of a timestamp
 # whose changes spread over 30 days (an update moves its row to another day).
 LAYOUTS: dict[str, list[str] | None] = {"plain": None, "bucket": ["bucket(16, id)"], "day": ["day(placed)"]}
+STORAGES = ("local", "s3", "s3-sql")
 # Ports of the object store the benchmark starts (apart from the local stack's and the tests').
 BENCH_PORTS = {"s3_port": 36333, "iceberg_port": 36181, "object_store_port_base": 36900}
 
@@ -65,7 +68,16 @@ def storage(kind: str) -> Iterator[dict[str, str]]:
         store = LocalObjectStore(StackSettings(dir=directory, **BENCH_PORTS))
         store.start()
         try:
-            yield store.settings.catalog_properties()
+            rest = store.settings.catalog_properties()
+            if kind == "s3":
+                yield rest
+                return
+            yield {
+                "type": "sql",
+                "uri": f"sqlite:///{directory}/catalog.db",
+                "warehouse": f"s3://{store.settings.reports_bucket}/warehouse",  # a plain bucket
+                **{key: value for key, value in rest.items() if key.startswith("s3.")},
+            }
         finally:
             store.stop()
     finally:
@@ -122,6 +134,7 @@ def measure(
     layout: str = "plain",
     upsert_timeout: float | None = None,
     upsert: bool = True,
+    format_version: int = 2,
 ) -> dict[str, Any]:
     """Floe on one storage, table size and layout, and pyiceberg's upsert beside it on the
     unpartitioned table (given *upsert_timeout* seconds, None for no limit)."""
@@ -138,7 +151,13 @@ def measure(
         tables = {engine: f"{engine}_{rows}" for engine in ENGINES}
         engines = {
             "floe": _worker(
-                {**common, "engine": "floe", "table": tables["floe"], "partition_by": LAYOUTS[layout]}
+                {
+                    **common,
+                    "engine": "floe",
+                    "table": tables["floe"],
+                    "partition_by": LAYOUTS[layout],
+                    "format_version": format_version,
+                }
             )
         }
         if layout == "plain" and upsert:
@@ -151,6 +170,7 @@ def measure(
         "storage": kind,
         "rows": rows,
         "layout": layout,
+        "format_version": format_version,
         "partition_by": LAYOUTS[layout],
         "files": files,
         "same_result": same,
@@ -177,7 +197,7 @@ def _goals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "index_bytes_per_live_row_at_most_24": max(f["index_bytes_per_live_row"] for f in floe.values()),
         "partitioned_over_plain_at_10m_at_most_1_5": {
             f"{kind} {layout}": ratio((kind, layout, 10_000_000), (kind, "plain", 10_000_000))
-            for kind in ("local", "s3")
+            for kind in STORAGES
             for layout in LAYOUTS
             if layout != "plain"
         },
@@ -241,7 +261,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--with-100m", action="store_true", help="also a 100M-row table (local only)")
-    parser.add_argument("--storage", nargs="+", choices=["local", "s3"], default=["local", "s3"])
+    parser.add_argument("--storage", nargs="+", choices=STORAGES, default=["local", "s3"])
+    parser.add_argument(
+        "--format-version", type=int, choices=[2, 3], default=2, help="of Floe's tables (3: deletion vectors)"
+    )
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--batches", type=int, default=5, help="timed batches per merge")
@@ -278,6 +301,7 @@ def main() -> None:
             layout,
             args.upsert_timeout,
             upsert,
+            args.format_version,
         )
         runs.append(run)
         _print(run)

@@ -129,7 +129,12 @@ def run(arguments: dict[str, Any]) -> dict[str, Any]:
     catalog = load_catalog("bench", **properties)
     catalog.create_namespace_if_not_exists(NAMESPACE)
     if arguments["engine"] == "floe":
-        engine = FloeEngine(catalog, arguments["table"], partition_by=arguments.get("partition_by"))
+        engine = FloeEngine(
+            catalog,
+            arguments["table"],
+            format_version=arguments.get("format_version", 2),
+            partition_by=arguments.get("partition_by"),
+        )
     else:
         engine = _Upsert(catalog, arguments["table"])
     rows, size = arguments["rows"], arguments["batch"]

@@ -14,8 +14,9 @@ from pyiceberg.table.deletion_vector import DeletionVector, _extract_vector_payl
 from pyiceberg.table.puffin import PuffinFile
 
 from floe_cdc.core.errors import Transient
-from floe_cdc.lake import merge
+from floe_cdc.lake import deletion_vectors, merge
 from floe_cdc.lake.deletion_vectors import (
+    _RecentVectors,
     as_vector,
     blob_vector,
     is_vector,
@@ -61,13 +62,18 @@ def _events(rng: random.Random, number: int, keys: int, model: dict[int, str]) -
     return events
 
 
-def test_merges_on_a_v3_table_keep_one_vector_per_data_file_and_every_row_id(catalog):
-    reads = [("r", {"id": i, "name": f"n{i}", "price": Decimal(i)}) for i in range(200)]
-    model = {i: f"n{i}" for i in range(200)}
+def _loaded_v3_table(catalog, count: int) -> tuple:
+    """A v3 table of *count* rows, its key indexes and its rows by id (the model to compare with)."""
+    reads = [("r", {"id": i, "name": f"n{i}", "price": Decimal(i)}) for i in range(count)]
     batch = make_batch("items", ["id"], ITEMS, reads)
     create_table(catalog, "ns", batch, format_version=3)
     indexes: dict = {}
     table, _ = apply(catalog, batch, indexes=indexes)
+    return table, indexes, {i: f"n{i}" for i in range(count)}
+
+
+def test_merges_on_a_v3_table_keep_one_vector_per_data_file_and_every_row_id(catalog):
+    table, indexes, model = _loaded_v3_table(catalog, 200)
     rng, step, ids_of = random.Random(3), 200, {}
     for number in range(8):
         events = _events(rng, number, 260, model)
@@ -99,6 +105,72 @@ def test_merges_on_a_v3_table_keep_one_vector_per_data_file_and_every_row_id(cat
     assert len(vector_positions(read_vector(table.io, vector))) == vector.record_count
     rebuilt = KeyIndex.build(table, ["id"], POSITION_FIELD)
     assert len(rebuilt) == len(indexes["items"]) == len(model)
+
+
+def test_a_merge_reads_from_the_store_no_vector_the_process_wrote_and_the_rows_stay_right(
+    catalog, monkeypatch
+):
+    """Vectors are remembered by their file, offset and length: the merges after the first read
+    none back from the object store, and each remembered vector equals the one stored."""
+    monkeypatch.setattr(deletion_vectors, "_recent", _RecentVectors(budget=1 << 20))
+    table, indexes, model = _loaded_v3_table(catalog, 100)
+    opened: list[str] = []
+    new_input = type(table.io).new_input
+
+    def counting(io, location):
+        opened.append(location)
+        return new_input(io, location)
+
+    monkeypatch.setattr(type(table.io), "new_input", counting)
+    rng, step = random.Random(5), 100
+    for number in range(5):
+        events = _events(rng, number, 120, model)
+        table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, events, offset=step), table, indexes)
+        step += len(events)
+    assert not [path for path in opened if path.endswith(".puffin")]
+    assert {r["id"]: r["name"] for r in rows(table)} == model
+    vectors = [d for t in live_files(table.metadata, table.io) for d in t.delete_files if is_vector(d)]
+    remembered = [vector_positions(read_vector(table.io, v)).tolist() for v in vectors]
+    opened.clear()  # the scan above read them with pyiceberg's reader
+    monkeypatch.setattr(deletion_vectors, "_recent", _RecentVectors(budget=1 << 20))
+    assert remembered == [vector_positions(read_vector(table.io, v)).tolist() for v in vectors]
+    assert len([path for path in opened if path.endswith(".puffin")]) == len(vectors)
+
+
+def test_remembered_vectors_stay_within_their_budget_oldest_out_first():
+    recent = _RecentVectors(budget=10)
+    first, second, third = as_vector(np.array([1])), as_vector(np.array([2])), as_vector(np.array([3]))
+    recent.put("a#0+4", first, 4)
+    recent.put("b#0+4", second, 4)
+    assert recent.get("a#0+4") is first  # now the most recent
+    recent.put("c#0+4", third, 4)
+    assert recent.get("b#0+4") is None and recent.get("a#0+4") is first and recent.get("c#0+4") is third
+    assert recent.size == 8
+
+
+def test_a_snapshot_summary_counts_a_vector_by_its_blob_and_as_a_dv_as_java_does(catalog):
+    first = make_batch("items", ["id"], ITEMS, [("r", {"id": i}) for i in range(10)])
+    create_table(catalog, "ns", first, format_version=3)
+    indexes: dict = {}
+    table, _ = apply(catalog, first, indexes=indexes)
+    deleted = [("d", {"id": 1}), ("d", {"id": 2})]
+    table, _ = apply(catalog, make_batch("items", ["id"], ITEMS, deleted, offset=10), table, indexes)
+    (vector,) = [d for t in live_files(table.metadata, table.io) for d in t.delete_files]
+    blob = data_file_field(vector, "content_size_in_bytes")
+    assert vector.file_size_in_bytes > blob  # the Puffin file holds a footer too
+    summary = table.metadata.current_snapshot().summary
+    assert summary["added-files-size"] == str(blob) and summary["added-dvs"] == "1"
+    assert "added-position-delete-files" not in summary.additional_properties
+    assert summary["added-delete-files"] == "1" and summary["added-position-deletes"] == "2"
+    table, _ = apply(
+        catalog, make_batch("items", ["id"], ITEMS, [("d", {"id": 3})], offset=12), table, indexes
+    )
+    summary = table.metadata.current_snapshot().summary
+    assert summary["removed-dvs"] == "1" and summary["removed-files-size"] == str(blob)
+    (newer,) = [d for t in live_files(table.metadata, table.io) for d in t.delete_files]
+    assert summary["total-delete-files"] == "1" and summary["total-position-deletes"] == "3"
+    data = sum(t.file.file_size_in_bytes for t in live_files(table.metadata, table.io))
+    assert summary["total-files-size"] == str(data + data_file_field(newer, "content_size_in_bytes"))
 
 
 def test_a_puffin_file_is_retired_whole_never_in_part(catalog):

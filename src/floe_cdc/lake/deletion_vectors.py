@@ -24,8 +24,10 @@ from __future__ import annotations
 import array
 import json
 import re
+import threading
 import uuid
 import zlib
+from collections import OrderedDict
 
 import numpy as np
 from pyiceberg.io import FileIO
@@ -44,8 +46,47 @@ _VECTOR_ID = re.compile(r"#\d+\+\d+$")
 
 
 # A deletion vector in memory: the 32-bit Roaring bitmap of the low halves of its positions, by
-# their high half (in practice one: a data file of fewer than 2**32 rows).
+# their high half (in practice one: a data file of fewer than 2**32 rows). A value: nothing
+# changes a vector's bitmaps once it is made (``union`` makes new ones).
 Vector = dict[int, BitMap]
+
+
+class _RecentVectors:
+    """The vectors a process read or wrote last, by ``vector_id``, up to *budget* bytes of blobs
+    (oldest out first).
+
+    A vector never changes (a Puffin file is written once, and a vector is named by its file,
+    offset and length), so remembering it is always right. Without this, a merge into a v3 table
+    read, from the object store, the vector of every data file it deleted rows from: the ones
+    the merge before had written. A partitioned table's batch touches hundreds of files, and the
+    merges got slower with every batch (a GET per file)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.size = budget, 0
+        self._vectors: OrderedDict[str, tuple[Vector, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, identity: str) -> Vector | None:
+        with self._lock:
+            found = self._vectors.get(identity)
+            if found is None:
+                return None
+            self._vectors.move_to_end(identity)
+            return found[0]
+
+    def put(self, identity: str, vector: Vector, size: int) -> None:
+        with self._lock:
+            if identity in self._vectors:
+                return
+            self._vectors[identity] = (vector, size)
+            self.size += size
+            while self.size > self.budget:
+                _, (_, dropped) = self._vectors.popitem(last=False)
+                self.size -= dropped
+
+
+# About 2,000 vectors of 30k deleted rows each (Roaring arrays of 2 bytes a row).
+_recent = _RecentVectors(budget=128 * 1024 * 1024)
 
 
 def as_vector(positions: np.ndarray) -> Vector:
@@ -125,12 +166,18 @@ def is_vector_id(text: str) -> bool:
 
 def read_vector(io: FileIO, vector: DataFile | str) -> Vector:
     """The rows a deletion vector (a manifest entry of a Puffin file, or its ``vector_id``)
-    deletes, read by range: only its blob."""
-    path, _, place = (vector if isinstance(vector, str) else vector_id(vector)).rpartition("#")
+    deletes, read by range: only its blob, unless this process read or wrote it lately."""
+    identity = vector if isinstance(vector, str) else vector_id(vector)
+    remembered = _recent.get(identity)
+    if remembered is not None:
+        return remembered
+    path, _, place = identity.rpartition("#")
     offset, _, length = place.partition("+")
     with io.new_input(path).open() as stream:
         stream.seek(int(offset))
-        return blob_vector(stream.read(int(length)))
+        read = blob_vector(stream.read(int(length)))
+    _recent.put(identity, read, int(length))
+    return read
 
 
 def is_vector(delete_file: DataFile) -> bool:
@@ -183,4 +230,5 @@ def write_vectors(
         )
         vector.spec_id = data_file.spec_id
         written.append((data_file, vector))
+        _recent.put(vector_id(vector), vectors[data_file], length)
     return written

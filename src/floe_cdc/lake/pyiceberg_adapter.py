@@ -128,6 +128,7 @@ from floe_cdc.lake.pyiceberg_v3 import (
     read_manifest_list,
     write_snapshot_list,
 )
+from floe_cdc.lake.snapshot_summary import SummaryCollector
 
 # The spec's reserved field ids. pyiceberg's own POSITIONAL_DELETE_SCHEMA types pos as int; the
 # spec says long.
@@ -760,7 +761,7 @@ class _Replacing(_OverwriteFiles):
     def _collector(self) -> SnapshotSummaryCollector:
         """The added data files and every removed file, counted for the summary."""
         metadata = self._transaction.table_metadata
-        collector = SnapshotSummaryCollector()
+        collector = SummaryCollector()
         for data_file in self._added_data_files:
             collector.add_file(data_file, schema=metadata.schema(), partition_spec=metadata.spec())
         specs = metadata.specs()
