@@ -1,5 +1,6 @@
 """The module that uses pyiceberg's private parts (with ``pyiceberg_v3``, for the v3 tables
-pyiceberg cannot write), so that an upgrade has two modules to check.
+pyiceberg cannot write, and ``snapshot_summary``, for the counts of their deletion vectors), so
+that an upgrade has three modules to check.
 
 Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins):
 
@@ -8,7 +9,11 @@ Every use was checked against pyiceberg 0.12.0 (the version pyproject.toml pins)
   per partition, as ``write_file`` does) and
   ``_check_pyarrow_schema_compatible`` (checking rows against the schema), as ``Table.append``
   uses them; ``_read_deletes`` (reading a position delete file, as scans do);
-  ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for delete files).
+  ``_get_parquet_writer_kwargs`` (the table's Parquet settings, for data and delete files, with
+  ``store_decimal_as_integer`` as ``write_file`` sets it).
+- ``pyiceberg.table.snapshots.SnapshotSummaryCollector`` and ``UpdateMetrics`` (in
+  ``snapshot_summary``): their counters, ``update_partition_metrics`` and
+  ``max_changed_partitions_for_summaries``, extended to count deletion vectors as Java does.
 - ``pyiceberg.table.update.snapshot._OverwriteFiles``: the base of the snapshot producers below,
   through its hooks (``_existing_manifests``, ``_deleted_entries``, ``_manifests``, ``_summary``,
   ``_commit``, ``new_manifest_writer``, ``_validate_concurrency``, ``_refresh_for_retry``), its
