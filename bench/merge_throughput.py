@@ -251,7 +251,8 @@ def _print(run: dict[str, Any]) -> None:
         print(
             f"{where} {e['events_per_second']:>9,} {per_batch:>8.2f} {e['peak_rss_mb']:>7} "
             f"{e['write_amplification']:>6} {e['index_build_seconds']:>8} "
-            f"{e['index_bytes_per_live_row'] or '':>8} {'' if lookup is None else lookup:>7}"
+            f"{e['index_bytes_per_live_row'] or '':>8} {'' if lookup is None else lookup:>7} "
+            f"{e['objects_per_batch']:>7}"
         )
     if run["speedup"] is not None:
         print(f"{'':<20} speed-up {run['speedup']}x, same rows in both tables: {run['same_result']}")
@@ -285,7 +286,7 @@ def main() -> None:
     print(f"batches of {args.batch:,} changes (50% updates, 10% deletes, 40% inserts, random keys)")
     print(
         f"{'storage':<7} {'rows':>12} {'layout':<7} {'engine':<17} {'events/s':>9} {'s/batch':>8} "
-        f"{'RSS MB':>7} {'WA':>6} {'index s':>8} {'B/row':>8} {'lookup':>7}"
+        f"{'RSS MB':>7} {'WA':>6} {'index s':>8} {'B/row':>8} {'lookup':>7} {'objects':>7}"
     )
     runs = []
     for kind, rows, layout in plan:

@@ -25,6 +25,9 @@ import numpy as np
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.expressions import EqualTo, In
+from pyiceberg.manifest import ManifestEntryStatus
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from bench.workload import DATA_SCHEMA, Changes, change_batches, initial_batch, initial_files
 from floe_cdc.core.changes import ChangeBatch
@@ -34,7 +37,7 @@ from floe_cdc.lake.file_io import FILE_IO
 from floe_cdc.lake.key_index import KeyIndex
 from floe_cdc.lake.maintenance import maintain_table
 from floe_cdc.lake.merge import Compaction, merge_batch
-from floe_cdc.lake.pyiceberg_adapter import live_files
+from floe_cdc.lake.pyiceberg_adapter import live_files, manifest_entries, snapshot_manifests
 from floe_cdc.lake.schema import POSITION_FIELD, create_table
 
 NAMESPACE = "bench"
@@ -160,11 +163,9 @@ def run(arguments: dict[str, Any]) -> dict[str, Any]:
         began = time.perf_counter()
         engine.apply(received)
         (warmup_seconds if number < warmup else seconds).append(time.perf_counter() - began)
-    written = sum(
-        int(s.summary.get("added-files-size") or 0)
-        for s in table.metadata.snapshots
-        if (s.sequence_number or 0) > loaded
-    )
+    table = engine.catalog.load_table((NAMESPACE, arguments["table"]))
+    merged = [s for s in table.metadata.snapshots if (s.sequence_number or 0) > loaded]
+    written = sum(int(s.summary.get("added-files-size") or 0) for s in merged)
     index = getattr(engine, "indexes", {}).get(arguments["table"])
     measured = {
         "index_bytes_per_live_row": round(index.nbytes / len(index), 1) if index else None,
@@ -176,10 +177,33 @@ def run(arguments: dict[str, Any]) -> dict[str, Any]:
         "bytes_written": written,
         "changed_bytes": changed_bytes,
         "write_amplification": round(written / changed_bytes, 2),
+        "objects_per_batch": round(_objects_written(table, merged) / len(batches), 1),
     }
     if index is not None:
         measured.update(_lookups(catalog, arguments["table"], rows, arguments["seed"]))
     return measured
+
+
+def _objects_written(table: Table, snapshots: list[Snapshot]) -> int:
+    """The objects *snapshots* wrote to the store: their data and delete files (a Puffin file of
+    deletion vectors once), their manifests, manifest lists and metadata files. On an object
+    store each object has a cost of its own, whatever its size: a partitioned merge writes more
+    of them than an unpartitioned one."""
+    objects = 0
+    for snapshot in snapshots:
+        added = [
+            m
+            for m in snapshot_manifests(table.metadata, table.io, snapshot)
+            if m.added_snapshot_id == snapshot.snapshot_id
+        ]
+        files = {
+            entry.data_file.file_path
+            for manifest in added
+            for entry in manifest_entries(table.io, manifest, table.metadata.format_version)
+            if entry.status == ManifestEntryStatus.ADDED and entry.snapshot_id == snapshot.snapshot_id
+        }
+        objects += len(files) + len(added) + 2  # the manifest list, the metadata file
+    return objects
 
 
 def _lookups(catalog: Catalog, name: str, rows: int, seed: int, count: int = 20) -> dict[str, Any]:
