@@ -23,7 +23,7 @@ from confluent_kafka import (
 )
 
 from floe_cdc.capture.envelope import KafkaRecord
-from floe_cdc.capture.kafka_clients import broker_unavailable, client_config
+from floe_cdc.capture.kafka_clients import broker_unavailable, check_broker, client_config
 from floe_cdc.core.config import KafkaConfig
 from floe_cdc.core.errors import FloeError, Transient
 
@@ -114,6 +114,9 @@ class Probes:
 
 class ChangeConsumer:
     def __init__(self, config: KafkaConfig) -> None:
+        # A cluster that takes no connection is said at once, in one line, before anything reads
+        # (the consumer's own metadata requests would wait their whole timeout).
+        check_broker(config)
         self._kafka = config
         self._consumer = Consumer(
             {
