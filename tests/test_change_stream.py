@@ -20,6 +20,9 @@ class _OnePoll:
             time.sleep(0.01)
         return records or None
 
+    def behind(self) -> bool:
+        return False
+
     def commit_for_monitoring(self, committed: dict) -> None:
         pass
 
@@ -66,3 +69,29 @@ def test_a_table_that_fell_behind_is_taken_in_batches_of_the_limit_in_order():
     finally:
         stream.stop()
     assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+class _SlowFetch(_OnePoll):
+    """A broker whose fetch answers nothing for a while although it said it holds records."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.holding = True
+
+    def behind(self) -> bool:
+        return self.holding
+
+
+def test_a_backlog_whose_fetch_is_slow_is_not_idle():
+    consumer = _SlowFetch()
+    stream = ChangeStream(consumer, SimpleNamespace(waiting={}, topics=[]), 100, 3.0)
+    try:
+        time.sleep(0.3)
+        assert stream.idle_for == 0.0  # nothing came, but the broker said records wait
+        consumer.holding = False
+        deadline = time.monotonic() + 5
+        while stream.idle_for == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.idle_for > 0.0  # read to the end: quiet from now on
+    finally:
+        stream.stop()

@@ -54,6 +54,9 @@ class ChangeStream:
         self._failure: BaseException | None = None
         self._committed: dict[str, dict[int, int]] = {}  # for the group, by this thread (see committed)
         self.last_record = time.monotonic()  # when a record last arrived (monotonic)
+        # Whether the broker's last answer showed records not read yet (set by the thread when a
+        # poll returns nothing): a slow fetch is not a quiet topic.
+        self._behind = True
         self._thread = threading.Thread(target=self._run, name="floe-change-stream", daemon=True)
         self._thread.start()
 
@@ -79,6 +82,7 @@ class ChangeStream:
                     self._consumer.commit_for_monitoring(committed)
                 records = self._consumer.poll(self._probes, room)
                 if records is None:
+                    self._behind = self._consumer.behind()
                     if self._probes.waiting and time.monotonic() - self.last_record >= self._idle_seconds:
                         self._probes.rewind_silent()
                         self.last_record = time.monotonic()
@@ -148,8 +152,11 @@ class ChangeStream:
 
     @property
     def idle_for(self) -> float:
-        """Seconds since the last record arrived; 0 while a partition's history is unconfirmed."""
-        if self._probes.waiting:
+        """Seconds since the last record arrived; 0 while a partition's history is unconfirmed,
+        or while the broker's last answer showed records not read yet (a backlog whose fetch is
+        slow, on a loaded broker, is not a topic gone quiet: a one-shot run that ended then would
+        merge nothing of it and say it was idle)."""
+        if self._probes.waiting or self._behind:
             return 0.0
         return time.monotonic() - self.last_record
 

@@ -3,7 +3,8 @@
 Partitions are assigned explicitly at the offsets the Iceberg tables recorded, so no consumer
 group rebalance is involved and the group's committed offsets serve monitoring only. A cycle
 reads what is available up to a size and time bound; "caught up" means no message arrived for
-``idle_seconds`` (high watermarks are not trusted, as some Kafka-protocol brokers misreport them).
+``idle_seconds`` and every partition is read up to the high watermark the broker last reported
+(not that alone: some Kafka-protocol brokers under-report it).
 """
 
 from __future__ import annotations
@@ -205,6 +206,22 @@ class ChangeConsumer:
             if record is not None:
                 records.append(record)
         return records
+
+    def behind(self) -> bool:
+        """Whether a partition of the assignment holds records not read yet, by the high
+        watermark of the broker's last fetch response (cached by the client: no request). A
+        partition no fetch has answered for yet counts as behind. A broker that under-reports
+        its high watermark (some report the last batch's base offset + 1) makes this say
+        "caught up" up to a batch early, never the reverse: then only the quiet time decides,
+        as it did alone before."""
+        for position in self._consumer.position(self._consumer.assignment()):
+            low, high = self._consumer.get_watermark_offsets(position, cached=True)
+            if high < 0:
+                return True  # no fetch answered yet
+            read_to = position.offset if position.offset >= 0 else max(low, 0)
+            if read_to < high:
+                return True
+        return False
 
     def seek_to_beginning(self, topic: str, partition: int) -> None:
         self._consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING))
