@@ -210,16 +210,18 @@ class ChangeConsumer:
     def behind(self) -> bool:
         """Whether a partition of the assignment holds records not read yet, by the high
         watermark of the broker's last fetch response (cached by the client: no request). A
-        partition no fetch has answered for yet counts as behind. A broker that under-reports
-        its high watermark (some report the last batch's base offset + 1) makes this say
-        "caught up" up to a batch early, never the reverse: then only the quiet time decides,
-        as it did alone before."""
+        partition no fetch has answered for yet counts as behind. One offset short is caught
+        up: a transactional producer's commit marker (Kafka Connect's exactly-once source
+        support) takes a partition's last offset and is never delivered. A broker that
+        under-reports its high watermark (some report the last batch's base offset + 1) makes
+        this say "caught up" up to a batch early, never the reverse: then only the quiet time
+        decides, as it did alone before."""
         for position in self._consumer.position(self._consumer.assignment()):
             low, high = self._consumer.get_watermark_offsets(position, cached=True)
             if high < 0:
                 return True  # no fetch answered yet
             read_to = position.offset if position.offset >= 0 else max(low, 0)
-            if read_to < high:
+            if read_to + 1 < high:
                 return True
         return False
 
